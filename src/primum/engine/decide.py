@@ -1,0 +1,502 @@
+"""``decide(status, observations) -> Decision``: the pure heart of the controller.
+
+Given the persisted status of a rollout and what the controller just
+observed (targets, metrics, commands, conflicting releases), return the next
+status, the idempotent actions that make the world match it, the events to
+record, and when to look again. No I/O, no clock: ``observations.now`` is
+the time. The controller persists the new status *before* applying the
+actions, and re-applies the desired state on every tick (level-triggered),
+so a crash at any point is recovered by simply running the next tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from primum.analysis.gate import judge
+from primum.engine.strategies import compile_steps, rollback_steps
+from primum.model.rollout import (
+    TERMINAL,
+    Analyze,
+    Command,
+    Event,
+    ItemPhase,
+    Preview,
+    RolloutPhase,
+    RolloutStatus,
+    Route,
+    Scale,
+    ServiceRollout,
+    Step,
+    Verdict,
+    VerdictResult,
+    Wait,
+)
+from primum.model.runtime import (
+    Action,
+    EnsureInstances,
+    MetricsSnapshot,
+    ServiceObservation,
+    SetRoute,
+)
+
+ROUTE_DEADLINE_S = 30.0  # a route change not seen by then fails the step
+WAITING_FOR_EFFECT_S = 0.25
+WATCHING_S = 1.0
+PAUSED_S = 2.0
+BLOCKED_S = 1.0
+
+
+@dataclass(frozen=True)
+class Observations:
+    now: float
+    services: Mapping[str, ServiceObservation] = field(default_factory=dict)  # by "env/service"
+    errors: Mapping[str, str] = field(default_factory=dict)  # why a service could not be observed
+    commands: Sequence[Command] = ()
+    blocked_by: Sequence[str] = ()  # earlier releases touching the same services
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: RolloutStatus
+    actions: list[Action]
+    events: list[Event]
+    consumed: list[int]  # command ids handled by this decision
+    next_due_in: float | None  # None: nothing more to do (terminal)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    env: str
+    service: str
+    metrics: bool
+
+
+def wanted_observations(status: RolloutStatus) -> list[Wanted]:
+    """Which services the controller should observe before calling ``decide``."""
+    if status.phase in TERMINAL:
+        return []
+    item = status.active_item()
+    if item is None:
+        return []
+    analyzing = isinstance(item.current_step(), Analyze) and item.phase is not ItemPhase.pending
+    return [Wanted(item.env, item.service, analyzing)]
+
+
+def decide(status: RolloutStatus, obs: Observations) -> Decision:
+    """The next status and actions of a rollout. Pure."""
+    return _Tick(status, obs).run()
+
+
+class _Tick:
+    """One decision. Mutates a private deep copy of the status, never the input."""
+
+    def __init__(self, status: RolloutStatus, obs: Observations):
+        self.s = status.model_copy(deep=True)
+        self.obs = obs
+        self.now = obs.now
+        self.events: list[Event] = []
+        self.consumed: list[int] = []
+
+    # ------------------------------------------------------------ driver
+
+    def run(self) -> Decision:
+        s = self.s
+        s.ticks += 1
+        if s.phase in TERMINAL:
+            for cmd in self.obs.commands:
+                self.consumed.append(cmd.id)
+                self.event("command_ignored", f"{cmd.kind} by {cmd.actor} ignored: the release already {s.phase}")
+            return self.finish(None)
+        for cmd in self.obs.commands:
+            self.consumed.append(cmd.id)
+            self.command(cmd)
+        if s.phase is RolloutPhase.pending:
+            if self.obs.blocked_by:
+                reason = f"waiting for release(s) {', '.join(self.obs.blocked_by)} touching the same services"
+                if s.pause_reason != reason:
+                    s.pause_reason = reason
+                    self.event("blocked", reason)
+                return self.finish(BLOCKED_S)
+            if s.phase is RolloutPhase.pending:  # not aborted by a command above
+                s.phase = RolloutPhase.running
+                s.pause_reason = None
+                s.started_at = self.now
+                self.event("started", f"release {s.release_id} started through {' -> '.join(s.environments)}")
+        for _ in range(len(s.items) * 2 + 4):  # item transitions chain within one tick
+            if not self.step_once():
+                break
+        return self.finish(self.next_interval())
+
+    def finish(self, interval: float | None) -> Decision:
+        actions = self.desired_actions() if self.s.phase not in TERMINAL else []
+        return Decision(self.s, actions, self.events, self.consumed, interval)
+
+    def event(self, kind: str, message: str, item: ServiceRollout | None = None, **data: object) -> None:
+        self.events.append(Event(kind=kind, message=message, env=item.env if item else None,
+                                 service=item.service if item else None, data=dict(data)))
+
+    # ---------------------------------------------------------- commands
+
+    def command(self, cmd: Command) -> None:
+        s = self.s
+        item = s.active_item()
+        if cmd.kind == "abort":
+            if s.rollback_queue:
+                self.event("command_ignored", f"abort by {cmd.actor}: already rolling back")
+                return
+            reason = f"aborted by {cmd.actor}"
+            self.event("aborted", reason, item)
+            if item is None or item.phase is ItemPhase.pending:
+                self.start_env_rollback(s.cursor, reason, include_failing=False)
+            else:
+                self.start_rollback(item, reason)
+            return
+        # promote: finish the current pause or analysis early, as a person decided
+        if item is None or item.phase not in (ItemPhase.progressing, ItemPhase.paused):
+            self.event("command_ignored", f"promote by {cmd.actor}: nothing is waiting to be promoted")
+            return
+        step = item.current_step()
+        if not isinstance(step, Wait | Analyze):
+            self.event("command_ignored", f"promote by {cmd.actor}: the current step cannot be skipped", item)
+            return
+        what = "pause" if isinstance(step, Wait) else "analysis"
+        self.event("promoted_by_person", f"{what} ended by {cmd.actor}", item, actor=cmd.actor,
+                   pause_reason=item.pause_reason)
+        self.resume(item)
+        self.next_step(item)
+
+    def resume(self, item: ServiceRollout) -> None:
+        if item.phase is ItemPhase.paused:
+            item.phase = ItemPhase.progressing
+        item.pause_reason = None
+        if self.s.phase is RolloutPhase.paused:
+            self.s.phase = RolloutPhase.running
+            self.s.pause_reason = None
+
+    # -------------------------------------------------------- item flow
+
+    def step_once(self) -> bool:
+        """Advance the active item by one transition; True if the next item may move too."""
+        s = self.s
+        if s.phase in TERMINAL:
+            return False
+        if s.rollback_queue:
+            item = s.items[s.rollback_queue[0]]
+            if item.phase is ItemPhase.succeeded:
+                self.begin_rollback(item, f"rolled back because {s.reason}")
+                return False
+            if item.phase in (ItemPhase.rolled_back, ItemPhase.failed):
+                s.rollback_queue.pop(0)
+                if not s.rollback_queue:
+                    self.end_release()
+                return True
+            self.advance(item)
+            return item.phase in (ItemPhase.rolled_back, ItemPhase.failed)
+        if s.cursor >= len(s.items):
+            self.end_release()
+            return False
+        item = s.items[s.cursor]
+        if item.phase is ItemPhase.pending:
+            return self.begin_item(item)
+        if item.phase in (ItemPhase.succeeded, ItemPhase.skipped):
+            s.cursor += 1
+            return True
+        self.advance(item)
+        return item.phase in (ItemPhase.succeeded, ItemPhase.skipped)
+
+    def begin_item(self, item: ServiceRollout) -> bool:
+        o = self.obs.services.get(item.key)
+        if o is None:
+            return False  # observe it first (next tick)
+        stable = o.stable()
+        if stable is not None and stable.digest == item.new.digest:
+            item.phase = ItemPhase.skipped
+            item.message = f"already running {item.new.describe()}"
+            item.started_at = item.finished_at = self.now
+            self.event("item_skipped", f"{item.service} in {item.env}: {item.message}", item)
+            return True
+        item.stable = stable
+        item.steps = compile_steps(item.strategy_spec, item.replicas, stable is not None)
+        item.phase = ItemPhase.progressing
+        item.started_at = self.now
+        item.stable_count = item.replicas if stable else 0
+        item.new_count = 0
+        item.weight = 0
+        item.preview = False
+        before = stable.describe() if stable else "nothing"
+        strategy = item.strategy if stable else "initial deployment"
+        self.event("item_started", f"{item.service} in {item.env}: {strategy}, {before} -> {item.new.describe()}",
+                   item, strategy=strategy, stable=stable.digest if stable else None, new=item.new.digest)
+        self.begin_step(item)
+        return False
+
+    def advance(self, item: ServiceRollout) -> None:
+        if item.phase is ItemPhase.paused:
+            return  # waits for a person (promote or abort)
+        step = item.current_step()
+        if step is None:
+            self.end_item(item)
+            return
+        done, failure = self.step_done(item, step)
+        if failure is not None:
+            if item.phase is ItemPhase.rolling_back:
+                item.phase = ItemPhase.failed
+                item.finished_at = self.now
+                item.message = f"rollback could not complete: {failure}"
+                self.s.reason = f"{item.key}: {item.message} (needs a person)"
+                self.event("rollback_failed", item.message, item)
+                self.s.phase = RolloutPhase.failed
+                self.s.finished_at = self.now
+                self.mark_not_started()
+            else:
+                self.start_rollback(item, failure)
+            return
+        if done:
+            self.next_step(item)
+
+    def next_step(self, item: ServiceRollout) -> None:
+        item.step_index += 1
+        item.baseline = None
+        if item.current_step() is None:
+            self.end_item(item)
+        else:
+            self.begin_step(item)
+
+    def end_item(self, item: ServiceRollout) -> None:
+        item.finished_at = self.now
+        if item.phase is ItemPhase.rolling_back:
+            item.phase = ItemPhase.rolled_back
+            restored = item.stable.describe() if item.stable else "no version"
+            item.message = f"rolled back to {restored}"
+            self.event("item_rolled_back", f"{item.service} in {item.env}: {item.message}", item)
+        else:
+            item.phase = ItemPhase.succeeded
+            item.message = f"now running {item.new.describe()}"
+            self.event("item_succeeded", f"{item.service} in {item.env}: {item.message}", item)
+
+    def end_release(self) -> None:
+        s = self.s
+        s.finished_at = self.now
+        if s.reason is None and all(i.phase in (ItemPhase.succeeded, ItemPhase.skipped) for i in s.items):
+            s.phase = RolloutPhase.promoted
+            self.event("promoted", f"release {s.release_id} promoted through {' -> '.join(s.environments)}")
+        else:
+            s.phase = RolloutPhase.rolled_back if s.phase is not RolloutPhase.failed else s.phase
+            self.mark_not_started()
+            self.event("rolled_back", f"release {s.release_id} rolled back: {s.reason}")
+
+    def mark_not_started(self) -> None:
+        for other in self.s.items:
+            if other.phase is ItemPhase.pending:
+                other.phase = ItemPhase.not_started
+
+    # ------------------------------------------------------------ rollback
+
+    def start_rollback(self, item: ServiceRollout, reason: str) -> None:
+        self.s.reason = f"{item.service} in {item.env}: {reason}"
+        index = self.s.items.index(item)
+        self.start_env_rollback(index, reason, include_failing=True)
+
+    def start_env_rollback(self, index: int, reason: str, include_failing: bool) -> None:
+        """Roll back the failing item, then the items of its environment changed before it, in reverse."""
+        s = self.s
+        s.reason = s.reason or reason
+        env = s.items[index].env if index < len(s.items) else None
+        queue = [index] if include_failing else []
+        queue += [j for j in reversed(range(index)) if s.items[j].env == env
+                  and s.items[j].phase is ItemPhase.succeeded]
+        s.rollback_queue = queue
+        if s.phase is RolloutPhase.paused or s.phase is RolloutPhase.pending:
+            s.phase = RolloutPhase.running
+            s.pause_reason = None
+        if include_failing:
+            self.begin_rollback(s.items[index], reason)
+        if not queue:
+            self.end_release()
+
+    def begin_rollback(self, item: ServiceRollout, reason: str) -> None:
+        item.failure = reason
+        item.phase = ItemPhase.rolling_back
+        item.pause_reason = None
+        item.steps = rollback_steps(item.replicas, item.stable is not None)
+        item.step_index = 0
+        item.baseline = None
+        self.event("rollback_started", f"rolling back {item.service} in {item.env}: {reason}", item)
+        self.begin_step(item)
+
+    # -------------------------------------------------------------- steps
+
+    def begin_step(self, item: ServiceRollout) -> None:
+        step = item.current_step()
+        assert step is not None
+        item.step_started_at = self.now
+        item.metrics_errors = 0
+        if isinstance(step, Scale):
+            if step.new is not None:
+                item.new_count = step.new
+            if step.stable is not None and item.stable is not None:
+                item.stable_count = step.stable
+        elif isinstance(step, Route):
+            item.weight = step.weight
+        elif isinstance(step, Preview):
+            item.preview = step.on
+        elif isinstance(step, Wait) and step.duration is None:
+            self.pause(item, "waiting for `primum promote` (manual pause step)")
+        elif isinstance(step, Analyze):
+            self.take_baseline(item)
+        self.event("step", f"{item.service} in {item.env}: step {item.step_index + 1}/{len(item.steps)} "
+                   f"{describe(step)}", item, step=step.model_dump())
+
+    def pause(self, item: ServiceRollout, reason: str) -> None:
+        item.phase = ItemPhase.paused
+        item.pause_reason = reason
+        self.s.phase = RolloutPhase.paused
+        self.s.pause_reason = f"{item.service} in {item.env}: {reason}"
+        self.event("paused", self.s.pause_reason, item)
+
+    def take_baseline(self, item: ServiceRollout) -> None:
+        o = self.obs.services.get(item.key)
+        if o is not None and o.metrics is not None:
+            item.baseline = o.metrics.model_dump(mode="json")
+
+    def step_done(self, item: ServiceRollout, step: Step) -> tuple[bool, str | None]:
+        """(done, failure) for the current step, from what was observed."""
+        o = self.obs.services.get(item.key)
+        elapsed = self.now - (item.step_started_at or self.now)
+        if isinstance(step, Scale):
+            return self.scale_done(item, o, elapsed)
+        if isinstance(step, Route | Preview):
+            if o is not None and o.route is not None and _route_matches(o, self.weights(item),
+                                                                        self.preview_key(item)):
+                return True, None
+            if elapsed > ROUTE_DEADLINE_S:
+                why = self.obs.errors.get(item.key, "the router did not take the new route")
+                return False, f"route change not confirmed after {elapsed:.0f}s: {why}"
+            return False, None
+        if isinstance(step, Wait):
+            return step.duration is not None and elapsed >= step.duration, None
+        assert isinstance(step, Analyze)
+        return self.analysis_done(item, step, o, elapsed)
+
+    def scale_done(self, item: ServiceRollout, o: ServiceObservation | None, elapsed: float
+                   ) -> tuple[bool, str | None]:
+        wants = [(item.new, item.new_count)]
+        if item.stable is not None:
+            wants.append((item.stable, item.stable_count))
+        if o is None:
+            if elapsed > item.progress_deadline_s:
+                return False, f"could not observe the service: {self.obs.errors.get(item.key, 'no answer')}"
+            return False, None
+        done = True
+        for version, count in wants:
+            v = o.versions.get(version.key)
+            ready = v.ready if v else 0
+            running = (v.ready + v.starting) if v else 0
+            if v is not None and v.failed and count > 0:
+                return False, f"{version.describe()} failed: {v.error or 'instances failed'}"
+            if ready < count or running > count:
+                done = False
+        if not done and elapsed > item.progress_deadline_s:
+            v = o.versions.get(item.new.key)
+            return False, (f"timed out after {elapsed:.0f}s waiting for {item.new_count} healthy instance(s) "
+                           f"of {item.new.describe()} (ready: {v.ready if v else 0})")
+        return done, None
+
+    def analysis_done(self, item: ServiceRollout, step: Analyze, o: ServiceObservation | None, elapsed: float
+                      ) -> tuple[bool, str | None]:
+        if item.baseline is None:
+            self.take_baseline(item)
+            if item.baseline is not None:
+                item.step_started_at = self.now  # the window starts with its first snapshot
+                return False, None
+            item.metrics_errors += 1
+            if elapsed < step.duration:
+                return False, None
+        error = None
+        if o is None:
+            error = self.obs.errors.get(item.key, "service not observed")
+        elif o.metrics is None:
+            error = o.metrics_error or "no metrics"
+        before = MetricsSnapshot.model_validate(item.baseline) if item.baseline else None
+        final = elapsed >= step.duration
+        verdict = judge(before, o.metrics if o else None, item.new.key, item.stable.key if item.stable else None,
+                        item.slo, item.analysis, final=final, error=error)
+        if verdict.result is VerdictResult.running:
+            return False, None
+        self.record(item, verdict)
+        if verdict.result is VerdictResult.passed:
+            return True, None
+        if verdict.result is VerdictResult.failed:
+            return False, f"analysis failed: {verdict.reason}"
+        self.pause(item, f"analysis inconclusive: {verdict.reason}; `primum promote` to continue or "
+                         "`primum abort` to roll back")
+        return False, None
+
+    def record(self, item: ServiceRollout, verdict: Verdict) -> None:
+        item.verdicts.append(verdict)
+        self.event("analysis", f"{item.service} in {item.env}: analysis {verdict.result.value}: {verdict.reason}",
+                   item, verdict=verdict.model_dump(mode="json"))
+
+    # ----------------------------------------------------- desired state
+
+    def weights(self, item: ServiceRollout) -> dict[str, int]:
+        if item.stable is None:
+            return {item.new.key: item.weight}
+        return {item.stable.key: 100 - item.weight, item.new.key: item.weight}
+
+    def preview_key(self, item: ServiceRollout) -> str | None:
+        return item.new.key if item.preview else None
+
+    def desired_actions(self) -> list[Action]:
+        item = self.s.active_item()
+        if item is None or item.phase in (ItemPhase.pending, ItemPhase.skipped, ItemPhase.not_started):
+            return []
+        actions: list[Action] = [EnsureInstances(env=item.env, service=item.service, version=item.new,
+                                                 count=item.new_count)]
+        if item.stable is not None:
+            actions.append(EnsureInstances(env=item.env, service=item.service, version=item.stable,
+                                           count=item.stable_count))
+        actions.append(SetRoute(env=item.env, service=item.service, weights=self.weights(item),
+                                preview=self.preview_key(item)))
+        return actions
+
+    def next_interval(self) -> float | None:
+        s = self.s
+        if s.phase in TERMINAL:
+            return None
+        if s.phase is RolloutPhase.paused:
+            return PAUSED_S
+        item = s.active_item()
+        step = item.current_step() if item else None
+        if item is None or step is None or item.phase is ItemPhase.pending:
+            return WAITING_FOR_EFFECT_S
+        if isinstance(step, Wait | Analyze) and step.duration is not None:
+            remaining = step.duration - (self.now - (item.step_started_at or self.now))
+            return max(0.05, min(WATCHING_S, remaining))
+        return WAITING_FOR_EFFECT_S
+
+
+def _route_matches(o: ServiceObservation, weights: dict[str, int], preview: str | None) -> bool:
+    assert o.route is not None
+    seen = {k: w for k, w in o.route.weights.items() if w}
+    wanted = {k: w for k, w in weights.items() if w}
+    return seen == wanted and o.route.preview == preview
+
+
+def describe(step: Step) -> str:
+    if isinstance(step, Scale):
+        parts = []
+        if step.new is not None:
+            parts.append(f"new={step.new}")
+        if step.stable is not None:
+            parts.append(f"stable={step.stable}")
+        return "scale " + " ".join(parts)
+    if isinstance(step, Route):
+        return f"route {step.weight}% to the new version"
+    if isinstance(step, Preview):
+        return "preview on" if step.on else "preview off"
+    if isinstance(step, Wait):
+        return f"pause {step.duration:g}s ({step.reason})" if step.duration is not None else "pause until promoted"
+    return f"analysis for {step.duration:g}s"

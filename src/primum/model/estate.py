@@ -1,0 +1,240 @@
+"""The estate: services, environments, tenants and the golden-path templates.
+
+An estate is described once (``estate.yaml``) and every release is checked
+against it. Services may name a template (a golden path such as ``web-api``
+or ``hl7-interface``); the template's settings are defaults that the service
+overrides field by field (see ``primum.model.templates``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from primum.model.types import Duration, Name
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tier(StrEnum):
+    clinical_critical = "clinical-critical"
+    patient_facing = "patient-facing"
+    business = "business"
+    internal = "internal"
+
+
+class DataClass(StrEnum):
+    phi = "phi"
+    pii = "pii"
+    none = "none"
+
+
+class EnvironmentClass(StrEnum):
+    ephemeral = "ephemeral"
+    nonprod = "nonprod"
+    prod = "prod"
+
+
+# ------------------------------------------------------------ strategies
+
+
+class SetWeightStep(Strict):
+    set_weight: int = Field(ge=0, le=100)
+
+
+class PauseSpec(Strict):
+    duration: Duration | None = None  # None: until a person runs `primum promote`
+
+
+class PauseStep(Strict):
+    pause: PauseSpec
+
+
+class AnalysisSpec(Strict):
+    duration: Duration = 30.0
+
+
+class AnalysisStep(Strict):
+    analysis: AnalysisSpec
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict) and len(value) == 1:
+        return str(next(iter(value)))
+    if isinstance(value, SetWeightStep):
+        return "set_weight"
+    if isinstance(value, PauseStep):
+        return "pause"
+    if isinstance(value, AnalysisStep):
+        return "analysis"
+    return None
+
+
+CanaryStep = Annotated[
+    Annotated[SetWeightStep, Tag("set_weight")]
+    | Annotated[PauseStep, Tag("pause")]
+    | Annotated[AnalysisStep, Tag("analysis")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="canary_step",
+        custom_error_message="a canary step is one of `set_weight: N`, `pause: {duration: 30s}` or "
+        "`analysis: {duration: 30s}`",
+    ),
+]
+
+
+class CanaryStrategy(Strict):
+    type: Literal["canary"] = "canary"
+    steps: list[CanaryStep] = Field(
+        default_factory=lambda: [  # type: ignore[arg-type]
+            SetWeightStep(set_weight=20),
+            AnalysisStep(analysis=AnalysisSpec(duration=30)),
+            SetWeightStep(set_weight=50),
+            AnalysisStep(analysis=AnalysisSpec(duration=30)),
+        ],
+        min_length=1,
+    )
+
+
+class BlueGreenStrategy(Strict):
+    type: Literal["blue_green"] = "blue_green"
+    preview_analysis: Duration = 20.0  # analysis of preview traffic before the switch
+    post_analysis: Duration = 20.0  # analysis after the switch, old version still warm
+    scale_down_delay: Duration = 10.0  # the old version is kept this long after the switch
+
+
+class RollingStrategy(Strict):
+    type: Literal["rolling"] = "rolling"
+    max_unavailable: int = Field(default=1, ge=1)
+    batch_analysis: Duration = 10.0  # analysis after each batch (0 disables)
+
+
+Strategy = Annotated[
+    CanaryStrategy | BlueGreenStrategy | RollingStrategy, Field(discriminator="type")
+]
+
+# ----------------------------------------------------------- service parts
+
+
+class Slo(Strict):
+    """Service level objectives the analysis gate holds every version to."""
+
+    error_rate: float = Field(default=0.01, ge=0, le=1)  # max fraction of 5xx responses
+    p95_ms: float = Field(default=500.0, gt=0)  # max 95th percentile latency
+
+
+class AnalysisSettings(Strict):
+    """How a new version is compared with the stable one."""
+
+    min_requests: int = Field(default=20, ge=1)  # fewer than this per version: inconclusive
+    max_error_rate_increase: float = Field(default=0.02, ge=0, le=1)  # over stable, absolute
+    max_latency_ratio: float = Field(default=1.5, ge=1)  # new p95 / stable p95
+    latency_slack_ms: float = Field(default=20.0, ge=0)  # absolute slack before the ratio bites
+    failure_limit: int = Field(default=0, ge=0)  # reserved for multi-interval analysis
+
+
+class TrafficSettings(Strict):
+    rate: float = Field(default=5.0, gt=0, le=500)
+    paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
+    preview_share: float = Field(default=0.2, ge=0, le=1)
+    environments: list[Name] | None = None  # None: every environment
+
+
+class LocalTargetSettings(Strict):
+    """Settings of the embedded local runtime (the default target)."""
+
+    type: Literal["local"] = "local"
+    command: list[str] = Field(default_factory=lambda: ["{python}", "{artifact}", "--port", "{port}"])
+    health_path: str = "/healthz"
+    replicas: int = Field(default=1, ge=1, le=20)
+    env: dict[str, str] = Field(default_factory=dict)
+    ports: dict[Name, int] = Field(default_factory=dict)  # router port per environment
+    startup_timeout: Duration = 30.0
+
+
+class NoopTargetSettings(Strict):
+    """A target that acts on nothing: for tests and benchmarks only."""
+
+    type: Literal["noop"] = "noop"
+    replicas: int = Field(default=1, ge=1)
+
+
+def _target_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "local"))
+    return str(getattr(value, "type", "local"))
+
+
+TargetSettings = Annotated[
+    Annotated[LocalTargetSettings, Tag("local")] | Annotated[NoopTargetSettings, Tag("noop")],
+    Discriminator(_target_kind, custom_error_type="target_type",
+                  custom_error_message="target.type is one of: local, noop"),
+]
+
+
+class Service(Strict):
+    """One deployable service of the estate, after its template was applied."""
+
+    owner: str = Field(min_length=1)
+    tier: Tier
+    data_class: DataClass
+    template: str | None = None
+    description: str = ""
+    depends_on: list[Name] = Field(default_factory=list)
+    target: TargetSettings = Field(default_factory=LocalTargetSettings)
+    strategy: Strategy = Field(default_factory=CanaryStrategy)
+    slo: Slo = Field(default_factory=Slo)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    traffic: TrafficSettings | None = None
+    affinity: Literal["tenant", "none"] = "tenant"
+    touches: list[Literal["identity", "integration-engine", "data-schema"]] = Field(
+        default_factory=list
+    )
+
+
+class Environment(Strict):
+    name: Name
+    class_: EnvironmentClass = Field(alias="class")
+    description: str = ""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Tenant(Strict):
+    id: Name
+    name: str = ""
+
+
+class Estate(Strict):
+    """The whole estate, validated. Build it with ``primum.model.load.load_estate``."""
+
+    api_version: Literal["primum/v1"] = Field(alias="apiVersion")
+    kind: Literal["Estate"]
+    name: Name
+    environments: list[Environment] = Field(min_length=1)
+    tenants: list[Tenant] = Field(default_factory=list)
+    tenant_header: str = "x-tenant-id"
+    services: dict[Name, Service] = Field(min_length=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _unique_environments(self) -> Estate:
+        names = [e.name for e in self.environments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"environment names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def environment_names(self) -> list[str]:
+        return [e.name for e in self.environments]
+
+    def environment(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise KeyError(name)

@@ -1,0 +1,78 @@
+"""A target that changes nothing outside this process.
+
+Named as what it is: an in-memory stand-in used by the controller benchmark
+and by decision tests. Instances are "ready" as soon as they are asked for
+and routes apply at once; metrics come from an optional function the caller
+supplies (none by default, which analysis treats as inconclusive).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from primum.model.runtime import (
+    Action,
+    EnsureInstances,
+    MetricsSnapshot,
+    RouteObservation,
+    ServiceObservation,
+    ServiceRuntimeSpec,
+    SetRoute,
+    VersionObservation,
+    VersionRef,
+)
+from primum.targets.base import StaleFenceError
+
+MetricsFn = Callable[[str, str, dict[str, int]], MetricsSnapshot | None]
+
+
+@dataclass
+class _Service:
+    versions: dict[str, tuple[VersionRef, int]] = field(default_factory=dict)
+    route: RouteObservation = field(default_factory=RouteObservation)
+
+
+class NoopTarget:
+    name = "noop"
+
+    def __init__(self, metrics: MetricsFn | None = None):
+        self._services: dict[str, _Service] = {}
+        self._metrics = metrics
+        self._fence = 0
+        self._lock = threading.Lock()
+        self.applied = 0
+
+    def prepare(self, specs: list[ServiceRuntimeSpec]) -> None:
+        for spec in specs:
+            self._services.setdefault(spec.key, _Service())
+
+    def apply(self, action: Action, spec: ServiceRuntimeSpec, fence: int) -> None:
+        with self._lock:
+            if fence < self._fence:
+                raise StaleFenceError(f"fence {fence} is older than {self._fence}")
+            self._fence = fence
+            svc = self._services.setdefault(spec.key, _Service())
+            self.applied += 1
+            if isinstance(action, EnsureInstances):
+                if action.count:
+                    svc.versions[action.version.key] = (action.version, action.count)
+                else:
+                    svc.versions.pop(action.version.key, None)
+            elif isinstance(action, SetRoute):
+                svc.route = RouteObservation(weights=dict(action.weights), preview=action.preview, fence=fence)
+
+    def observe(self, spec: ServiceRuntimeSpec, metrics: bool = False) -> ServiceObservation:
+        with self._lock:
+            svc = self._services.setdefault(spec.key, _Service())
+            versions = {key: VersionObservation(version=ref, desired=n, ready=n)
+                        for key, (ref, n) in svc.versions.items()}
+            route = svc.route
+        snapshot = self._metrics(spec.env, spec.service, route.weights) if (metrics and self._metrics) else None
+        return ServiceObservation(env=spec.env, service=spec.service, versions=versions, route=route,
+                                  metrics=snapshot,
+                                  metrics_error=None if snapshot or not metrics else "noop target has no metrics")
+
+    def close(self) -> None:
+        pass
