@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from primum.model.types import Duration, Name
 
@@ -221,14 +221,6 @@ class Estate(Strict):
     services: dict[Name, Service] = Field(min_length=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _unique_environments(self) -> Estate:
-        names = [e.name for e in self.environments]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"environment names must be unique; repeated: {', '.join(dupes)}")
-        return self
 
     def environment_names(self) -> list[str]:
         return [e.name for e in self.environments]

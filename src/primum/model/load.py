@@ -28,6 +28,12 @@ from primum.model.yamlfile import Loc, LocatedDocument, dotted, load_yaml
 _UNION_TAGS = {"canary", "blue_green", "rolling", "local", "noop", "set_weight", "pause", "analysis"}
 
 
+_PATTERN_FIX = {
+    "id": "use letters, digits, '.', '_' and '-' (at most 100 characters)",
+    "source_commit": "give the full or abbreviated git commit hash (7 to 64 lowercase hex digits)",
+}
+
+
 def _clean_loc(doc: LocatedDocument, loc: tuple[Any, ...]) -> Loc:
     out: list[str | int] = []
     for i, part in enumerate(loc):
@@ -59,8 +65,7 @@ def problems_from_validation(doc: LocatedDocument, exc: ValidationError, schema:
             fix = "pin it as 'sha256:' followed by 64 lowercase hex digits (e.g. from `sha256sum FILE`)"
         elif kind == "string_pattern_mismatch":
             message = f"{err['input']!r} does not match {err['ctx']['pattern']}"
-            fix = "use lowercase letters, digits and '-' for names" if name != "id" else \
-                "use letters, digits, '.', '_' and '-' (at most 100)"
+            fix = _PATTERN_FIX.get(str(name), "use lowercase letters, digits and '-' (a DNS-style name)")
         else:
             message = err["msg"]
             fix = f"correct the value (see `primum schema {schema}`)"
@@ -147,6 +152,10 @@ def _resolve_templates(doc: LocatedDocument) -> dict[str, Any]:
 def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
     problems: list[Problem] = []
     envs = set(estate.environment_names())
+    for i, env in enumerate(estate.environments):
+        if env.name in estate.environment_names()[:i]:
+            problems.append(doc.problem(("environments", i, "name"), f"environment '{env.name}' is listed twice",
+                                        "environment names must be unique; rename or remove one"))
     tenant_ids = [t.id for t in estate.tenants]
     for i, tid in enumerate(tenant_ids):
         if tid in tenant_ids[:i]:

@@ -1,0 +1,398 @@
+"""The `primum` command line: a thin front end over ``primum.service``.
+
+Exit codes: 0 success; 1 the release failed or was rolled back (or the demo
+saw primum misbehave); 2 bad input (a file, a flag, an unknown id); 3 an
+internal error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from primum.cli.output import console, err_console, event_line, history_table, print_json, status_table
+from primum.model.errors import InputError
+from primum.model.rollout import TERMINAL, RolloutPhase
+
+EXIT_OK, EXIT_RELEASE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="primum: a governed release control plane (first, do no harm).")
+release_app = typer.Typer(no_args_is_help=True, help="Submit releases.")
+app.add_typer(release_app, name="release")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class Schema(StrEnum):
+    estate = "estate"
+    release = "release"
+
+
+def handled(fn: F) -> F:
+    """Map errors to exit codes: bad input 2, internal 3; never a traceback for a user mistake."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from primum.service import NotAllowed, NotFound
+        from primum.store.repository import ReleaseConflict
+
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            for problem in exc.problems:
+                err_console.print(f"[red]error:[/] {problem.render()}", markup=True, highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except (NotFound, NotAllowed, ReleaseConflict) as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            err_console.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}")
+            if os.environ.get("PRIMUM_DEBUG"):
+                raise
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _home() -> Path:
+    from primum.service import primum_home
+
+    return primum_home()
+
+
+def _store():
+    from primum.store.repository import Store
+
+    _home()
+    return Store()
+
+
+def _service():
+    from primum.service import ReleaseService
+
+    return ReleaseService(_store())
+
+
+# ------------------------------------------------------------------ files
+
+
+@app.command()
+@handled
+def validate(
+    file: Annotated[Path, typer.Argument(help="an estate or release file")],
+    estate: Annotated[str | None, typer.Option(help="estate to check a release against")] = None,
+) -> None:
+    """Check an estate or release file; exit 2 with every problem found."""
+    from primum.model.load import load_estate, load_release
+    from primum.model.yamlfile import load_yaml
+    from primum.service import resolve_estate
+
+    doc = load_yaml(file)
+    kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+    if kind == "Estate":
+        model = load_estate(file)
+        console.print(f"[green]ok[/] {file}: estate {model.name}, {len(model.services)} services, "
+                      f"environments {' -> '.join(model.environment_names())}")
+    elif kind == "Release":
+        est, est_path = resolve_estate(estate, _home())
+        loaded = load_release(file, est)
+        console.print(f"[green]ok[/] {file}: release {loaded.release.id} {loaded.digest} "
+                      f"({len(loaded.versions)} artifacts verified against estate {est_path})")
+    else:
+        raise InputError.single(str(file), f"unknown kind {kind!r}", "set `kind: Estate` or `kind: Release`",
+                                path="kind", line=doc.line_of(("kind",)))
+
+
+@app.command()
+@handled
+def schema(which: Annotated[Schema, typer.Argument(help="estate or release")]) -> None:
+    """Print the JSON Schema of estate or release files."""
+    from primum.model.estate import Estate
+    from primum.model.release import Release
+
+    model = Estate if which is Schema.estate else Release
+    print_json(model.model_json_schema(by_alias=True))
+
+
+@app.command()
+@handled
+def init(
+    directory: Annotated[Path, typer.Argument(help="where to write the example")] = Path("primum-example"),
+    fast: Annotated[bool, typer.Option(help="shorter analysis windows")] = False,
+) -> None:
+    """Write the demo's estate, releases and artifacts as editable files."""
+    from primum.demo.files import write_demo
+
+    if directory.exists() and any(directory.iterdir()):
+        raise InputError.single(str(directory), "directory is not empty", "choose a new or empty directory")
+    files = write_demo(directory, fast=fast)
+    console.print(f"wrote {files.estate}, {files.baseline.parent}/ and {files.root / 'artifacts'}/\n"
+                  f"next: primum up {files.estate}   (in another terminal)\n"
+                  f"      primum release apply {files.baseline} --estate {files.estate}")
+
+
+# ---------------------------------------------------------------- runtime
+
+
+def _print_event(rollout_id: str, event: Any) -> None:
+    console.print(event_line(rollout_id, event.kind, event.message))
+
+
+@app.command()
+@handled
+def up(
+    estate_file: Annotated[Path, typer.Argument(metavar="ESTATE", help="the estate to run")],
+    lease_ttl: Annotated[float, typer.Option(help="controller lease time in seconds")] = 10.0,
+) -> None:
+    """Start the local runtime (routers, services, synthetic traffic) and the controller, in the foreground."""
+    from primum.controller.loop import Controller
+    from primum.model.load import load_estate, runtime_spec
+    from primum.targets.local.runtime import LocalRuntime
+    from primum.targets.registry import Targets
+
+    estate = load_estate(estate_file)
+    home = _home()
+    store = _store()
+    marker = home / "up.json"
+    marker.write_text(json.dumps({"pid": os.getpid(), "estate": str(estate_file.resolve()),
+                                  "name": estate.name}))
+    targets = Targets(home)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        for name in estate.services:
+            if estate.services[name].target.type == "local":
+                specs = [runtime_spec(estate, env, name) for env in estate.environment_names()]
+                targets.for_service(estate, name).prepare(specs)
+        console.print(f"[bold]primum up[/]: estate {estate.name} runs; routers:")
+        _print_routers(home, estate.name)
+        console.print("controller running; Ctrl-C (or `primum down`) stops everything")
+        controller = Controller(store, targets, lease_ttl=lease_ttl, on_event=_print_event)
+        with contextlib.suppress(KeyboardInterrupt):
+            controller.run(stop)
+        controller.shutdown()
+    finally:
+        console.print("stopping the runtime ...")
+        LocalRuntime(home, estate.name).stop_all()
+        marker.unlink(missing_ok=True)
+        console.print("stopped; no process left behind")
+
+
+def _print_routers(home: Path, estate: str) -> None:
+    state = home / "runtime" / f"{estate}.json"
+    if not state.is_file():
+        return
+    data = json.loads(state.read_text())
+    for router in data.get("routers", []):
+        console.print(f"  {router.get('env')}/{router.get('service')}: http://127.0.0.1:{router.get('port')}")
+
+
+@app.command()
+@handled
+def down() -> None:
+    """Stop `primum up` and every process of the local runtime."""
+    from primum.targets.local.runtime import LocalRuntime
+
+    home = _home()
+    marker = home / "up.json"
+    if marker.is_file():
+        pid = json.loads(marker.read_text()).get("pid")
+        try:
+            os.kill(int(pid), signal.SIGTERM)
+            for _ in range(100):
+                os.kill(int(pid), 0)
+                time.sleep(0.1)
+        except (ProcessLookupError, TypeError, ValueError):
+            pass
+        marker.unlink(missing_ok=True)
+    stopped = 0
+    runtime_dir = home / "runtime"
+    for state in sorted(runtime_dir.glob("*.json")) if runtime_dir.is_dir() else []:
+        if state.name.endswith("-traffic.json"):
+            continue
+        LocalRuntime(home, state.stem).stop_all()
+        stopped += 1
+    console.print(f"stopped {stopped} runtime(s); no process left behind")
+
+
+@app.command("controller")
+@handled
+def controller_cmd(
+    once: Annotated[bool, typer.Option(help="run one pass and exit")] = False,
+    lease_ttl: Annotated[float, typer.Option(help="lease time in seconds")] = 10.0,
+) -> None:
+    """Run the reconcile loop (several may run against one PostgreSQL database)."""
+    from primum.controller.loop import Controller
+    from primum.targets.registry import Targets
+
+    controller = Controller(_store(), Targets(_home()), lease_ttl=lease_ttl, on_event=_print_event)
+    if once:
+        controller.tick()
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        controller.run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.shutdown()
+
+
+# ---------------------------------------------------------------- releases
+
+
+@release_app.command("apply")
+@handled
+def release_apply(
+    file: Annotated[Path, typer.Argument(help="the release file")],
+    env: Annotated[str | None, typer.Option(help="promote up to and including this environment")] = None,
+    wait: Annotated[bool, typer.Option(help="follow progress until the release ends")] = True,
+    estate: Annotated[str | None, typer.Option(help="estate file (default: the one `primum up` runs)")] = None,
+    timeout: Annotated[float, typer.Option(help="give up waiting after this many seconds (0: never)")] = 0,
+) -> None:
+    """Submit a release; with --wait (default) follow it and exit 0 if promoted, 1 if not."""
+    from primum.service import resolve_estate
+
+    home = _home()
+    est, _ = resolve_estate(estate, home)
+    service = _service()
+    submitted = service.submit(file, est, env)
+    record = submitted.record
+    verb = "submitted" if submitted.created else "already submitted (same digest)"
+    console.print(f"release [bold]{record.id}[/] {record.digest} {verb}")
+    if not wait:
+        return
+    raise typer.Exit(follow(service, record.id, timeout))
+
+
+def follow(service: Any, rollout_id: str, timeout: float = 0) -> int:
+    """Print events until the release ends; the exit code says how it ended."""
+    start = time.time()
+    last = 0
+    warned = False
+    while True:
+        for event in service.store.events(rollout_id, after_id=last):
+            last = event.id
+            console.print(event_line(rollout_id, event.kind, event.message, event.at))
+        record = service.get(rollout_id)
+        if record.phase in {p.value for p in TERMINAL}:
+            return EXIT_OK if record.phase == RolloutPhase.promoted.value else EXIT_RELEASE_FAILED
+        if not warned and record.lease_owner is None and time.time() - start > 10:
+            err_console.print("[yellow]no controller has picked this release up yet: is `primum up ESTATE` "
+                              "or `primum controller` running?[/]")
+            warned = True
+        if timeout and time.time() - start > timeout:
+            err_console.print(f"[yellow]still {record.phase} after {timeout:g}s; it goes on (`primum status "
+                              f"{rollout_id}`)[/]")
+            return EXIT_RELEASE_FAILED
+        time.sleep(0.3)
+
+
+@app.command()
+@handled
+def status(
+    release_id: Annotated[str | None, typer.Argument(metavar="ID", help="a release id (default: all active)")] = None,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    """Show a release's progress per environment and service."""
+    from primum.service import summary
+
+    service = _service()
+    if release_id:
+        record, st = service.status(release_id)
+        if output is Output.json:
+            print_json({**summary(record), "status": record.status})
+        else:
+            console.print(status_table(st))
+            if st.reason or st.pause_reason:
+                console.print(f"reason: {st.reason or st.pause_reason}")
+        return
+    active = [summary(r) for r in service.store.list_rollouts(phases=("pending", "running", "paused"))]
+    if output is Output.json:
+        print_json(active)
+    else:
+        console.print(history_table(active) if active else "no active releases")
+
+
+@app.command()
+@handled
+def history(
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+) -> None:
+    """List releases, newest first."""
+    rows = _service().history(limit)
+    if output is Output.json:
+        print_json(rows)
+    else:
+        console.print(history_table(rows))
+
+
+@app.command()
+@handled
+def promote(release_id: Annotated[str, typer.Argument(metavar="ID")],
+            as_: Annotated[str | None, typer.Option("--as", help="who decides")] = None) -> None:
+    """End the current pause or inconclusive analysis of a release: continue it."""
+    _service().promote(release_id, as_)
+    console.print(f"promote requested for {release_id}")
+
+
+@app.command()
+@handled
+def abort(release_id: Annotated[str, typer.Argument(metavar="ID")],
+          as_: Annotated[str | None, typer.Option("--as", help="who decides")] = None) -> None:
+    """Roll a release back now."""
+    _service().abort(release_id, as_)
+    console.print(f"abort requested for {release_id}")
+
+
+@app.command()
+@handled
+def retry(release_id: Annotated[str, typer.Argument(metavar="ID")],
+          as_: Annotated[str | None, typer.Option("--as", help="who decides")] = None,
+          wait: Annotated[bool, typer.Option(help="follow progress")] = False) -> None:
+    """Start a rolled back or failed release again (services already updated are skipped)."""
+    service = _service()
+    service.retry(release_id, as_)
+    console.print(f"{release_id} queued again")
+    if wait:
+        raise typer.Exit(follow(service, release_id))
+
+
+@app.command()
+@handled
+def demo(
+    fast: Annotated[bool, typer.Option(help="shorter analysis windows (the judgement stays real)")] = False,
+    keep: Annotated[Path | None, typer.Option(help="keep the demo's files and database in this directory")] = None,
+) -> None:
+    """Run a fictional hospital through a bad release (rolled back) and a good one (promoted)."""
+    from primum.demo.run import run_demo
+
+    raise typer.Exit(run_demo(fast=fast, keep=keep))
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,148 @@
+"""The demo's editable files: a fictional hospital estate, its releases and artifacts.
+
+``primum init DIR`` writes them so a new user starts from a working example;
+``primum demo`` writes them to a scratch directory and runs them.
+All names are fictional; every tenant is a synthetic clinic.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from primum.demo.render import write_artifact
+
+ESTATE_NAME = "st-elsewhere-general"
+TENANTS = [
+    ("clinic-north", "North Family Clinic (synthetic)"),
+    ("clinic-south", "South Pediatrics (synthetic)"),
+    ("st-elsewhere-ed", "Emergency Department (synthetic)"),
+    ("cardio-east", "East Cardiology (synthetic)"),
+]
+
+
+@dataclass(frozen=True)
+class DemoFiles:
+    root: Path
+    estate: Path
+    baseline: Path
+    regression: Path  # release A: scheduling-api with an injected regression
+    healthy: Path  # release B: a healthy scheduling-api, portal and HL7 interface
+
+
+def estate_document(fast: bool = False) -> dict:
+    window = "5s" if fast else "6s"
+    analysis = {"min_requests": 15 if fast else 20}
+    return {
+        "apiVersion": "primum/v1",
+        "kind": "Estate",
+        "name": ESTATE_NAME,
+        "environments": [
+            {"name": "staging", "class": "nonprod", "description": "integration test environment"},
+            {"name": "prod", "class": "prod", "description": "serves the clinics"},
+        ],
+        "tenants": [{"id": tid, "name": name} for tid, name in TENANTS],
+        "services": {
+            "fhir-gateway": {
+                "template": "fhir-integration", "owner": "team-integration",
+                "description": "FHIR R4 facade over the EHR",
+                "strategy": {"type": "canary", "steps": [{"set_weight": 25}, {"analysis": {"duration": window}}]},
+                "analysis": analysis,
+                "traffic": {"rate": 6, "paths": ["/metadata", "/Patient/example-0001"]},
+            },
+            "scheduling-api": {
+                "template": "web-api", "owner": "team-scheduling", "tier": "clinical-critical",
+                "data_class": "phi", "depends_on": ["fhir-gateway"],
+                "description": "appointments and slots for every clinic",
+                "strategy": {"type": "canary", "steps": [
+                    {"set_weight": 25}, {"analysis": {"duration": window}},
+                    {"set_weight": 50}, {"analysis": {"duration": window}}]},
+                "slo": {"error_rate": 0.01, "p95_ms": 250},
+                "analysis": analysis,
+                "traffic": {"rate": 24, "paths": ["/appointments", "/slots"]},
+            },
+            "patient-portal": {
+                "template": "patient-portal", "owner": "team-digital-front-door",
+                "depends_on": ["scheduling-api"],
+                "description": "patients book and see appointments",
+                "strategy": {"type": "blue_green", "preview_analysis": window, "post_analysis": window,
+                             "scale_down_delay": "2s"},
+                "analysis": analysis,
+                "traffic": {"rate": 15, "paths": ["/", "/appointments"], "preview_share": 0.35},
+            },
+            "hl7-interface": {
+                "template": "hl7-interface", "owner": "team-integration", "depends_on": ["fhir-gateway"],
+                "description": "HL7 v2 ADT feed to downstream systems",
+                "strategy": {"type": "rolling", "max_unavailable": 1, "batch_analysis": window},
+                "analysis": analysis,
+                "traffic": {"rate": 12, "paths": ["/stats", "/messages"]},
+            },
+            "billing-sync": {
+                "template": "erp-connector", "owner": "team-revenue-cycle", "depends_on": ["scheduling-api"],
+                "description": "sends charges to the ERP",
+                "analysis": analysis,
+                "traffic": {"rate": 4, "paths": ["/invoices", "/sync/status"]},
+            },
+        },
+    }
+
+
+def _release(release_id: str, description: str, ticket: str, pins: dict[str, tuple[Path, str, str]],
+             root: Path) -> dict:
+    return {
+        "apiVersion": "primum/v1",
+        "kind": "Release",
+        "id": release_id,
+        "description": description,
+        "ticket": ticket,
+        "source_commit": "5eed0000c0ffee00000000000000000000000d30",
+        "services": {
+            name: {"artifact": os.path.relpath(path, root / "releases"), "digest": digest, "version": version}
+            for name, (path, digest, version) in pins.items()
+        },
+    }
+
+
+def write_demo(root: Path, fast: bool = False) -> DemoFiles:
+    """Write the demo estate, three releases and their artifacts under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    artifacts = root / "artifacts"
+    releases = root / "releases"
+    releases.mkdir(exist_ok=True)
+
+    def art(service: str, version: str, **faults: object) -> tuple[Path, str, str]:
+        path, digest = write_artifact(artifacts, service, version, **faults)  # type: ignore[arg-type]
+        return path, digest, version
+
+    baseline = {name: art(name, "1.0.0") for name in
+                ("fhir-gateway", "scheduling-api", "patient-portal", "hl7-interface", "billing-sync")}
+    regression = {"scheduling-api": art("scheduling-api", "2.0.0", extra_latency_ms=300, error_rate=0.15)}
+    healthy = {
+        "scheduling-api": art("scheduling-api", "2.0.1"),
+        "patient-portal": art("patient-portal", "1.1.0"),
+        "hl7-interface": art("hl7-interface", "1.1.0"),
+    }
+    files = DemoFiles(
+        root=root,
+        estate=root / "estate.yaml",
+        baseline=releases / "0-baseline.yaml",
+        regression=releases / "1-scheduling-2.0.0.yaml",
+        healthy=releases / "2-scheduling-2.0.1.yaml",
+    )
+    header = "# Written by `primum init`. Edit freely; `primum validate FILE` checks it.\n"
+    files.estate.write_text(header + yaml.safe_dump(estate_document(fast), sort_keys=False))
+    docs = [
+        (files.baseline, _release("rel-2026-11-baseline", "first deployment of the estate", "CHG-1000", baseline,
+                                  root)),
+        (files.regression, _release("rel-2026-11-sched-2.0.0", "scheduling-api 2.0.0: new slot search "
+                                    "(carries an injected regression: added latency and errors)", "CHG-1001",
+                                    regression, root)),
+        (files.healthy, _release("rel-2026-11-sched-2.0.1", "scheduling-api 2.0.1 (fixed), patient-portal "
+                                 "1.1.0, hl7-interface 1.1.0", "CHG-1002", healthy, root)),
+    ]
+    for path, doc in docs:
+        path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+    return files

@@ -1,0 +1,169 @@
+"""Use cases shared by every front end (CLI now, API and web later): submit, promote,
+abort, retry, status, history. No business decisions here: those live in the engine."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from primum.engine.planner import plan, promotion_path
+from primum.model.errors import InputError
+from primum.model.estate import Estate
+from primum.model.load import LoadedRelease, load_estate, load_release
+from primum.model.release import Release, canonical_digest
+from primum.model.rollout import TERMINAL, RolloutPhase, RolloutStatus
+from primum.model.runtime import VersionRef
+from primum.store.records import NewEvent, NewRollout, RolloutRecord
+from primum.store.repository import Store
+
+
+def primum_home() -> Path:
+    home = Path(os.environ.get("PRIMUM_HOME", ".primum")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def current_user() -> str:
+    return os.environ.get("PRIMUM_USER") or getpass.getuser()
+
+
+class NotFound(Exception):
+    pass
+
+
+class NotAllowed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Submitted:
+    record: RolloutRecord
+    created: bool
+
+
+class ReleaseService:
+    def __init__(self, store: Store, clock: Any = time.time):
+        self.store = store
+        self.clock = clock
+
+    # ---------------------------------------------------------------- submit
+
+    def submit(self, release_file: str | Path, estate: Estate, until_env: str | None = None,
+               actor: str | None = None) -> Submitted:
+        loaded = load_release(release_file, estate)
+        return self.submit_loaded(loaded, estate, until_env, actor)
+
+    def submit_loaded(self, loaded: LoadedRelease, estate: Estate, until_env: str | None = None,
+                      actor: str | None = None) -> Submitted:
+        now = self.clock()
+        path = promotion_path(estate, until_env)
+        status = plan(estate, loaded.release, loaded.digest, loaded.versions, path, now)
+        new = NewRollout(
+            id=loaded.release.id, digest=loaded.digest, estate_name=estate.name,
+            estate_digest=canonical_digest(estate), services=tuple(sorted(loaded.release.services)),
+            estate=estate.model_dump(mode="json", by_alias=True),
+            release={"release": loaded.release.model_dump(mode="json", by_alias=True),
+                     "versions": {k: v.model_dump(mode="json") for k, v in loaded.versions.items()},
+                     "environments": path, "file": loaded.file},
+            status=status.model_dump(mode="json"),
+        )
+        record, created = self.store.create_rollout(new, now)
+        if created:
+            self.store.add_events(record.id, [NewEvent(
+                kind="submitted", message=f"release {record.id} ({record.digest[:19]}) submitted by "
+                f"{actor or current_user()} for {' -> '.join(path)}",
+                data={"actor": actor or current_user(), "digest": record.digest})], now)
+        return Submitted(record, created)
+
+    # -------------------------------------------------------------- commands
+
+    def get(self, rollout_id: str) -> RolloutRecord:
+        record = self.store.get_rollout(rollout_id)
+        if record is None:
+            raise NotFound(f"no release with id {rollout_id!r}; `primum history` lists them")
+        return record
+
+    def command(self, rollout_id: str, kind: str, actor: str | None = None) -> None:
+        record = self.get(rollout_id)
+        if record.phase in {p.value for p in TERMINAL}:
+            raise NotAllowed(f"release {rollout_id} already {record.phase}; nothing to {kind}")
+        self.store.add_command(rollout_id, kind, actor or current_user(), self.clock())
+
+    def promote(self, rollout_id: str, actor: str | None = None) -> None:
+        self.command(rollout_id, "promote", actor)
+
+    def abort(self, rollout_id: str, actor: str | None = None) -> None:
+        self.command(rollout_id, "abort", actor)
+
+    def retry(self, rollout_id: str, actor: str | None = None) -> RolloutRecord:
+        """Start a finished (rolled back or failed) release again from its first environment.
+
+        Environments and services that already run the release's versions are
+        skipped, so a retry continues where the release stopped.
+        """
+        record = self.get(rollout_id)
+        if record.phase not in (RolloutPhase.rolled_back.value, RolloutPhase.failed.value):
+            raise NotAllowed(f"release {rollout_id} is {record.phase}; only a rolled back or failed release "
+                             "can be retried (abort it first)")
+        estate = Estate.model_validate(record.estate)
+        release = Release.model_validate(record.release["release"])
+        versions = {k: VersionRef.model_validate(v) for k, v in record.release["versions"].items()}
+        now = self.clock()
+        status = plan(estate, release, record.digest, versions, record.release["environments"], now)
+        who = actor or current_user()
+        return self.store.reset(rollout_id, status=status.model_dump(mode="json"), phase="pending", now=now,
+                                event=NewEvent(kind="retried", message=f"retried by {who}", data={"actor": who}))
+
+    # --------------------------------------------------------------- queries
+
+    def status(self, rollout_id: str) -> tuple[RolloutRecord, RolloutStatus]:
+        record = self.get(rollout_id)
+        return record, RolloutStatus.model_validate(record.status)
+
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [summary(r) for r in self.store.list_rollouts(limit=limit)]
+
+
+def summary(record: RolloutRecord) -> dict[str, Any]:
+    """A release as `primum history --output json` prints it."""
+    status = RolloutStatus.model_validate(record.status)
+    environments: dict[str, dict[str, Any]] = {}
+    for item in status.items:
+        environments.setdefault(item.env, {})[item.service] = {
+            "state": item.phase.value,
+            "version": item.new.label,
+            "digest": item.new.digest,
+            "previous": item.stable.digest if item.stable else None,
+            "message": item.failure or item.message,
+            "verdicts": [{"result": v.result.value, "reason": v.reason} for v in item.verdicts],
+        }
+    return {
+        "id": record.id,
+        "digest": record.digest,
+        "state": record.phase,
+        "reason": status.reason or status.pause_reason,
+        "estate": record.estate_name,
+        "environments": environments,
+        "created_at": record.created_at,
+        "finished_at": status.finished_at,
+    }
+
+
+def resolve_estate(explicit: str | None, home: Path) -> tuple[Estate, str]:
+    """The estate a command works on: --estate, else the one `primum up` runs, else ./estate.yaml."""
+    import json
+
+    path = explicit or os.environ.get("PRIMUM_ESTATE")
+    if not path:
+        up = home / "up.json"
+        if up.is_file():
+            path = json.loads(up.read_text())["estate"]
+    path = path or "estate.yaml"
+    if not Path(path).is_file():
+        raise InputError.single(str(path), "estate file not found",
+                                "pass --estate FILE, or run `primum init` to write an example")
+    return load_estate(path), str(path)
