@@ -131,7 +131,7 @@ def test_blue_green_switches_back_at_once_when_post_switch_analysis_fails(world)
 
 
 def test_blue_green_healthy_keeps_old_version_for_the_scale_down_delay(world):
-    old, new = ref("portal", "1.0"), ref("portal", "2.0")
+    new = ref("portal", "2.0")
     final = world.run(status_for(world, {"portal": new}, envs=["staging"]))
     assert final.phase is RolloutPhase.promoted
     assert world.running("staging", "portal") == {new.key: 2}
@@ -142,7 +142,7 @@ def test_blue_green_healthy_keeps_old_version_for_the_scale_down_delay(world):
 
 
 def test_rolling_never_drops_below_replicas_minus_max_unavailable(world):
-    old, new = ref("hl7", "1.0"), ref("hl7", "2.0")
+    new = ref("hl7", "2.0")
     status = status_for(world, {"hl7": new}, envs=["staging"])
     lowest = 3
     while status.phase not in (RolloutPhase.promoted, RolloutPhase.rolled_back):

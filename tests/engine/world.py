@@ -74,7 +74,8 @@ class World:
         return MetricsSnapshot(taken_at=self.now, router_started_at=1.0, versions=versions)
 
     def _traffic(self, dt: float) -> None:
-        for key, svc in self.target._services.items():
+        for qualified, svc in self.target._services.items():
+            key = qualified.split("/", 1)[1]
             weights = dict(svc.route.weights)
             if svc.route.preview:
                 weights[svc.route.preview] = weights.get(svc.route.preview, 0) + 20
@@ -118,7 +119,7 @@ class World:
         return [e.kind for d in self.history for e in d.events]
 
     def route(self, env: str, service: str) -> dict[str, int]:
-        return {k: w for k, w in self.target._services[f"{env}/{service}"].route.weights.items() if w}
+        return {k: w for k, w in self.target._services[f"{self.estate.name}/{env}/{service}"].route.weights.items() if w}
 
     def running(self, env: str, service: str) -> dict[str, int]:
-        return {k: n for k, (_, n) in self.target._services[f"{env}/{service}"].versions.items()}
+        return {k: n for k, (_, n) in self.target._services[f"{self.estate.name}/{env}/{service}"].versions.items()}

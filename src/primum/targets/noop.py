@@ -25,6 +25,10 @@ from primum.model.runtime import (
 )
 from primum.targets.base import StaleFenceError
 
+def _key(spec: ServiceRuntimeSpec) -> str:
+    return f"{spec.estate}/{spec.env}/{spec.service}"
+
+
 MetricsFn = Callable[[str, str, dict[str, int]], MetricsSnapshot | None]
 
 
@@ -32,6 +36,7 @@ MetricsFn = Callable[[str, str, dict[str, int]], MetricsSnapshot | None]
 class _Service:
     versions: dict[str, tuple[VersionRef, int]] = field(default_factory=dict)
     route: RouteObservation = field(default_factory=RouteObservation)
+    fence: int = 0  # like a router, each service remembers the newest fencing token it saw
 
 
 class NoopTarget:
@@ -40,20 +45,19 @@ class NoopTarget:
     def __init__(self, metrics: MetricsFn | None = None):
         self._services: dict[str, _Service] = {}
         self._metrics = metrics
-        self._fence = 0
         self._lock = threading.Lock()
         self.applied = 0
 
     def prepare(self, specs: list[ServiceRuntimeSpec]) -> None:
         for spec in specs:
-            self._services.setdefault(spec.key, _Service())
+            self._services.setdefault(_key(spec), _Service())
 
     def apply(self, action: Action, spec: ServiceRuntimeSpec, fence: int) -> None:
         with self._lock:
-            if fence < self._fence:
-                raise StaleFenceError(f"fence {fence} is older than {self._fence}")
-            self._fence = fence
-            svc = self._services.setdefault(spec.key, _Service())
+            svc = self._services.setdefault(_key(spec), _Service())
+            if fence < svc.fence:
+                raise StaleFenceError(f"{spec.key}: fence {fence} is older than {svc.fence}")
+            svc.fence = fence
             self.applied += 1
             if isinstance(action, EnsureInstances):
                 if action.count:
@@ -65,7 +69,7 @@ class NoopTarget:
 
     def observe(self, spec: ServiceRuntimeSpec, metrics: bool = False) -> ServiceObservation:
         with self._lock:
-            svc = self._services.setdefault(spec.key, _Service())
+            svc = self._services.setdefault(_key(spec), _Service())
             versions = {key: VersionObservation(version=ref, desired=n, ready=n)
                         for key, (ref, n) in svc.versions.items()}
             route = svc.route

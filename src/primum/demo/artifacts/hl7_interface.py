@@ -1,0 +1,528 @@
+#!/usr/bin/env python3
+"""HL7 interface: the HL7 v2 interface engine of the (fictional) Primum General Hospital.
+
+Demo service of the primum release control plane. One self-contained file,
+standard library only. A synthetic ADT feed (about two messages a second,
+``Test Patient 0001``...) keeps the counters moving; real HL7 v2 messages can
+be sent over MLLP (``--mllp-port``) or HTTP and are acknowledged.
+
+    python hl7_interface.py --port 8080 [--host 127.0.0.1] [--mllp-port 2575]
+
+HTTP endpoints (JSON): ``/healthz``, ``/stats`` (engine counters),
+``GET /messages`` (recent ADT message counts and the last messages; ``limit``)
+and ``POST /messages`` (body: one HL7 v2 message; answers its ACK).
+
+MLLP: frames ``0x0B <message> 0x1C 0x0D``; every message is answered with an
+ACK whose MSA-1 is AA (AE on an injected fault, AR if it has no usable MSH)
+and MSA-2 echoes MSH-10. For fault injection the tenant of an MLLP message is
+its sending facility (MSH-4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+SERVICE = "hl7-interface"
+
+# --- primum:build (rewritten by primum.demo.render) ---
+VERSION = "1.0.0"
+EXTRA_LATENCY_MS = 0        # injected regression: added latency on every non-health request
+ERROR_RATE = 0.0            # injected regression: fraction of non-health requests answered 500
+FAULT_TENANTS = ()          # if non-empty, the faults above only hit these tenants
+# --- end primum:build ---
+
+# --- service ---
+
+FEED_RATE = 2.0  # synthetic ADT messages per second
+ADT_EVENTS = (  # message type, weight
+    ("ADT^A01", 3),  # admit
+    ("ADT^A03", 2),  # discharge
+    ("ADT^A04", 3),  # register outpatient
+    ("ADT^A08", 4),  # update patient information
+)
+KEEP = 100  # recent messages kept
+START, END = b"\x0b", b"\x1c\x0d"  # MLLP framing
+MAX_FRAME = 1 << 20
+
+
+def stamp(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Engine:
+    """Counters of the interface engine: the synthetic feed plus real messages."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rng = random.Random(f"{SERVICE}:feed")
+        self.fed_until = time.time()  # the feed starts with the process
+        self.sequence = 0
+        self.recent: deque[dict[str, object]] = deque(maxlen=KEEP)
+        self.by_type: dict[str, int] = {}
+        self.by_source: dict[str, int] = {"synthetic": 0, "mllp": 0, "http": 0}
+        self.acks: dict[str, int] = {"AA": 0, "AE": 0, "AR": 0}
+        self.mllp_port: int | None = None
+        self.mllp_connections = 0
+
+    def next_id(self, prefix: str) -> str:
+        with self.lock:
+            self.sequence += 1
+            return f"{prefix}{self.sequence:08d}"
+
+    def record(self, kind: str, control_id: str, facility: str, source: str, ack: str) -> None:
+        with self.lock:
+            self._record(time.time(), kind, control_id, facility, source, ack)
+
+    def _record(
+        self, at: float, kind: str, control_id: str, facility: str, source: str, ack: str
+    ) -> None:
+        self.by_type[kind] = self.by_type.get(kind, 0) + 1
+        self.by_source[source] = self.by_source.get(source, 0) + 1
+        self.acks[ack] = self.acks.get(ack, 0) + 1
+        self.recent.append(
+            {
+                "at": stamp(at),
+                "type": kind,
+                "control_id": control_id,
+                "sending_facility": facility,
+                "source": source,
+                "ack": ack,
+            }
+        )
+
+    def catch_up(self) -> None:
+        """Generate the synthetic messages due since the last call (lock held)."""
+        due = int((time.time() - self.fed_until) * FEED_RATE)
+        kinds = [kind for kind, _ in ADT_EVENTS]
+        weights = [weight for _, weight in ADT_EVENTS]
+        for _ in range(due):
+            self.fed_until += 1.0 / FEED_RATE
+            self.sequence += 1
+            kind = self.rng.choices(kinds, weights)[0]
+            ack = "AA" if self.rng.random() > 0.002 else "AE"
+            control_id = f"SYN{self.sequence:08d}"
+            self._record(self.fed_until, kind, control_id, "PRIMUM-ADT", "synthetic", ack)
+
+    def stats(self) -> dict[str, object]:
+        with self.lock:
+            self.catch_up()
+            uptime = time.time() - STARTED_AT
+            received = sum(self.by_source.values())
+            return {
+                "uptime_s": round(uptime, 3),
+                "received": received,
+                "rate_per_s": round(received / uptime, 3) if uptime > 0 else 0.0,
+                "by_source": dict(self.by_source),
+                "acks": dict(self.acks),
+                "mllp": {
+                    "enabled": self.mllp_port is not None,
+                    "port": self.mllp_port,
+                    "connections": self.mllp_connections,
+                },
+            }
+
+    def messages(self, limit: int) -> dict[str, object]:
+        with self.lock:
+            self.catch_up()
+            recent = list(self.recent)[-limit:] if limit > 0 else []
+            return {
+                "since": stamp(STARTED_AT),
+                "total": sum(self.by_type.values()),
+                "counts": dict(sorted(self.by_type.items())),
+                "recent": recent[::-1],
+            }
+
+
+ENGINE = Engine()
+
+
+def parse_msh(message: str) -> dict[str, str] | None:
+    """The MSH fields an ACK needs, or None if there is no usable MSH segment."""
+    segment = message.strip().replace("\r\n", "\r").replace("\n", "\r").split("\r")[0]
+    if not segment.startswith("MSH") or len(segment) < 8:
+        return None
+    fields = segment.split(segment[3])  # fields[n - 1] is MSH-n (n >= 2)
+
+    def msh(n: int) -> str:
+        return fields[n - 1] if len(fields) >= n else ""
+
+    return {
+        "separator": segment[3],
+        "encoding": msh(2) or "^~\\&",
+        "sending_app": msh(3),
+        "sending_facility": msh(4),
+        "receiving_app": msh(5),
+        "receiving_facility": msh(6),
+        "type": msh(9),
+        "control_id": msh(10),
+        "processing_id": msh(11) or "P",
+        "version": msh(12) or "2.5.1",
+    }
+
+
+EMPTY_MSH = {  # stands in for the header of a message that has none
+    "separator": "|",
+    "encoding": "^~\\&",
+    "sending_app": "",
+    "sending_facility": "",
+    "receiving_app": "",
+    "receiving_facility": "",
+    "type": "",
+    "control_id": "",
+    "processing_id": "P",
+    "version": "2.5.1",
+}
+
+
+def acknowledge(message: str, source: str) -> tuple[str, str, str]:
+    """Process one HL7 v2 message: (ACK message, MSA-1 code, echoed control id)."""
+    header = parse_msh(message)
+    if header is None:
+        header, code, text = EMPTY_MSH, "AR", "no MSH segment"
+    elif not header["control_id"]:
+        code, text = "AR", "MSH-10 (message control id) is empty"
+    elif source == "mllp" and injected_failure(header["sending_facility"]):  # HTTP: done
+        code, text = "AE", "internal error"
+    else:
+        code, text = "AA", ""
+    separator, component = header["separator"], header["encoding"][:1] or "^"
+    parts = header["type"].split(component)
+    kind = component.join(parts[:2])  # message code^trigger event, e.g. ADT^A01
+    trigger = parts[1] if len(parts) > 1 else ""
+    ack_header = [
+        "MSH",
+        header["encoding"],
+        header["receiving_app"] or "PRIMUM-HL7",
+        header["receiving_facility"] or "PRIMUM-GENERAL",
+        header["sending_app"],
+        header["sending_facility"],
+        datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
+        "",
+        component.join(["ACK", trigger, "ACK"]) if trigger else "ACK",
+        ENGINE.next_id("ACK"),
+        header["processing_id"],
+        header["version"],
+    ]
+    ack = ["MSA", code, header["control_id"]] + ([text] if text else [])
+    reply = separator.join(ack_header) + "\r" + separator.join(ack) + "\r"
+    ENGINE.record(kind or "?", header["control_id"], header["sending_facility"], source, code)
+    return reply, code, header["control_id"]
+
+
+class MllpHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        connection: socket.socket = self.request
+        connection.settimeout(300)
+        with ENGINE.lock:
+            ENGINE.mllp_connections += 1
+        buffer = b""
+        while True:
+            try:
+                chunk = connection.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            while True:
+                start = buffer.find(START)
+                end = buffer.find(END, start + 1) if start >= 0 else -1
+                if start < 0 or end < 0:
+                    buffer = buffer[start:] if start >= 0 else b""
+                    break
+                message = buffer[start + 1 : end].decode("utf-8", errors="replace")
+                buffer = buffer[end + len(END) :]
+                reply, _, _ = acknowledge(message, "mllp")
+                connection.sendall(START + reply.encode("utf-8") + END)
+            if len(buffer) > MAX_FRAME:
+                return  # no end of frame in sight: drop the connection
+
+
+class MllpServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mllp-port", type=int, default=None, help="also accept HL7 v2 over MLLP on this port"
+    )
+
+
+def start_mllp(args: argparse.Namespace) -> list[str]:
+    if args.mllp_port is None:
+        return []
+    MllpServer.address_family = Server.address_family
+    server = MllpServer((args.host, args.mllp_port), MllpHandler)
+    threading.Thread(target=server.serve_forever, name="mllp", daemon=True).start()
+    host, port = server.server_address[:2]
+    ENGINE.mllp_port = int(port)
+    return [f"mllp://{host}:{port}"]
+
+
+def route(request: Request) -> Reply:
+    if request.path == "/stats":
+        request.only("GET")
+        about = {"service": SERVICE, "version": VERSION, "tenant": request.tenant or None}
+        return Reply(200, {**about, **ENGINE.stats()})
+    if request.path == "/messages" and request.method == "POST":
+        reply, code, control_id = acknowledge(request.body.decode("utf-8", "replace"), "http")
+        status = {"AA": 200, "AE": 500}.get(code, 400)
+        return Reply(status, {"ack": reply, "code": code, "control_id": control_id})
+    if request.path == "/messages":
+        request.only("GET")
+        limit = request.int_param("limit", 20, 0, KEEP)
+        return Reply(200, {"tenant": request.tenant or None, **ENGINE.messages(limit)})
+    raise Fail(404, f"no such resource: {request.path}")
+
+
+def error_reply(status: int, message: str) -> Reply:
+    return Reply(status, {"error": message, "status": status, "service": SERVICE, "version": VERSION})
+
+
+# --- primum:common (identical in every demo service; tests keep the copies in sync) ---
+
+TENANT_HEADER = "x-tenant-id"
+JSON_TYPE = "application/json"
+MAX_BODY_BYTES = 1 << 20
+STARTED_AT = time.time()
+
+
+class Request:
+    """One parsed HTTP request as handed to ``route`` (HEAD arrives as GET)."""
+
+    __slots__ = ("body", "host", "method", "path", "query", "tenant")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        tenant: str,
+        body: bytes,
+        host: str,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.tenant = tenant
+        self.body = body
+        self.host = host  # the Host header (or our address): base of absolute URLs
+
+    def param(self, name: str, default: str = "") -> str:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def int_param(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.param(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise Fail(400, f"query parameter {name!r} must be an integer") from None
+        return max(low, min(high, value))
+
+    def only(self, *methods: str) -> None:
+        if self.method not in methods:
+            raise Fail(405, f"method {self.method} not allowed on {self.path}")
+
+
+class Reply:
+    """A JSON answer: status, body (any JSON value) and content type."""
+
+    __slots__ = ("body", "content_type", "status")
+
+    def __init__(self, status: int, body: object, content_type: str = JSON_TYPE) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+
+
+class Fail(Exception):
+    """Raised by ``route`` to answer an error through ``error_reply``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def injected_failure(tenant: str) -> bool:
+    """Baseline latency plus the injected regression; True means "answer 500".
+
+    Never called for ``/healthz``: a regression that passes health checks is
+    exactly what canary analysis has to catch.
+    """
+    time.sleep(random.uniform(0.002, 0.012))
+    if FAULT_TENANTS and tenant not in FAULT_TENANTS:
+        return False
+    if EXTRA_LATENCY_MS > 0:
+        time.sleep(EXTRA_LATENCY_MS / 1000.0)
+    return ERROR_RATE > 0 and random.random() < ERROR_RATE
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds an idle keep-alive connection may hold its thread
+
+    def version_string(self) -> str:
+        return f"primum-demo {SERVICE}/{VERSION}"
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: no per-request log lines."""
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol-level errors (bad request line, unknown method...) answer JSON too."""
+        self.close_connection = True
+        reason = message or self.responses.get(code, ("error",))[0]
+        self._send(error_reply(code, reason), "", self.command == "HEAD")
+
+    def _dispatch(self) -> None:
+        head = self.command == "HEAD"
+        method = "GET" if head else self.command
+        tenant = (self.headers.get(TENANT_HEADER) or "").strip()[:128]
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self.close_connection = True
+            self._send(error_reply(400, "bad or too large content-length"), tenant, head)
+            return
+        body = self.rfile.read(length) if length else b""
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            self.close_connection = True  # chunked bodies are not read: do not reuse the stream
+        parts = urlsplit(self.path)
+        path = "/" + parts.path.strip("/")
+        if path == "/healthz" and method == "GET":
+            status = {"status": "ok", "service": SERVICE, "version": VERSION}
+            self._send(Reply(200, status), tenant, head)
+            return
+        host = self.headers.get("host") or "{}:{}".format(*self.server.server_address[:2])
+        request = Request(method, path, parse_qs(parts.query), tenant, body, host)
+        self._send(self._answer(request), tenant, head)
+
+    def _answer(self, request: Request) -> Reply:
+        if injected_failure(request.tenant):
+            return error_reply(500, "internal server error")
+        try:
+            return route(request)
+        except Fail as fail:
+            return error_reply(fail.status, fail.message)
+        except Exception as exc:  # a bug: log it, answer 500 and keep serving
+            print(f"{SERVICE}: {request.method} {request.path}: {exc!r}", file=sys.stderr)
+            return error_reply(500, "internal server error")
+
+    def _send(self, reply: Reply, tenant: str, head: bool) -> None:
+        data = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("x-service-name", SERVICE)
+        self.send_header("x-service-version", VERSION)
+        if tenant and tenant.isprintable():
+            self.send_header(TENANT_HEADER, tenant)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def server_bind(self) -> None:
+        # Skip HTTPServer.server_bind's reverse DNS lookup: start-up must be fast.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # the client went away: nothing worth logging
+        super().handle_error(request, client_address)
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    start: Callable[[argparse.Namespace], list[str]] | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT, then exit 0.
+
+    ``add_arguments`` adds service options; ``start`` starts extra listeners
+    (returning their addresses for the start-up line) before serving.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"{SERVICE}.py", description=f"primum demo service {SERVICE} (synthetic data only)"
+    )
+    parser.add_argument("--port", type=int, required=True, help="HTTP port (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    if ":" in args.host:
+        Server.address_family = socket.AF_INET6
+    try:
+        server = Server((args.host, args.port), Handler)
+    except OSError as exc:
+        print(f"{SERVICE}: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        extra = start(args) if start is not None else []
+        host, port = server.server_address[:2]
+        where = ", ".join([f"http://{host}:{port}", *extra])
+        print(f"listening on {where} ({SERVICE} {VERSION})", file=sys.stderr, flush=True)
+        server.serve_forever(poll_interval=0.5)
+    except OSError as exc:
+        print(f"{SERVICE}: {exc}", file=sys.stderr)
+        return 1
+    except SystemExit:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+# --- end primum:common ---
+
+
+if __name__ == "__main__":
+    sys.exit(main(add_arguments=add_arguments, start=start_mllp))
