@@ -152,9 +152,9 @@ def _resolve_templates(doc: LocatedDocument) -> dict[str, Any]:
 def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
     problems: list[Problem] = []
     envs = set(estate.environment_names())
-    for i, env in enumerate(estate.environments):
-        if env.name in estate.environment_names()[:i]:
-            problems.append(doc.problem(("environments", i, "name"), f"environment '{env.name}' is listed twice",
+    for i, declared in enumerate(estate.environments):
+        if declared.name in estate.environment_names()[:i]:
+            problems.append(doc.problem(("environments", i, "name"), f"environment '{declared.name}' is listed twice",
                                         "environment names must be unique; rename or remove one"))
     tenant_ids = [t.id for t in estate.tenants]
     for i, tid in enumerate(tenant_ids):

@@ -1,0 +1,515 @@
+"""The store: rollouts, leases with fencing tokens, commands and events.
+
+A controller owns a rollout through a lease: ``claim_due`` hands out leases
+carrying a fencing token drawn from one global counter, and ``persist`` writes
+only while the lease is still held with that token. Two controller processes
+therefore never both act on one rollout, on SQLite (``BEGIN IMMEDIATE``
+serializes writers) and on PostgreSQL (``FOR UPDATE SKIP LOCKED`` plus fenced
+``UPDATE ... WHERE``). All times are float epoch seconds given by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from primum.store import db
+from primum.store.records import (
+    ACTIVE_PHASES,
+    TERMINAL_PHASES,
+    CommandRecord,
+    EventRecord,
+    Lease,
+    NewEvent,
+    NewRollout,
+    RolloutRecord,
+)
+from primum.store.tables import fence_sequence, rollout_commands, rollout_events, rollouts
+
+_R = rollouts.c
+_ROLLOUT_COLUMNS = tuple(rollouts.c)
+
+
+class ReleaseConflict(Exception):
+    """A release id was submitted again with different content."""
+
+    def __init__(self, release_id: str, stored_digest: str, new_digest: str) -> None:
+        self.release_id = release_id
+        self.stored_digest = stored_digest
+        self.new_digest = new_digest
+        super().__init__(
+            f"release {release_id!r} already exists with digest {stored_digest}, "
+            f"but this one has digest {new_digest}: a release id names exactly one "
+            "content; give the changed release a new id"
+        )
+
+
+class RolloutNotFound(LookupError):
+    """No rollout has this id."""
+
+    def __init__(self, rollout_id: str) -> None:
+        self.rollout_id = rollout_id
+        super().__init__(f"no rollout with id {rollout_id!r}; check the release id")
+
+
+class RolloutLeased(Exception):
+    """An active rollout is still leased by a controller, so it cannot be reset."""
+
+    def __init__(self, rollout_id: str, owner: str, expires_at: float) -> None:
+        self.rollout_id = rollout_id
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(
+            f"rollout {rollout_id!r} is active and leased by controller {owner!r} "
+            f"until {expires_at:.3f}; abort it first or wait for the lease to expire"
+        )
+
+
+def _lease_free(now: float) -> ColumnElement[bool]:
+    return or_(_R.lease_owner.is_(None), _R.lease_expires_at.is_(None), _R.lease_expires_at < now)
+
+
+def _lease_held_by(owner: str, now: float) -> ColumnElement[bool]:
+    return and_(_R.lease_owner == owner, _R.lease_expires_at >= now)
+
+
+def _rollout(row: Row[Any]) -> RolloutRecord:
+    return RolloutRecord(
+        id=row.id,
+        digest=row.digest,
+        estate_name=row.estate_name,
+        estate_digest=row.estate_digest,
+        services=tuple(row.services),
+        estate=row.estate,
+        release=row.release,
+        status=row.status,
+        phase=row.phase,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        next_due_at=row.next_due_at,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+        fencing_token=row.fencing_token,
+        revision=row.revision,
+    )
+
+
+def _command(row: Row[Any]) -> CommandRecord:
+    return CommandRecord(
+        id=row.id,
+        rollout_id=row.rollout_id,
+        kind=row.kind,
+        actor=row.actor,
+        created_at=row.created_at,
+        payload=row.payload or {},
+    )
+
+
+def _event(row: Row[Any]) -> EventRecord:
+    return EventRecord(
+        id=row.id,
+        rollout_id=row.rollout_id,
+        at=row.at,
+        kind=row.kind,
+        env=row.env,
+        service=row.service,
+        message=row.message,
+        data=row.data or {},
+    )
+
+
+class Store:
+    """Persistence of rollouts for the service layer and the controllers."""
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+        parsed = db.normalize_url(url or db.default_database_url())
+        self.url: str = parsed.render_as_string(hide_password=False)
+        self._engine = db.make_engine(parsed)
+        # Pure reads use a deferred BEGIN on SQLite so they never queue behind writers.
+        self._reader = self._engine.execution_options(**{db.SQLITE_BEGIN_OPTION: "DEFERRED"})
+        self._postgres = self._engine.dialect.name == "postgresql"
+        if migrate:
+            db.migrate(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # rollouts
+
+    def create_rollout(self, new: NewRollout, now: float) -> tuple[RolloutRecord, bool]:
+        """Store a new rollout, due at once; resubmitting the same release is a no-op."""
+        try:
+            return self._create_rollout(new, now)
+        except IntegrityError:
+            # Another process inserted the same id between our read and our insert.
+            return self._create_rollout(new, now)
+
+    def _create_rollout(self, new: NewRollout, now: float) -> tuple[RolloutRecord, bool]:
+        with self._engine.begin() as conn:
+            existing = conn.execute(select(*_ROLLOUT_COLUMNS).where(_R.id == new.id)).first()
+            if existing is not None:
+                if existing.digest != new.digest:
+                    raise ReleaseConflict(new.id, existing.digest, new.digest)
+                return _rollout(existing), False
+            row = conn.execute(
+                insert(rollouts)
+                .values(
+                    id=new.id,
+                    digest=new.digest,
+                    estate_name=new.estate_name,
+                    estate_digest=new.estate_digest,
+                    services=list(new.services),
+                    estate=new.estate,
+                    release=new.release,
+                    status=new.status,
+                    phase=new.phase,
+                    created_at=now,
+                    updated_at=now,
+                    next_due_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    fencing_token=0,
+                    revision=0,
+                )
+                .returning(*_ROLLOUT_COLUMNS)
+            ).one()
+            return _rollout(row), True
+
+    def get_rollout(self, rollout_id: str) -> RolloutRecord | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(select(*_ROLLOUT_COLUMNS).where(_R.id == rollout_id)).first()
+        return None if row is None else _rollout(row)
+
+    def list_rollouts(self, limit: int = 100, phases: Sequence[str] | None = None) -> list[RolloutRecord]:
+        """Rollouts, newest first, optionally only those in ``phases``."""
+        query = select(*_ROLLOUT_COLUMNS).order_by(_R.created_at.desc(), _R.id.desc()).limit(limit)
+        if phases is not None:
+            query = query.where(_R.phase.in_(list(phases)))
+        with self._reader.connect() as conn:
+            return [_rollout(row) for row in conn.execute(query)]
+
+    def earlier_active(self, rollout: RolloutRecord) -> list[RolloutRecord]:
+        """Unfinished rollouts of the same estate, created before ``rollout``, sharing a service."""
+        earlier = or_(
+            _R.created_at < rollout.created_at,
+            and_(_R.created_at == rollout.created_at, _R.id < rollout.id),
+        )
+        query = (
+            select(*_ROLLOUT_COLUMNS)
+            .where(
+                _R.estate_name == rollout.estate_name,
+                _R.phase.not_in(TERMINAL_PHASES),
+                _R.id != rollout.id,
+                earlier,
+            )
+            .order_by(_R.created_at, _R.id)
+        )
+        services = set(rollout.services)
+        with self._reader.connect() as conn:
+            candidates = [_rollout(row) for row in conn.execute(query)]
+        return [other for other in candidates if services.intersection(other.services)]
+
+    # leases
+
+    def claim_due(self, owner: str, now: float, ttl: float, limit: int = 50) -> list[Lease]:
+        """Lease active rollouts that are due and free (or already ours), soonest first.
+
+        A newly acquired lease gets a fresh fencing token, greater than any issued
+        before; renewing a lease we still hold keeps its token. ``owner`` must be
+        unique per controller process.
+        """
+        if ttl <= 0:
+            raise ValueError(f"lease ttl must be positive, got {ttl}")
+        if limit <= 0:
+            return []
+        query = (
+            select(_R.id, _R.lease_owner, _R.lease_expires_at, _R.fencing_token)
+            .where(
+                _R.phase.in_(ACTIVE_PHASES),
+                _R.next_due_at <= now,
+                or_(_lease_free(now), _lease_held_by(owner, now)),
+            )
+            .order_by(_R.next_due_at, _R.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        expires_at = now + ttl
+        leases: list[Lease] = []
+        with self._engine.begin() as conn:
+            candidates = conn.execute(query).all()
+            renewing = {
+                row.id
+                for row in candidates
+                if row.lease_owner == owner and row.lease_expires_at is not None and row.lease_expires_at >= now
+            }
+            tokens = self._issue_tokens(conn, len(candidates) - len(renewing))
+            for row in candidates:
+                if row.id in renewing:
+                    stmt = (
+                        update(rollouts)
+                        .where(
+                            _R.id == row.id,
+                            _lease_held_by(owner, now),
+                            _R.fencing_token == row.fencing_token,
+                        )
+                        .values(lease_expires_at=expires_at)
+                    )
+                else:
+                    # Re-check every condition: the row may have changed since the SELECT.
+                    stmt = (
+                        update(rollouts)
+                        .where(
+                            _R.id == row.id,
+                            _R.phase.in_(ACTIVE_PHASES),
+                            _R.next_due_at <= now,
+                            _lease_free(now),
+                        )
+                        .values(
+                            lease_owner=owner,
+                            lease_expires_at=expires_at,
+                            fencing_token=next(tokens),
+                        )
+                    )
+                claimed = conn.execute(stmt.returning(*_ROLLOUT_COLUMNS)).first()
+                if claimed is not None:
+                    record = _rollout(claimed)
+                    leases.append(Lease(record, owner, record.fencing_token, expires_at))
+        return leases
+
+    @staticmethod
+    def _issue_tokens(conn: Connection, count: int) -> Iterator[int]:
+        """Reserve ``count`` consecutive fencing tokens from the global counter."""
+        if count == 0:
+            return iter(())
+        top = conn.execute(
+            update(fence_sequence)
+            .where(fence_sequence.c.id == 1)
+            .values(value=fence_sequence.c.value + count)
+            .returning(fence_sequence.c.value)
+        ).scalar_one()
+        return iter(range(top - count + 1, top + 1))
+
+    def persist(
+        self,
+        lease: Lease,
+        *,
+        status: dict[str, Any],
+        phase: str,
+        next_due_at: float,
+        now: float,
+        ttl: float,
+        events: Sequence[NewEvent] = (),
+        consumed_commands: Sequence[int] = (),
+    ) -> Lease | None:
+        """Write the new state, events and consumed commands in one transaction.
+
+        Only while ``lease`` is still held with its token and unexpired; otherwise
+        writes nothing and returns None. On success returns the extended lease.
+        """
+        rollout_id = lease.rollout.id
+        fenced = and_(
+            _R.id == rollout_id,
+            _R.lease_owner == lease.owner,
+            _R.fencing_token == lease.token,
+            _R.lease_expires_at >= now,
+        )
+        expires_at = now + ttl
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                update(rollouts)
+                .where(fenced)
+                .values(
+                    status=status,
+                    phase=phase,
+                    next_due_at=next_due_at,
+                    updated_at=now,
+                    revision=_R.revision + 1,
+                    lease_expires_at=expires_at,
+                )
+                .returning(*_ROLLOUT_COLUMNS)
+            ).first()
+            if row is None:
+                return None
+            self._insert_events(conn, rollout_id, events, now)
+            if consumed_commands:
+                conn.execute(
+                    update(rollout_commands)
+                    .where(
+                        rollout_commands.c.rollout_id == rollout_id,
+                        rollout_commands.c.id.in_(list(consumed_commands)),
+                        rollout_commands.c.consumed_at.is_(None),
+                    )
+                    .values(consumed_at=now)
+                )
+            if next_due_at > now and self._command_arrived(conn, rollout_id, lease):
+                # A command added while we held the lease must not wait for next_due_at.
+                row = conn.execute(
+                    update(rollouts).where(_R.id == rollout_id).values(next_due_at=now).returning(*_ROLLOUT_COLUMNS)
+                ).one()
+        return Lease(_rollout(row), lease.owner, lease.token, expires_at)
+
+    @staticmethod
+    def _command_arrived(conn: Connection, rollout_id: str, lease: Lease) -> bool:
+        """Is a command pending that arrived since the state this lease last read?"""
+        cmd = rollout_commands.c
+        query = select(
+            exists().where(
+                cmd.rollout_id == rollout_id,
+                cmd.consumed_at.is_(None),
+                cmd.created_at >= lease.rollout.updated_at,
+            )
+        )
+        return bool(conn.execute(query).scalar())
+
+    def release(self, lease: Lease) -> None:
+        """Give up the lease, if it is still ours with this token."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(rollouts)
+                .where(
+                    _R.id == lease.rollout.id,
+                    _R.lease_owner == lease.owner,
+                    _R.fencing_token == lease.token,
+                )
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    def reset(
+        self, rollout_id: str, *, status: dict[str, Any], phase: str, now: float, event: NewEvent
+    ) -> RolloutRecord:
+        """Replace a rollout's state (``retry``) and make it due now.
+
+        Refused with RolloutLeased while an active rollout is leased by a live
+        controller. Any lease left is cleared, so its holder can no longer persist.
+        """
+        query = select(_R.phase, _R.lease_owner, _R.lease_expires_at).where(_R.id == rollout_id)
+        if self._postgres:
+            query = query.with_for_update()
+        with self._engine.begin() as conn:
+            current = conn.execute(query).first()
+            if current is None:
+                raise RolloutNotFound(rollout_id)
+            live = (
+                current.lease_owner is not None
+                and current.lease_expires_at is not None
+                and current.lease_expires_at >= now
+            )
+            if live and current.phase not in TERMINAL_PHASES:
+                raise RolloutLeased(rollout_id, current.lease_owner, current.lease_expires_at)
+            row = conn.execute(
+                update(rollouts)
+                .where(_R.id == rollout_id)
+                .values(
+                    status=status,
+                    phase=phase,
+                    next_due_at=now,
+                    updated_at=now,
+                    revision=_R.revision + 1,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+                .returning(*_ROLLOUT_COLUMNS)
+            ).one()
+            self._insert_events(conn, rollout_id, [event], now)
+        return _rollout(row)
+
+    # commands and events
+
+    def add_command(
+        self,
+        rollout_id: str,
+        kind: str,
+        actor: str,
+        now: float,
+        payload: dict[str, Any] | None = None,
+    ) -> CommandRecord:
+        """Queue an operator command and make the rollout due at once."""
+        payload = dict(payload or {})
+        with self._engine.begin() as conn:
+            found = conn.execute(
+                update(rollouts)
+                .where(_R.id == rollout_id)
+                .values(next_due_at=case((_R.next_due_at > now, now), else_=_R.next_due_at))
+                .returning(_R.id)
+            ).first()
+            if found is None:
+                raise RolloutNotFound(rollout_id)
+            command_id = conn.execute(
+                insert(rollout_commands)
+                .values(
+                    rollout_id=rollout_id,
+                    kind=kind,
+                    actor=actor,
+                    payload=payload,
+                    created_at=now,
+                    consumed_at=None,
+                )
+                .returning(rollout_commands.c.id)
+            ).scalar_one()
+        return CommandRecord(command_id, rollout_id, kind, actor, now, payload)
+
+    def pending_commands(self, rollout_id: str) -> list[CommandRecord]:
+        """Commands not consumed yet, oldest first."""
+        cmd = rollout_commands.c
+        query = select(rollout_commands).where(cmd.rollout_id == rollout_id, cmd.consumed_at.is_(None)).order_by(cmd.id)
+        with self._reader.connect() as conn:
+            return [_command(row) for row in conn.execute(query)]
+
+    def add_events(self, rollout_id: str, events: Sequence[NewEvent], now: float) -> None:
+        try:
+            with self._engine.begin() as conn:
+                self._insert_events(conn, rollout_id, events, now)
+        except IntegrityError as exc:
+            if self.get_rollout(rollout_id) is None:
+                raise RolloutNotFound(rollout_id) from exc
+            raise
+
+    @staticmethod
+    def _insert_events(conn: Connection, rollout_id: str, events: Sequence[NewEvent], now: float) -> None:
+        if not events:
+            return
+        conn.execute(
+            insert(rollout_events),
+            [
+                {
+                    "rollout_id": rollout_id,
+                    "at": now,
+                    "kind": event.kind,
+                    "env": event.env,
+                    "service": event.service,
+                    "message": event.message,
+                    "data": event.data,
+                }
+                for event in events
+            ],
+        )
+
+    def events(self, rollout_id: str, after_id: int = 0) -> list[EventRecord]:
+        """Events of a rollout with id greater than ``after_id``, in order."""
+        ev = rollout_events.c
+        query = select(rollout_events).where(ev.rollout_id == rollout_id, ev.id > after_id).order_by(ev.id)
+        with self._reader.connect() as conn:
+            return [_event(row) for row in conn.execute(query)]
+
+    def next_due_at(self) -> float | None:
+        """The earliest next_due_at of any active rollout, None when none is active."""
+        query = select(func.min(_R.next_due_at)).where(_R.phase.in_(ACTIVE_PHASES))
+        with self._reader.connect() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else float(value)

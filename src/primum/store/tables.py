@@ -1,0 +1,109 @@
+"""SQLAlchemy tables of the store. Times are float epoch seconds given by callers.
+
+The schema itself is created by the Alembic migrations in ``migrations/``; keep
+both in step when a table changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONDoc: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
+AutoId: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Rollout(Base):
+    """One release being rolled out; the row a controller leases."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)  # the release id
+    digest: Mapped[str] = mapped_column(String)
+    estate_name: Mapped[str] = mapped_column(String, index=True)
+    estate_digest: Mapped[str] = mapped_column(String)
+    services: Mapped[list[str]] = mapped_column(JSONDoc)
+    estate: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    release: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    status: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    phase: Mapped[str] = mapped_column(String, index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    next_due_at: Mapped[float] = mapped_column(Float, index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    fencing_token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class RolloutEvent(Base):
+    """Append-only log of what happened to a rollout."""
+
+    __tablename__ = "rollout_events"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String)
+    env: Mapped[str | None] = mapped_column(String)
+    service: Mapped[str | None] = mapped_column(String)
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+
+
+class RolloutCommand(Base):
+    """An operator's request (promote, abort, retry) waiting for a controller."""
+
+    __tablename__ = "rollout_commands"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    created_at: Mapped[float] = mapped_column(Float)
+    consumed_at: Mapped[float | None] = mapped_column(Float)
+
+
+class FenceSequence(Base):
+    """Single-row counter issuing fencing tokens, increasing across all rollouts."""
+
+    __tablename__ = "fence_sequence"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+rollouts = cast(Table, Rollout.__table__)
+rollout_events = cast(Table, RolloutEvent.__table__)
+rollout_commands = cast(Table, RolloutCommand.__table__)
+fence_sequence = cast(Table, FenceSequence.__table__)
