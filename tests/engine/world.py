@@ -70,7 +70,7 @@ class World:
                 cumulative.append((b, int(sum(n for lb, n in c.latency.items() if lb <= b))))
             versions[key] = VersionMetrics(
                 requests={"200": int(c.ok), "500": int(c.err)},
-                latency=LatencyHistogram(buckets=tuple(cumulative), count=int(c.ok + c.err)))
+                latency=LatencyHistogram(buckets=tuple(cumulative), count=int(sum(c.latency.values()))))
         return MetricsSnapshot(taken_at=self.now, router_started_at=1.0, versions=versions)
 
     def _traffic(self, dt: float) -> None:

@@ -9,7 +9,6 @@ pass. (The full statistical judge replaces this in a later issue.)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from primum.model.estate import AnalysisSettings, Slo
@@ -21,7 +20,8 @@ from primum.model.runtime import MetricsSnapshot, VersionMetrics
 class WindowCounts:
     requests: int
     errors: int
-    buckets: tuple[tuple[float, int], ...]  # cumulative, per window
+    buckets: tuple[tuple[float, int], ...]  # cumulative, per window, finite bounds
+    observed: int  # latency observations in the window (the +Inf bucket)
 
 
 def window(before: VersionMetrics | None, after: VersionMetrics | None) -> WindowCounts:
@@ -32,26 +32,24 @@ def window(before: VersionMetrics | None, after: VersionMetrics | None) -> Windo
     errors = _errors(after) - _errors(before)
     prior = dict(before.latency.buckets)
     buckets = tuple((le, count - prior.get(le, 0)) for le, count in after.latency.buckets)
-    return WindowCounts(requests=requests, errors=errors, buckets=buckets)
+    observed = after.latency.count - before.latency.count
+    return WindowCounts(requests=requests, errors=errors, buckets=buckets, observed=observed)
 
 
 def _errors(metrics: VersionMetrics) -> int:
     return sum(n for status, n in metrics.requests.items() if status.startswith("5"))
 
 
-def quantile(q: float, buckets: tuple[tuple[float, int], ...]) -> float | None:
-    """Quantile from cumulative buckets by linear interpolation (as PromQL ``histogram_quantile``)."""
-    if not buckets:
-        return None
-    total = buckets[-1][1]
-    if total <= 0:
+def quantile(q: float, buckets: tuple[tuple[float, int], ...], total: int) -> float | None:
+    """Quantile from cumulative finite buckets and the total count, by linear interpolation
+    within a bucket (as PromQL ``histogram_quantile``). Beyond the largest finite bucket the
+    answer is that bucket's bound, as in PromQL."""
+    if total <= 0 or not buckets:
         return None
     rank = q * total
     lower_bound, lower_count = 0.0, 0
     for bound, count in buckets:
         if count >= rank:
-            if math.isinf(bound):
-                return lower_bound  # beyond the largest finite bucket: report its bound
             if count == lower_count:
                 return bound
             return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
@@ -60,7 +58,7 @@ def quantile(q: float, buckets: tuple[tuple[float, int], ...]) -> float | None:
 
 
 def measure(key: str, counts: WindowCounts) -> VersionMeasurement:
-    p95 = quantile(0.95, counts.buckets)
+    p95 = quantile(0.95, counts.buckets, counts.observed)
     return VersionMeasurement(
         version=key,
         requests=counts.requests,

@@ -34,8 +34,8 @@ class DemoFiles:
 
 
 def estate_document(fast: bool = False) -> dict:
-    window = "5s" if fast else "6s"
-    analysis = {"min_requests": 15 if fast else 20}
+    window = "4s" if fast else "5s"
+    analysis = {"min_requests": 15 if fast else 20, "warmup": "0.5s"}
     return {
         "apiVersion": "primum/v1",
         "kind": "Estate",

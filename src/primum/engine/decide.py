@@ -344,8 +344,6 @@ class _Tick:
             item.preview = step.on
         elif isinstance(step, Wait) and step.duration is None:
             self.pause(item, "waiting for `primum promote` (manual pause step)")
-        elif isinstance(step, Analyze):
-            self.take_baseline(item)
         self.event("step", f"{item.service} in {item.env}: step {item.step_index + 1}/{len(item.steps)} "
                    f"{describe(step)}", item, step=step.model_dump())
 
@@ -407,6 +405,8 @@ class _Tick:
     def analysis_done(self, item: ServiceRollout, step: Analyze, o: ServiceObservation | None, elapsed: float
                       ) -> tuple[bool, str | None]:
         if item.baseline is None:
+            if elapsed < item.analysis.warmup and item.metrics_errors == 0:
+                return False, None  # let cold starts after the traffic shift pass first
             self.take_baseline(item)
             if item.baseline is not None:
                 item.step_started_at = self.now  # the window starts with its first snapshot

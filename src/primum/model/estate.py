@@ -133,7 +133,8 @@ class AnalysisSettings(Strict):
     min_requests: int = Field(default=20, ge=1)  # fewer than this per version: inconclusive
     max_error_rate_increase: float = Field(default=0.02, ge=0, le=1)  # over stable, absolute
     max_latency_ratio: float = Field(default=1.5, ge=1)  # new p95 / stable p95
-    latency_slack_ms: float = Field(default=20.0, ge=0)  # absolute slack before the ratio bites
+    latency_slack_ms: float = Field(default=50.0, ge=0)  # absolute slack before the ratio bites
+    warmup: Duration = 1.0  # after a traffic shift, wait this long before the window starts (cold starts)
     failure_limit: int = Field(default=0, ge=0)  # reserved for multi-interval analysis
 
 

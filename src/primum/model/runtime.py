@@ -14,9 +14,10 @@ These are the contracts between the pure core and the I/O shell:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Frozen(BaseModel):
@@ -105,11 +106,22 @@ Action = Annotated[EnsureInstances | SetRoute, Field(discriminator="kind")]
 
 
 class LatencyHistogram(Frozen):
-    """Cumulative latency histogram (Prometheus style), seconds."""
+    """Cumulative latency histogram (Prometheus style), seconds.
 
-    buckets: tuple[tuple[float, int], ...] = ()  # (upper bound, cumulative count), +inf last
+    Only finite upper bounds are kept (the ``+Inf`` bucket is ``count``), so
+    the value survives JSON, which has no infinity.
+    """
+
+    buckets: tuple[tuple[float, int], ...] = ()  # (finite upper bound, cumulative count), ascending
     count: int = 0
     sum: float = 0.0
+
+    @field_validator("buckets", mode="before")
+    @classmethod
+    def _finite_only(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(b for b in value if b[0] is not None and math.isfinite(float(b[0])))
+        return value
 
 
 class VersionMetrics(Frozen):

@@ -25,6 +25,7 @@ from primum.model.runtime import (
 )
 from primum.targets.base import StaleFenceError
 
+
 def _key(spec: ServiceRuntimeSpec) -> str:
     return f"{spec.estate}/{spec.env}/{spec.service}"
 
