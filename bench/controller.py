@@ -61,8 +61,8 @@ class SharedNoop(Targets):
 
 
 def seed(store: Store, targets: SharedNoop, n: int, now: float) -> None:
-    from primum.model.runtime import EnsureInstances, SetRoute
     from primum.model.load import runtime_spec
+    from primum.model.runtime import EnsureInstances, SetRoute
 
     for i in range(n):
         e = estate(i)
@@ -90,9 +90,6 @@ def pct(values: list[float], q: float) -> float:
 def run_controller(n: int, seconds: float, url: str | None) -> dict:
     home = Path(tempfile.mkdtemp(prefix="primum-bench-"))
     store = Store(url or f"sqlite:///{home / 'bench.db'}")
-    if url:  # start clean on a shared server
-        for r in store.list_rollouts(limit=100_000):
-            pass
     targets = SharedNoop(home)
     seed(store, targets, n, time.time())
     controller = Controller(store, targets, lease_ttl=30.0, batch=max(50, n))

@@ -188,3 +188,22 @@ def test_a_controller_that_lost_its_lease_neither_persists_nor_acts(store, tmp_p
     spec = runtime_spec(estate(), "staging", "api")
     with pytest.raises(StaleFenceError):
         targets.target.apply(Route(env="staging", service="api", weights={}), spec, lease_a.token)
+
+
+def test_a_lease_older_than_the_data_planes_newest_token_is_renewed_not_stuck(store, tmp_path):
+    """Another rollout's newer lease touched the same service: our token is now stale at the
+    data plane although our lease is valid. Giving the lease up draws a fresh token."""
+    clock = Clock()
+    service = ReleaseService(store, clock=clock)
+    e = estate()
+    service.submit(write_release(tmp_path, "rel-old-token", ["api"]), e)
+    targets = OneNoop(tmp_path)
+    controller = Controller(store, targets, clock=clock)
+    controller.tick()
+    # a newer lease (of another rollout) acts on the same service
+    service.submit(write_release(tmp_path, "rel-other", ["api"]), estate("other-estate"))
+    [newer] = [lease for lease in store.claim_due("someone-else", clock(), 5) if lease.rollout.id == "rel-other"]
+    key = next(k for k in targets.target._services if k.endswith("/staging/api") and k.startswith(e.name))
+    targets.target._services[key].fence = newer.token
+    assert drive(controller, clock, service, "rel-old-token", limit=3000) == "promoted"
+    assert service.get("rel-old-token").fencing_token > newer.token

@@ -119,7 +119,8 @@ class World:
         return [e.kind for d in self.history for e in d.events]
 
     def route(self, env: str, service: str) -> dict[str, int]:
-        return {k: w for k, w in self.target._services[f"{self.estate.name}/{env}/{service}"].route.weights.items() if w}
+        svc = self.target._services[f"{self.estate.name}/{env}/{service}"]
+        return {k: w for k, w in svc.route.weights.items() if w}
 
     def running(self, env: str, service: str) -> dict[str, int]:
         return {k: n for k, (_, n) in self.target._services[f"{self.estate.name}/{env}/{service}"].versions.items()}

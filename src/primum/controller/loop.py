@@ -172,7 +172,12 @@ class Controller:
                 target.apply(action, spec, lease.token)
                 self._last_action_error.pop(key, None)
             except StaleFenceError as exc:
-                log.warning("rollout %s: %s; stopping", lease.rollout.id, exc)
+                # The data plane saw a newer token: either another controller owns this
+                # rollout now (then release is a no-op), or another rollout's newer lease
+                # touched this service since ours was granted. Giving the lease up makes
+                # the next claim draw a fresh, higher token.
+                log.warning("rollout %s: %s; giving the lease up to re-claim it", lease.rollout.id, exc)
+                self.store.release(lease)
                 return
             except TargetError as exc:
                 # Not fatal here: the step that needs this effect will not complete, and its

@@ -10,6 +10,7 @@ exits 0 only then. It leaves no process behind.
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -61,6 +62,8 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
                   f"{' -> '.join(estate.environment_names())}; files in {files.root}")
     outcomes: list[Outcome] = []
     leftovers: list[int] = []
+    # SIGTERM (a CI timeout, `kill`) must still run the clean-up below.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         thread.start()
         outcomes.append(_release(service, files.baseline, estate, "0. baseline: first deployment of all five "
@@ -76,11 +79,12 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
         thread.join(timeout=10)
         controller.shutdown()
         runtime = LocalRuntime(scratch, estate.name)
-        pids = runtime.all_pids() if hasattr(runtime, "all_pids") else []
+        pids = runtime.all_pids()
         runtime.stop_all()
         leftovers = [pid for pid in pids if _alive(pid)]
         store.close()
-        if keep is None:
+        signal.signal(signal.SIGTERM, previous)
+        if keep is None and not leftovers:
             shutil.rmtree(scratch, ignore_errors=True)
     behaved = _summary(outcomes, files, time.time() - started, leftovers)
     return 0 if behaved else 1
@@ -101,6 +105,10 @@ def _release(service: ReleaseService, path: Path, estate, title: str, expected: 
             deadline = time.time() + 60
         time.sleep(0.25)
     return Outcome(title, record.id, expected, status)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,427 @@
+"""The `primum` command line, run as the real console script in subprocesses.
+
+Every test has its own ``PRIMUM_HOME`` (so its own SQLite database); releases
+run on estates whose services use the in-memory ``noop`` target, so no service
+process is ever started. A background ``primum controller`` is stopped with
+SIGTERM in a fixture finalizer, and killed if it does not stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from primum.model.release import Release, canonical_digest
+from tests.controller.noop_estate import estate_doc, write_release
+
+PRIMUM = str(Path(sys.executable).parent / "primum")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+STATES = {"pending", "running", "paused", "promoted", "rolled_back", "failed"}
+TERMINAL = {"promoted", "rolled_back", "failed"}
+README_COMMANDS = ("demo", "init", "validate", "schema", "up", "down", "release", "controller", "status", "history",
+                   "promote", "abort", "retry")
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def flat_out(self) -> str:
+        return " ".join(self.out.split())
+
+    @property
+    def flat_err(self) -> str:
+        """stderr with Rich's line wrapping undone."""
+        return " ".join(self.err.split())
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMUM_")}  # no DATABASE_URL, ESTATE, DEBUG
+    env.update(PRIMUM_HOME=str(home), PRIMUM_USER="test-user", COLUMNS="200", NO_COLOR="1")
+    return env
+
+
+@dataclass
+class Cli:
+    home: Path
+    cwd: Path
+
+    def __call__(self, *args: str | Path, timeout: float = 60) -> Result:
+        proc = subprocess.run([PRIMUM, *map(str, args)], cwd=self.cwd, env=cli_env(self.home), capture_output=True,
+                              text=True, timeout=timeout)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def json(self, *args: str | Path) -> object:
+        result = self(*args, "--output", "json")
+        assert result.code == 0, result
+        return json.loads(result.out)
+
+    def wait_for(self, release_id: str, states: set[str], timeout: float = 30) -> dict:
+        """Poll `primum status ID --output json` until the release is in one of ``states``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.json("status", release_id)
+            assert isinstance(doc, dict)
+            if doc["state"] in states:
+                return doc
+            assert doc["state"] not in TERMINAL, f"{release_id} ended {doc['state']}, wanted {states}: {doc}"
+            assert time.monotonic() < deadline, f"{release_id} still {doc['state']} after {timeout}s: {doc}"
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    work = tmp_path / "work"
+    work.mkdir()
+    return Cli(home=tmp_path / "home", cwd=work)
+
+
+class Controller:
+    """`primum controller` in the background, with its output in a file."""
+
+    def __init__(self, cli: Cli, log: Path):
+        self.log = log
+        self._fh = log.open("w")
+        self.proc = subprocess.Popen([PRIMUM, "controller", "--lease-ttl", "3"], cwd=cli.cwd, env=cli_env(cli.home),
+                                     stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, then SIGKILL if it does not stop in time; the exit code."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=10)
+            return self.proc.returncode
+        finally:
+            self._fh.close()
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+def controller(cli: Cli, tmp_path: Path) -> Iterator[Callable[[], Controller]]:
+    started: list[Controller] = []
+
+    def start() -> Controller:
+        ctl = Controller(cli, tmp_path / f"controller-{len(started)}.log")
+        started.append(ctl)
+        return ctl
+
+    yield start
+    for ctl in started:
+        ctl.stop(timeout=10)
+
+
+def write_noop_estate(directory: Path, steps: list | None = None) -> Path:
+    """The noop estate of the controller tests, with short pauses."""
+    doc = estate_doc(steps=steps or [{"set_weight": 20}, {"pause": {"duration": 0.2}}])
+    doc["services"]["web"]["strategy"]["steps"] = [{"set_weight": 50}, {"pause": {"duration": 0.2}}]
+    path = directory / "estate.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def digest_in(text: str) -> str:
+    match = DIGEST.search(text)
+    assert match, f"no digest in {text!r}"
+    return match.group(0)
+
+
+# ------------------------------------------------------------------ help, init
+
+
+def test_help_lists_every_command_of_the_readme(cli: Cli) -> None:
+    result = cli("--help")
+    assert result.code == 0, result
+    listed = set(re.findall(r"^\W*([a-z]+)\s{2,}", result.out, flags=re.MULTILINE))
+    missing = [c for c in README_COMMANDS if c not in listed]
+    assert not missing, f"--help does not list {missing}:\n{result.out}"
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`primum init DIR` once for the module; tests that change files copy it."""
+    base = tmp_path_factory.mktemp("init")
+    root = base / "example"
+    result = Cli(home=base / "home", cwd=base)("init", root)
+    assert result.code == 0, result
+    assert "estate.yaml" in result.out and "primum up" in result.out
+    return root
+
+
+def test_init_writes_estate_releases_and_artifacts(example: Path) -> None:
+    assert (example / "estate.yaml").is_file()
+    releases = sorted(p.name for p in (example / "releases").glob("*.yaml"))
+    assert releases == ["0-baseline.yaml", "1-scheduling-2.0.0.yaml", "2-scheduling-2.0.1.yaml"]
+    artifacts = list((example / "artifacts").iterdir())
+    assert len(artifacts) == 9 and all(p.stat().st_size > 0 for p in artifacts)
+    assert yaml.safe_load((example / "estate.yaml").read_text())["kind"] == "Estate"
+
+
+def test_init_refuses_a_non_empty_directory(cli: Cli, example: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in example.rglob("*")}
+    result = cli("init", example)
+    assert result.code == 2, result
+    assert str(example) in result.flat_err and "not empty" in result.err
+    assert "fix:" in result.err
+    assert {p: p.stat().st_mtime_ns for p in example.rglob("*")} == before, "init changed the existing files"
+
+
+# ---------------------------------------------------------------- validate
+
+
+def test_validate_the_written_estate_and_releases(cli: Cli, example: Path) -> None:
+    estate = example / "estate.yaml"
+    result = cli("validate", estate)
+    assert result.code == 0, result
+    assert "ok" in result.out and "st-elsewhere-general" in result.out and "5 services" in result.out
+    for release in sorted((example / "releases").glob("*.yaml")):
+        result = cli("validate", release, "--estate", estate)
+        assert result.code == 0, result
+        doc = yaml.safe_load(release.read_text())
+        assert doc["id"] in result.out
+        assert digest_in(result.out) == canonical_digest(Release.model_validate(doc))
+
+
+BROKEN_SERVICE = {"owner": "t", "tier": "internal", "data_class": "none", "target": {"type": "noop"}}
+
+
+@pytest.mark.parametrize(("change", "line_of", "field", "words"), [
+    pytest.param(lambda s: s["a"].update(colour="blue"), "colour:", "services.a.colour", "unknown field 'colour'",
+                 id="unknown-key"),
+    pytest.param(lambda s: s["a"].update(tier="super-critical"), "tier: super-critical", "services.a.tier",
+                 "'super-critical' is not allowed", id="bad-tier"),
+    pytest.param(lambda s: (s["a"].update(depends_on=["b"]), s["b"].update(depends_on=["a"])), "depends_on:",
+                 "services.a.depends_on", "dependency cycle", id="dependency-cycle"),
+])
+def test_validate_a_broken_estate_names_file_line_field_and_fix(cli: Cli, tmp_path: Path, change, line_of: str,
+                                                               field: str, words: str) -> None:
+    services = {"a": dict(BROKEN_SERVICE), "b": dict(BROKEN_SERVICE)}
+    change(services)
+    doc = {"apiVersion": "primum/v1", "kind": "Estate", "name": "broken",
+           "environments": [{"name": "staging", "class": "nonprod"}], "services": services}
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith(line_of))
+    result = cli("validate", path)
+    assert result.code == 2, result
+    assert f"{path}:{line}" in result.err, result
+    assert field in result.err and words in result.flat_err and "fix:" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_validate_a_release_whose_artifact_changed_after_pinning(cli: Cli, example: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "example"
+    shutil.copytree(example, copy)
+    release = copy / "releases" / "0-baseline.yaml"
+    pinned = yaml.safe_load(release.read_text())["services"]["billing-sync"]
+    artifact = (release.parent / pinned["artifact"]).resolve()
+    artifact.write_text(artifact.read_text() + "\n# changed after pinning\n")
+    result = cli("validate", release, "--estate", copy / "estate.yaml")
+    assert result.code == 2, result
+    assert f"{release}:" in result.err and "services.billing-sync.digest" in result.err
+    assert pinned["digest"] in result.flat_err and "fix:" in result.err
+    assert len(set(DIGEST.findall(result.err))) == 2, "names both the pinned and the actual digest"
+
+
+def test_validate_a_file_of_unknown_kind_or_a_missing_file(cli: Cli, tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text("apiVersion: primum/v1\nkind: Pipeline\nname: x\n")
+    result = cli("validate", other)
+    assert result.code == 2, result
+    assert f"{other}:2" in result.err and "Pipeline" in result.err and "fix:" in result.err
+    missing = tmp_path / "nowhere.yaml"
+    result = cli("validate", missing)
+    assert result.code == 2, result
+    assert str(missing) in result.err and "not found" in result.err
+
+
+def test_a_problem_text_is_printed_literally_not_as_markup(cli: Cli, tmp_path: Path) -> None:
+    """User text in a problem (here a tier value) must not be read as Rich markup."""
+    doc = {"apiVersion": "primum/v1", "kind": "Estate", "name": "broken",
+           "environments": [{"name": "staging", "class": "nonprod"}],
+           "services": {"a": {**BROKEN_SERVICE, "tier": "[/]"}}}
+    path = tmp_path / "markup.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = cli("validate", path)
+    assert result.code == 2, result
+    assert "'[/]' is not allowed" in result.err and "Traceback" not in result.err
+    result = cli("status", "[/x]")
+    assert result.code == 2, result
+    assert "'[/x]'" in result.err and "Traceback" not in result.err
+
+
+# ------------------------------------------------------------------ schema
+
+
+def test_schema_prints_json_schema(cli: Cli) -> None:
+    for which, field in (("estate", "services"), ("release", "services")):
+        result = cli("schema", which)
+        assert result.code == 0, result
+        schema = json.loads(result.out)
+        assert "properties" in schema and field in schema["properties"], which
+    result = cli("schema", "other")
+    assert result.code == 2, result
+    assert "other" in result.err
+
+
+# ---------------------------------------------------------------- releases
+
+
+def test_apply_history_status_and_a_controller_to_promotion(cli: Cli, controller, tmp_path: Path) -> None:
+    estate = write_noop_estate(tmp_path)
+    release = write_release(tmp_path, "rel-1", ["api", "web"], "2.0")
+
+    first = cli("release", "apply", release, "--estate", estate, "--no-wait")
+    assert first.code == 0, first
+    assert "rel-1" in first.out and "submitted" in first.out and "already" not in first.out
+    digest = digest_in(first.out)
+
+    again = cli("release", "apply", release, "--estate", estate, "--no-wait")
+    assert again.code == 0, again
+    assert "already submitted" in again.out and digest in again.out
+
+    changed_doc = {**yaml.safe_load(release.read_text()), "description": "changed after submitting"}
+    changed = tmp_path / "rel-1-changed.yaml"
+    changed.write_text(yaml.safe_dump(changed_doc))
+    changed_digest = canonical_digest(Release.model_validate(changed_doc))
+    conflict = cli("release", "apply", changed, "--estate", estate, "--no-wait")
+    assert conflict.code == 2, conflict
+    assert "'rel-1'" in conflict.err and digest in conflict.flat_err and changed_digest in conflict.flat_err
+
+    history = cli.json("history")
+    assert isinstance(history, list) and [r["id"] for r in history] == ["rel-1"]
+    [row] = history
+    assert row["digest"] == digest and row["state"] in STATES and row["state"] == "pending"
+    assert set(row["environments"]) == {"staging", "prod"}
+    for env in ("staging", "prod"):
+        assert set(row["environments"][env]) == {"api", "web"}
+        for svc in ("api", "web"):
+            item = row["environments"][env][svc]
+            assert item["state"] == "pending" and item["version"] == "2.0" and DIGEST.fullmatch(item["digest"])
+
+    status = cli.json("status", "rel-1")
+    assert isinstance(status, dict)
+    assert status["id"] == "rel-1" and status["digest"] == digest and status["state"] == "pending"
+    assert status["status"]["release_id"] == "rel-1"
+
+    ctl = controller()
+    done = cli.wait_for("rel-1", TERMINAL, timeout=40)
+    assert done["state"] == "promoted", done
+    assert all(item["state"] == "succeeded" for env in done["environments"].values() for item in env.values())
+    assert ctl.stop() == 0, ctl.output()
+    assert "promoted" in ctl.output()
+
+
+def test_apply_waits_until_promoted_and_env_limits_the_path(cli: Cli, controller, tmp_path: Path) -> None:
+    estate = write_noop_estate(tmp_path)
+    controller()
+    result = cli("release", "apply", write_release(tmp_path, "rel-staging", ["api"], "2.0"), "--estate", estate,
+                 "--env", "staging", "--timeout", "40")
+    assert result.code == 0, result
+    assert "submitted" in result.out and "promoted" in result.out
+    [row] = cli.json("history")  # type: ignore[misc]
+    assert row["id"] == "rel-staging" and row["state"] == "promoted"
+    assert set(row["environments"]) == {"staging"}, "--env staging must not plan prod"
+    assert row["environments"]["staging"]["api"]["state"] == "succeeded"
+
+
+def test_apply_for_an_unknown_environment(cli: Cli, tmp_path: Path) -> None:
+    estate = write_noop_estate(tmp_path)
+    result = cli("release", "apply", write_release(tmp_path, "rel-x", ["api"]), "--estate", estate,
+                 "--env", "production", "--no-wait")
+    assert result.code == 2, result
+    assert "production" in result.err and "staging" in result.err and "prod" in result.err and "fix:" in result.err
+    assert cli.json("history") == [], "nothing is submitted"
+
+
+def test_pause_abort_retry_and_refused_commands(cli: Cli, controller, tmp_path: Path) -> None:
+    estate = write_noop_estate(tmp_path, steps=[{"set_weight": 20}, {"pause": {}}])
+    ctl = controller()  # one process for the whole test: the noop target remembers the baseline
+    baseline = cli("release", "apply", write_release(tmp_path, "rel-base", ["api"], "1.0"), "--estate", estate,
+                   "--timeout", "40")
+    assert baseline.code == 0, baseline
+
+    applied = cli("release", "apply", write_release(tmp_path, "rel-canary", ["api"], "2.0"), "--estate", estate,
+                  "--no-wait")
+    assert applied.code == 0, applied
+    paused = cli.wait_for("rel-canary", {"paused"})
+    assert paused["environments"]["staging"]["api"]["state"] == "paused", paused
+
+    aborted = cli("abort", "rel-canary", "--as", "alice")
+    assert aborted.code == 0, aborted
+    assert "abort requested" in aborted.out
+    done = cli.wait_for("rel-canary", TERMINAL)
+    assert done["state"] == "rolled_back", done
+    assert "alice" in (done["reason"] or ""), done
+    assert done["environments"]["staging"]["api"]["state"] == "rolled_back", done
+
+    retried = cli("retry", "rel-canary")
+    assert retried.code == 0, retried
+    assert "queued again" in retried.out
+    again = cli.json("status", "rel-canary")
+    assert isinstance(again, dict)
+    assert again["state"] in {"pending", "running", "paused"}, again  # the controller may have reached the pause
+    assert again["environments"]["staging"]["api"]["state"] != "rolled_back", again
+
+    unknown = cli("promote", "rel-nope")
+    assert unknown.code == 2, unknown
+    assert "rel-nope" in unknown.err
+    finished = cli("abort", "rel-base", "--as", "alice")
+    assert finished.code == 2, finished
+    assert "rel-base" in finished.err and "promoted" in finished.err
+
+    assert ctl.stop() == 0, ctl.output()
+
+
+def test_controller_once_gives_up_its_leases(cli: Cli, tmp_path: Path) -> None:
+    """A one-pass controller must not leave leases behind that block every other controller."""
+    from primum.store.repository import Store
+
+    estate = write_noop_estate(tmp_path)
+    applied = cli("release", "apply", write_release(tmp_path, "rel-once", ["api"]), "--estate", estate, "--no-wait")
+    assert applied.code == 0, applied
+    once = cli("controller", "--once")
+    assert once.code == 0, once
+    assert "rel-once" in once.out and "started" in once.out
+    store = Store(f"sqlite:///{cli.home / 'primum.db'}", migrate=False)
+    try:
+        record = store.get_rollout("rel-once")
+    finally:
+        store.close()
+    assert record is not None and record.phase == "running"
+    assert record.lease_owner is None, (
+        f"`primum controller --once` exited holding the lease of rel-once (owner {record.lease_owner}, "
+        f"{record.lease_expires_at - time.time():.1f}s left): no controller can take it over until then")
+
+
+# ----------------------------------------------------------------- runtime
+
+
+def test_down_with_nothing_running(cli: Cli) -> None:
+    result = cli("down")
+    assert result.code == 0, result
+    assert "stopped 0 runtime(s)" in result.out
