@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,11 @@ class Cli:
         proc = subprocess.run([PRIMUM, *map(str, args)], cwd=self.cwd, env=cli_env(self.home), capture_output=True,
                               text=True, timeout=timeout)
         return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def many(self, *commands: tuple[str | Path, ...]) -> list[Result]:
+        """Run independent commands at the same time (each one pays Python's start-up); results in order."""
+        with ThreadPoolExecutor(len(commands)) as pool:
+            return list(pool.map(lambda args: self(*args), commands))
 
     def json(self, *args: str | Path) -> object:
         result = self(*args, "--output", "json")
@@ -195,11 +201,11 @@ def test_init_refuses_a_non_empty_directory(cli: Cli, example: Path) -> None:
 
 def test_validate_the_written_estate_and_releases(cli: Cli, example: Path) -> None:
     estate = example / "estate.yaml"
-    result = cli("validate", estate)
-    assert result.code == 0, result
-    assert "ok" in result.out and "st-elsewhere-general" in result.out and "5 services" in result.out
-    for release in sorted((example / "releases").glob("*.yaml")):
-        result = cli("validate", release, "--estate", estate)
+    releases = sorted((example / "releases").glob("*.yaml"))
+    first, *rest = cli.many(("validate", estate), *(("validate", r, "--estate", estate) for r in releases))
+    assert first.code == 0, first
+    assert "ok" in first.out and "st-elsewhere-general" in first.out and "5 services" in first.out
+    for release, result in zip(releases, rest, strict=True):
         assert result.code == 0, result
         doc = yaml.safe_load(release.read_text())
         assert doc["id"] in result.out
@@ -209,28 +215,44 @@ def test_validate_the_written_estate_and_releases(cli: Cli, example: Path) -> No
 BROKEN_SERVICE = {"owner": "t", "tier": "internal", "data_class": "none", "target": {"type": "noop"}}
 
 
-@pytest.mark.parametrize(("change", "line_of", "field", "words"), [
-    pytest.param(lambda s: s["a"].update(colour="blue"), "colour:", "services.a.colour", "unknown field 'colour'",
-                 id="unknown-key"),
-    pytest.param(lambda s: s["a"].update(tier="super-critical"), "tier: super-critical", "services.a.tier",
-                 "'super-critical' is not allowed", id="bad-tier"),
-    pytest.param(lambda s: (s["a"].update(depends_on=["b"]), s["b"].update(depends_on=["a"])), "depends_on:",
-                 "services.a.depends_on", "dependency cycle", id="dependency-cycle"),
-])
-def test_validate_a_broken_estate_names_file_line_field_and_fix(cli: Cli, tmp_path: Path, change, line_of: str,
-                                                               field: str, words: str) -> None:
-    services = {"a": dict(BROKEN_SERVICE), "b": dict(BROKEN_SERVICE)}
-    change(services)
-    doc = {"apiVersion": "primum/v1", "kind": "Estate", "name": "broken",
-           "environments": [{"name": "staging", "class": "nonprod"}], "services": services}
-    path = tmp_path / "broken.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith(line_of))
-    result = cli("validate", path)
-    assert result.code == 2, result
-    assert f"{path}:{line}" in result.err, result
-    assert field in result.err and words in result.flat_err and "fix:" in result.err
-    assert "Traceback" not in result.err
+def _colour(s: dict) -> None:
+    s["a"]["colour"] = "blue"
+
+
+def _tier(s: dict) -> None:
+    s["a"]["tier"] = "super-critical"
+
+
+def _cycle(s: dict) -> None:
+    s["a"]["depends_on"] = ["b"]
+    s["b"]["depends_on"] = ["a"]
+
+
+# (name, change, the line the problem is on starts with, field path, message)
+BROKEN = [
+    ("unknown-key", _colour, "colour:", "services.a.colour", "unknown field 'colour'"),
+    ("bad-tier", _tier, "tier: super-critical", "services.a.tier", "'super-critical' is not allowed"),
+    ("dependency-cycle", _cycle, "depends_on:", "services.a.depends_on", "dependency cycle: a -> b -> a"),
+]
+
+
+def test_validate_a_broken_estate_names_file_line_field_and_fix(cli: Cli, tmp_path: Path) -> None:
+    files, lines = [], []
+    for name, change, line_of, _, _ in BROKEN:
+        services = {"a": dict(BROKEN_SERVICE), "b": dict(BROKEN_SERVICE)}
+        change(services)
+        doc = {"apiVersion": "primum/v1", "kind": "Estate", "name": "broken",
+               "environments": [{"name": "staging", "class": "nonprod"}], "services": services}
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        files.append(path)
+        lines.append(next(n for n, text in enumerate(path.read_text().splitlines(), 1)
+                          if text.strip().startswith(line_of)))
+    results = cli.many(*(("validate", path) for path in files))
+    for (name, _, _, field, words), path, line, result in zip(BROKEN, files, lines, results, strict=True):
+        assert result.code == 2, f"{name}: {result}"
+        assert f"{path}:{line}: {field}: {words}" in result.flat_err, f"{name}: {result}"
+        assert "fix:" in result.err and "Traceback" not in result.err, f"{name}: {result}"
 
 
 def test_validate_a_release_whose_artifact_changed_after_pinning(cli: Cli, example: Path, tmp_path: Path) -> None:
@@ -250,42 +272,41 @@ def test_validate_a_release_whose_artifact_changed_after_pinning(cli: Cli, examp
 def test_validate_a_file_of_unknown_kind_or_a_missing_file(cli: Cli, tmp_path: Path) -> None:
     other = tmp_path / "other.yaml"
     other.write_text("apiVersion: primum/v1\nkind: Pipeline\nname: x\n")
-    result = cli("validate", other)
-    assert result.code == 2, result
-    assert f"{other}:2" in result.err and "Pipeline" in result.err and "fix:" in result.err
     missing = tmp_path / "nowhere.yaml"
-    result = cli("validate", missing)
-    assert result.code == 2, result
-    assert str(missing) in result.err and "not found" in result.err
+    unknown, absent = cli.many(("validate", other), ("validate", missing))
+    assert unknown.code == 2, unknown
+    assert f"{other}:2: kind:" in unknown.err and "Pipeline" in unknown.err and "fix:" in unknown.err
+    assert absent.code == 2, absent
+    assert str(missing) in absent.err and "not found" in absent.err and "fix:" in absent.err
 
 
-def test_a_problem_text_is_printed_literally_not_as_markup(cli: Cli, tmp_path: Path) -> None:
-    """User text in a problem (here a tier value) must not be read as Rich markup."""
+def test_user_text_in_an_error_is_printed_literally_not_as_markup(cli: Cli, tmp_path: Path) -> None:
+    """User text in a problem (a field value, an id) must not be read as Rich markup."""
     doc = {"apiVersion": "primum/v1", "kind": "Estate", "name": "broken",
            "environments": [{"name": "staging", "class": "nonprod"}],
            "services": {"a": {**BROKEN_SERVICE, "tier": "[/]"}}}
     path = tmp_path / "markup.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    result = cli("validate", path)
-    assert result.code == 2, result
-    assert "'[/]' is not allowed" in result.err and "Traceback" not in result.err
-    result = cli("status", "[/x]")
-    assert result.code == 2, result
-    assert "'[/x]'" in result.err and "Traceback" not in result.err
+    bad_tier, bad_id = cli.many(("validate", path), ("status", "[/x]"))
+    assert bad_tier.code == 2, bad_tier
+    assert "'[/]' is not allowed" in bad_tier.err and "Traceback" not in bad_tier.err
+    assert bad_id.code == 2, bad_id
+    assert "'[/x]'" in bad_id.err and "Traceback" not in bad_id.err
 
 
 # ------------------------------------------------------------------ schema
 
 
 def test_schema_prints_json_schema(cli: Cli) -> None:
-    for which, field in (("estate", "services"), ("release", "services")):
-        result = cli("schema", which)
+    estate, release, other = cli.many(("schema", "estate"), ("schema", "release"), ("schema", "other"))
+    for which, result, fields in (("estate", estate, {"environments", "services"}),
+                                  ("release", release, {"id", "services"})):
         assert result.code == 0, result
         schema = json.loads(result.out)
-        assert "properties" in schema and field in schema["properties"], which
-    result = cli("schema", "other")
-    assert result.code == 2, result
-    assert "other" in result.err
+        assert isinstance(schema, dict) and "properties" in schema, which
+        assert fields <= set(schema["properties"]), which
+    assert other.code == 2, other
+    assert "other" in other.err and "estate" in other.err
 
 
 # ---------------------------------------------------------------- releases
@@ -300,21 +321,22 @@ def test_apply_history_status_and_a_controller_to_promotion(cli: Cli, controller
     assert "rel-1" in first.out and "submitted" in first.out and "already" not in first.out
     digest = digest_in(first.out)
 
-    again = cli("release", "apply", release, "--estate", estate, "--no-wait")
-    assert again.code == 0, again
-    assert "already submitted" in again.out and digest in again.out
-
     changed_doc = {**yaml.safe_load(release.read_text()), "description": "changed after submitting"}
     changed = tmp_path / "rel-1-changed.yaml"
     changed.write_text(yaml.safe_dump(changed_doc))
     changed_digest = canonical_digest(Release.model_validate(changed_doc))
-    conflict = cli("release", "apply", changed, "--estate", estate, "--no-wait")
+    again, conflict = cli.many(("release", "apply", release, "--estate", estate, "--no-wait"),
+                               ("release", "apply", changed, "--estate", estate, "--no-wait"))
+    assert again.code == 0, again
+    assert "already submitted" in again.out and digest in again.out
     assert conflict.code == 2, conflict
     assert "'rel-1'" in conflict.err and digest in conflict.flat_err and changed_digest in conflict.flat_err
 
-    history = cli.json("history")
-    assert isinstance(history, list) and [r["id"] for r in history] == ["rel-1"]
-    [row] = history
+    history, status = cli.many(("history", "--output", "json"), ("status", "rel-1", "--output", "json"))
+    assert history.code == 0 and status.code == 0, (history, status)
+    rows = json.loads(history.out)
+    assert isinstance(rows, list) and [r["id"] for r in rows] == ["rel-1"]
+    [row] = rows
     assert row["digest"] == digest and row["state"] in STATES and row["state"] == "pending"
     assert set(row["environments"]) == {"staging", "prod"}
     for env in ("staging", "prod"):
@@ -322,45 +344,42 @@ def test_apply_history_status_and_a_controller_to_promotion(cli: Cli, controller
         for svc in ("api", "web"):
             item = row["environments"][env][svc]
             assert item["state"] == "pending" and item["version"] == "2.0" and DIGEST.fullmatch(item["digest"])
-
-    status = cli.json("status", "rel-1")
-    assert isinstance(status, dict)
-    assert status["id"] == "rel-1" and status["digest"] == digest and status["state"] == "pending"
-    assert status["status"]["release_id"] == "rel-1"
+    one = json.loads(status.out)
+    assert one["id"] == "rel-1" and one["digest"] == digest and one["state"] == "pending"
+    assert one["environments"] == row["environments"] and one["status"]["release_id"] == "rel-1"
 
     ctl = controller()
     done = cli.wait_for("rel-1", TERMINAL, timeout=40)
     assert done["state"] == "promoted", done
     assert all(item["state"] == "succeeded" for env in done["environments"].values() for item in env.values())
     assert ctl.stop() == 0, ctl.output()
-    assert "promoted" in ctl.output()
+    assert "rel-1 promoted" in " ".join(ctl.output().split())
 
 
-def test_apply_waits_until_promoted_and_env_limits_the_path(cli: Cli, controller, tmp_path: Path) -> None:
+def test_apply_env_checks_and_limits_the_path_and_waits_for_promotion(cli: Cli, controller, tmp_path: Path) -> None:
     estate = write_noop_estate(tmp_path)
     controller()
-    result = cli("release", "apply", write_release(tmp_path, "rel-staging", ["api"], "2.0"), "--estate", estate,
+    unknown = cli("release", "apply", write_release(tmp_path, "rel-x", ["api"]), "--estate", estate,
+                  "--env", "production", "--no-wait")
+    assert unknown.code == 2, unknown
+    assert "production" in unknown.err and "staging, prod" in unknown.err and "fix:" in unknown.err
+
+    result = cli("release", "apply", write_release(tmp_path, "rel-staging", ["api"], "3.0"), "--estate", estate,
                  "--env", "staging", "--timeout", "40")
     assert result.code == 0, result
-    assert "submitted" in result.out and "promoted" in result.out
-    [row] = cli.json("history")  # type: ignore[misc]
-    assert row["id"] == "rel-staging" and row["state"] == "promoted"
+    assert "submitted" in result.out and "rel-staging promoted" in result.flat_out
+
+    rows = cli.json("history")
+    assert isinstance(rows, list) and [r["id"] for r in rows] == ["rel-staging"], "rel-x was not submitted"
+    [row] = rows
+    assert row["state"] == "promoted"
     assert set(row["environments"]) == {"staging"}, "--env staging must not plan prod"
     assert row["environments"]["staging"]["api"]["state"] == "succeeded"
 
 
-def test_apply_for_an_unknown_environment(cli: Cli, tmp_path: Path) -> None:
-    estate = write_noop_estate(tmp_path)
-    result = cli("release", "apply", write_release(tmp_path, "rel-x", ["api"]), "--estate", estate,
-                 "--env", "production", "--no-wait")
-    assert result.code == 2, result
-    assert "production" in result.err and "staging" in result.err and "prod" in result.err and "fix:" in result.err
-    assert cli.json("history") == [], "nothing is submitted"
-
-
 def test_pause_abort_retry_and_refused_commands(cli: Cli, controller, tmp_path: Path) -> None:
     estate = write_noop_estate(tmp_path, steps=[{"set_weight": 20}, {"pause": {}}])
-    ctl = controller()  # one process for the whole test: the noop target remembers the baseline
+    ctl = controller()  # one process for the whole test: its noop target remembers the baseline
     baseline = cli("release", "apply", write_release(tmp_path, "rel-base", ["api"], "1.0"), "--estate", estate,
                    "--timeout", "40")
     assert baseline.code == 0, baseline
@@ -369,7 +388,8 @@ def test_pause_abort_retry_and_refused_commands(cli: Cli, controller, tmp_path: 
                   "--no-wait")
     assert applied.code == 0, applied
     paused = cli.wait_for("rel-canary", {"paused"})
-    assert paused["environments"]["staging"]["api"]["state"] == "paused", paused
+    item = paused["environments"]["staging"]["api"]
+    assert item["state"] == "paused" and item["previous"] == paused_previous(tmp_path), paused
 
     aborted = cli("abort", "rel-canary", "--as", "alice")
     assert aborted.code == 0, aborted
@@ -382,19 +402,23 @@ def test_pause_abort_retry_and_refused_commands(cli: Cli, controller, tmp_path: 
     retried = cli("retry", "rel-canary")
     assert retried.code == 0, retried
     assert "queued again" in retried.out
-    again = cli.json("status", "rel-canary")
-    assert isinstance(again, dict)
+    status, unknown, finished = cli.many(("status", "rel-canary", "--output", "json"), ("promote", "rel-nope"),
+                                         ("abort", "rel-base", "--as", "alice"))
+    assert status.code == 0, status
+    again = json.loads(status.out)
     assert again["state"] in {"pending", "running", "paused"}, again  # the controller may have reached the pause
     assert again["environments"]["staging"]["api"]["state"] != "rolled_back", again
-
-    unknown = cli("promote", "rel-nope")
     assert unknown.code == 2, unknown
     assert "rel-nope" in unknown.err
-    finished = cli("abort", "rel-base", "--as", "alice")
     assert finished.code == 2, finished
     assert "rel-base" in finished.err and "promoted" in finished.err
 
     assert ctl.stop() == 0, ctl.output()
+
+
+def paused_previous(directory: Path) -> str:
+    """The digest of the baseline's artifact: the stable version the canary is compared with."""
+    return yaml.safe_load((directory / "rel-base.yaml").read_text())["services"]["api"]["digest"]
 
 
 def test_controller_once_gives_up_its_leases(cli: Cli, tmp_path: Path) -> None:

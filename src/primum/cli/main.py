@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from primum.cli.output import console, err_console, event_line, history_table, print_json, status_table
 from primum.model.errors import InputError
@@ -58,17 +59,17 @@ def handled(fn: F) -> F:
             return fn(*args, **kwargs)
         except InputError as exc:
             for problem in exc.problems:
-                err_console.print(f"[red]error:[/] {problem.render()}", markup=True, highlight=False)
+                err_console.print(f"[red]error:[/] {escape(problem.render())}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except (NotFound, NotAllowed, ReleaseConflict) as exc:
-            err_console.print(f"[red]error:[/] {exc}")
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except typer.Exit:
             raise
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         except Exception as exc:
-            err_console.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}")
+            err_console.print(f"[red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}")
             if os.environ.get("PRIMUM_DEBUG"):
                 raise
             raise typer.Exit(EXIT_INTERNAL) from None
@@ -249,7 +250,10 @@ def controller_cmd(
 
     controller = Controller(_store(), Targets(_home()), lease_ttl=lease_ttl, on_event=_print_event)
     if once:
-        controller.tick()
+        try:
+            controller.tick()
+        finally:
+            controller.shutdown()  # leave no lease behind: another controller may go on at once
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

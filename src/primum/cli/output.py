@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from primum.model.rollout import RolloutStatus
@@ -33,7 +34,7 @@ def event_line(rollout_id: str, kind: str, message: str, at: float | None = None
     stamp = time.strftime("%H:%M:%S", time.localtime(at or time.time()))
     style = {"analysis": "magenta", "rollback_started": "red", "rolled_back": "bold red", "promoted": "bold green",
              "paused": "yellow", "item_succeeded": "green", "action_failed": "red"}.get(kind, "white")
-    return f"[dim]{stamp}[/] [bold]{rollout_id}[/] [{style}]{message}[/]"
+    return f"[dim]{stamp}[/] [bold]{escape(rollout_id)}[/] [{style}]{escape(message)}[/]"
 
 
 def status_table(status: RolloutStatus) -> Table:
@@ -45,7 +46,7 @@ def status_table(status: RolloutStatus) -> Table:
         if item.verdicts:
             detail = f"{detail} | last verdict: {item.verdicts[-1].result.value}: {item.verdicts[-1].reason}"
         table.add_row(item.env, item.service, item.strategy, item.stable.label if item.stable else "-",
-                      item.new.label or item.new.key, styled(item.phase.value), detail or "")
+                      item.new.label or item.new.key, styled(item.phase.value), escape(detail or ""))
     return table
 
 
@@ -55,5 +56,5 @@ def history_table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(col)
     for row in rows:
         table.add_row(row["id"], row["digest"][:19], styled(row["state"]),
-                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"])), row["reason"] or "")
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"])), escape(row["reason"] or ""))
     return table

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from primum.cli.output import console, event_line, styled
@@ -129,7 +130,7 @@ def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftover
         verdicts = [f"{i.env}/{i.service}: {v.result.value}: {v.reason}" for i in o.status.items for v in i.verdicts]
         if verdicts:
             why += "\n" + "\n".join(verdicts[-4:])
-        table.add_row(f"{o.title}\n{o.release_id}", o.expected, styled(o.status.phase.value), why)
+        table.add_row(escape(f"{o.title}\n{o.release_id}"), o.expected, styled(o.status.phase.value), escape(why))
     console.print(table)
     behaved = len(outcomes) == 3 and all(o.ok for o in outcomes)
     if len(outcomes) == 3:

@@ -10,6 +10,7 @@ serializes writers) and on PostgreSQL (``FOR UPDATE SKIP LOCKED`` plus fenced
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -331,7 +332,9 @@ class Store:
         )
         expires_at = now + ttl
         with self._engine.begin() as conn:
-            row = conn.execute(
+            # Only the revision comes back: everything else written here is known, and
+            # re-reading the estate and release JSON on every tick would dominate its cost.
+            revision = conn.execute(
                 update(rollouts)
                 .where(fenced)
                 .values(
@@ -342,9 +345,9 @@ class Store:
                     revision=_R.revision + 1,
                     lease_expires_at=expires_at,
                 )
-                .returning(*_ROLLOUT_COLUMNS)
-            ).first()
-            if row is None:
+                .returning(_R.revision)
+            ).scalar()
+            if revision is None:
                 return None
             self._insert_events(conn, rollout_id, events, now)
             if consumed_commands:
@@ -359,10 +362,18 @@ class Store:
                 )
             if next_due_at > now and self._command_arrived(conn, rollout_id, lease):
                 # A command added while we held the lease must not wait for next_due_at.
-                row = conn.execute(
-                    update(rollouts).where(_R.id == rollout_id).values(next_due_at=now).returning(*_ROLLOUT_COLUMNS)
-                ).one()
-        return Lease(_rollout(row), lease.owner, lease.token, expires_at)
+                conn.execute(update(rollouts).where(_R.id == rollout_id).values(next_due_at=now))
+                next_due_at = now
+        record = dataclasses.replace(
+            lease.rollout,
+            status=status,
+            phase=phase,
+            next_due_at=next_due_at,
+            updated_at=now,
+            revision=int(revision),
+            lease_expires_at=expires_at,
+        )
+        return Lease(record, lease.owner, lease.token, expires_at)
 
     @staticmethod
     def _command_arrived(conn: Connection, rollout_id: str, lease: Lease) -> bool:
