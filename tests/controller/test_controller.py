@@ -130,9 +130,10 @@ def test_a_second_release_on_the_same_service_waits_for_the_first(store, tmp_pat
     assert drive(controller, clock, service, "rel-b") == "promoted"
 
 
-def test_two_controller_processes_never_both_act_on_one_rollout(tmp_path, request):
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_two_controller_processes_never_both_act_on_one_rollout(tmp_path, request, db):
     """Controllers in separate processes, short leases, deliberate stalls between persist and act."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = f"sqlite:///{tmp_path / 'shared.db'}" if db == "sqlite" else request.getfixturevalue("postgres_url")
     store = Store(url)
     service = ReleaseService(store)
     for i in range(12):

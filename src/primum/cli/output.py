@@ -55,6 +55,6 @@ def history_table(rows: list[dict[str, Any]]) -> Table:
     for col in ("id", "digest", "state", "created", "reason"):
         table.add_column(col)
     for row in rows:
-        table.add_row(row["id"], row["digest"][:19], styled(row["state"]),
-                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"])), escape(row["reason"] or ""))
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
+        table.add_row(row["id"], row["digest"][:19], styled(row["state"]), created, escape(row["reason"] or ""))
     return table

@@ -93,7 +93,8 @@ class _Tick:
     """One decision. Mutates a private deep copy of the status, never the input."""
 
     def __init__(self, status: RolloutStatus, obs: Observations):
-        self.s = status.model_copy(deep=True)
+        # A private copy: dump + validate runs in pydantic-core, ~4x faster than deepcopy.
+        self.s = RolloutStatus.model_validate(status.model_dump())
         self.obs = obs
         self.now = obs.now
         self.events: list[Event] = []
