@@ -25,14 +25,15 @@ import pytest
 import yaml
 
 from primum.model.release import Release, canonical_digest
+from primum.store.records import RolloutRecord
+from primum.store.repository import Store
 from tests.controller.noop_estate import estate_doc, write_release
 
 PRIMUM = str(Path(sys.executable).parent / "primum")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 STATES = {"pending", "running", "paused", "promoted", "rolled_back", "failed"}
 TERMINAL = {"promoted", "rolled_back", "failed"}
-README_COMMANDS = ("demo", "init", "validate", "schema", "up", "down", "release", "controller", "status", "history",
-                   "promote", "abort", "retry")
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @dataclass(frozen=True)
@@ -81,16 +82,18 @@ class Cli:
         return json.loads(result.out)
 
     def wait_for(self, release_id: str, states: set[str], timeout: float = 30) -> dict:
-        """Poll `primum status ID --output json` until the release is in one of ``states``."""
+        """Wait until the release is in one of ``states``; then `primum status ID --output json`.
+
+        Polling reads the database directly: a CLI call costs over a second of start-up.
+        """
         deadline = time.monotonic() + timeout
-        while True:
-            doc = self.json("status", release_id)
-            assert isinstance(doc, dict)
-            if doc["state"] in states:
-                return doc
-            assert doc["state"] not in TERMINAL, f"{release_id} ended {doc['state']}, wanted {states}: {doc}"
-            assert time.monotonic() < deadline, f"{release_id} still {doc['state']} after {timeout}s: {doc}"
-            time.sleep(0.2)
+        while (phase := stored_rollout(self, release_id).phase) not in states:
+            assert phase not in TERMINAL, f"{release_id} ended {phase}, wanted {states}"
+            assert time.monotonic() < deadline, f"{release_id} still {phase} after {timeout}s"
+            time.sleep(0.1)
+        doc = self.json("status", release_id)
+        assert isinstance(doc, dict) and doc["state"] in states, doc
+        return doc
 
 
 @pytest.fixture
@@ -137,8 +140,12 @@ def controller(cli: Cli, tmp_path: Path) -> Iterator[Callable[[], Controller]]:
         return ctl
 
     yield start
-    for ctl in started:
-        ctl.stop(timeout=10)
+    for ctl in started:  # even when the test failed: no controller outlives its test
+        try:
+            ctl.stop(timeout=10)
+        except Exception:
+            ctl.proc.kill()
+            ctl.proc.wait(timeout=10)
 
 
 def write_noop_estate(directory: Path, steps: list | None = None) -> Path:
@@ -148,6 +155,17 @@ def write_noop_estate(directory: Path, steps: list | None = None) -> Path:
     path = directory / "estate.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def stored_rollout(cli: Cli, release_id: str) -> RolloutRecord:
+    """The rollout as stored (for what no command prints, such as its lease)."""
+    store = Store(f"sqlite:///{cli.home / 'primum.db'}", migrate=False)
+    try:
+        record = store.get_rollout(release_id)
+    finally:
+        store.close()
+    assert record is not None, release_id
+    return record
 
 
 def digest_in(text: str) -> str:
@@ -160,11 +178,15 @@ def digest_in(text: str) -> str:
 
 
 def test_help_lists_every_command_of_the_readme(cli: Cli) -> None:
-    result = cli("--help")
+    table = README.read_text().split("## Commands", 1)[1].split("**Exit codes:**", 1)[0]
+    documented = re.findall(r"^\| `primum ([a-z]+)", table, flags=re.MULTILINE)
+    assert {"init", "validate", "release", "controller", "history", "abort", "retry"} <= set(documented), documented
+    result, release = cli.many(("--help",), ("release", "--help"))
     assert result.code == 0, result
     listed = set(re.findall(r"^\W*([a-z]+)\s{2,}", result.out, flags=re.MULTILINE))
-    missing = [c for c in README_COMMANDS if c not in listed]
+    missing = [c for c in documented if c not in listed]
     assert not missing, f"--help does not list {missing}:\n{result.out}"
+    assert release.code == 0 and re.search(r"^\W*apply\s", release.out, flags=re.MULTILINE), release
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +237,9 @@ def test_validate_the_written_estate_and_releases(cli: Cli, example: Path) -> No
 BROKEN_SERVICE = {"owner": "t", "tier": "internal", "data_class": "none", "target": {"type": "noop"}}
 
 
-def _colour(s: dict) -> None:
+def _unknown_key_and_bad_tier(s: dict) -> None:
     s["a"]["colour"] = "blue"
-
-
-def _tier(s: dict) -> None:
-    s["a"]["tier"] = "super-critical"
+    s["b"]["tier"] = "super-critical"
 
 
 def _cycle(s: dict) -> None:
@@ -228,17 +247,19 @@ def _cycle(s: dict) -> None:
     s["b"]["depends_on"] = ["a"]
 
 
-# (name, change, the line the problem is on starts with, field path, message)
+# file name, change, and per problem: the line it is on starts with, its field path, its message
 BROKEN = [
-    ("unknown-key", _colour, "colour:", "services.a.colour", "unknown field 'colour'"),
-    ("bad-tier", _tier, "tier: super-critical", "services.a.tier", "'super-critical' is not allowed"),
-    ("dependency-cycle", _cycle, "depends_on:", "services.a.depends_on", "dependency cycle: a -> b -> a"),
+    ("unknown-key-and-bad-tier", _unknown_key_and_bad_tier, [
+        ("colour:", "services.a.colour", "unknown field 'colour'"),
+        ("tier: super-critical", "services.b.tier", "'super-critical' is not allowed"),
+    ]),
+    ("dependency-cycle", _cycle, [("depends_on:", "services.a.depends_on", "dependency cycle: a -> b -> a")]),
 ]
 
 
 def test_validate_a_broken_estate_names_file_line_field_and_fix(cli: Cli, tmp_path: Path) -> None:
-    files, lines = [], []
-    for name, change, line_of, _, _ in BROKEN:
+    files = []
+    for name, change, _ in BROKEN:
         services = {"a": dict(BROKEN_SERVICE), "b": dict(BROKEN_SERVICE)}
         change(services)
         doc = {"apiVersion": "primum/v1", "kind": "Estate", "name": "broken",
@@ -246,13 +267,15 @@ def test_validate_a_broken_estate_names_file_line_field_and_fix(cli: Cli, tmp_pa
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         files.append(path)
-        lines.append(next(n for n, text in enumerate(path.read_text().splitlines(), 1)
-                          if text.strip().startswith(line_of)))
     results = cli.many(*(("validate", path) for path in files))
-    for (name, _, _, field, words), path, line, result in zip(BROKEN, files, lines, results, strict=True):
+    for (name, _, problems), path, result in zip(BROKEN, files, results, strict=True):
         assert result.code == 2, f"{name}: {result}"
-        assert f"{path}:{line}: {field}: {words}" in result.flat_err, f"{name}: {result}"
-        assert "fix:" in result.err and "Traceback" not in result.err, f"{name}: {result}"
+        assert "Traceback" not in result.err, f"{name}: {result}"
+        lines = path.read_text().splitlines()
+        for line_of, field, words in problems:
+            line = next(n for n, text in enumerate(lines, 1) if text.strip().startswith(line_of))
+            assert f"{path}:{line}: {field}: {words}" in result.flat_err, f"{name}: {result}"
+        assert result.err.count("fix:") == len(problems), f"{name}: one fix per problem: {result}"
 
 
 def test_validate_a_release_whose_artifact_changed_after_pinning(cli: Cli, example: Path, tmp_path: Path) -> None:
@@ -312,7 +335,7 @@ def test_schema_prints_json_schema(cli: Cli) -> None:
 # ---------------------------------------------------------------- releases
 
 
-def test_apply_history_status_and_a_controller_to_promotion(cli: Cli, controller, tmp_path: Path) -> None:
+def test_apply_history_status_and_controllers_to_promotion(cli: Cli, controller, tmp_path: Path) -> None:
     estate = write_noop_estate(tmp_path)
     release = write_release(tmp_path, "rel-1", ["api", "web"], "2.0")
 
@@ -348,7 +371,14 @@ def test_apply_history_status_and_a_controller_to_promotion(cli: Cli, controller
     assert one["id"] == "rel-1" and one["digest"] == digest and one["state"] == "pending"
     assert one["environments"] == row["environments"] and one["status"]["release_id"] == "rel-1"
 
-    ctl = controller()
+    once = cli("controller", "--once")
+    assert once.code == 0, once
+    assert "rel-1" in once.out and "started" in once.out
+    record = stored_rollout(cli, "rel-1")
+    assert record.phase == "running"
+    assert record.lease_owner is None, "`primum controller --once` must not exit holding a lease"
+
+    ctl = controller()  # takes over at once (the one-pass controller's noop instances died with it)
     done = cli.wait_for("rel-1", TERMINAL, timeout=40)
     assert done["state"] == "promoted", done
     assert all(item["state"] == "succeeded" for env in done["environments"].values() for item in env.values())
@@ -356,37 +386,21 @@ def test_apply_history_status_and_a_controller_to_promotion(cli: Cli, controller
     assert "rel-1 promoted" in " ".join(ctl.output().split())
 
 
-def test_apply_env_checks_and_limits_the_path_and_waits_for_promotion(cli: Cli, controller, tmp_path: Path) -> None:
-    estate = write_noop_estate(tmp_path)
-    controller()
-    unknown = cli("release", "apply", write_release(tmp_path, "rel-x", ["api"]), "--estate", estate,
-                  "--env", "production", "--no-wait")
-    assert unknown.code == 2, unknown
-    assert "production" in unknown.err and "staging, prod" in unknown.err and "fix:" in unknown.err
-
-    result = cli("release", "apply", write_release(tmp_path, "rel-staging", ["api"], "3.0"), "--estate", estate,
-                 "--env", "staging", "--timeout", "40")
-    assert result.code == 0, result
-    assert "submitted" in result.out and "rel-staging promoted" in result.flat_out
-
-    rows = cli.json("history")
-    assert isinstance(rows, list) and [r["id"] for r in rows] == ["rel-staging"], "rel-x was not submitted"
-    [row] = rows
-    assert row["state"] == "promoted"
-    assert set(row["environments"]) == {"staging"}, "--env staging must not plan prod"
-    assert row["environments"]["staging"]["api"]["state"] == "succeeded"
-
-
-def test_pause_abort_retry_and_refused_commands(cli: Cli, controller, tmp_path: Path) -> None:
+def test_pause_abort_retry_env_and_refused_commands(cli: Cli, controller, tmp_path: Path) -> None:
     estate = write_noop_estate(tmp_path, steps=[{"set_weight": 20}, {"pause": {}}])
     ctl = controller()  # one process for the whole test: its noop target remembers the baseline
     baseline = cli("release", "apply", write_release(tmp_path, "rel-base", ["api"], "1.0"), "--estate", estate,
-                   "--timeout", "40")
+                   "--timeout", "40")  # follows the release: exits 0 once promoted
     assert baseline.code == 0, baseline
+    assert "submitted" in baseline.out and "rel-base promoted" in baseline.flat_out
 
-    applied = cli("release", "apply", write_release(tmp_path, "rel-canary", ["api"], "2.0"), "--estate", estate,
-                  "--no-wait")
+    canary = write_release(tmp_path, "rel-canary", ["api"], "2.0")
+    applied, unknown_env = cli.many(("release", "apply", canary, "--estate", estate, "--env", "staging", "--no-wait"),
+                                    ("release", "apply", write_release(tmp_path, "rel-x", ["api"], "3.0"),
+                                     "--estate", estate, "--env", "production", "--no-wait"))
     assert applied.code == 0, applied
+    assert unknown_env.code == 2, unknown_env
+    assert "production" in unknown_env.err and "staging, prod" in unknown_env.err and "fix:" in unknown_env.err
     paused = cli.wait_for("rel-canary", {"paused"})
     item = paused["environments"]["staging"]["api"]
     assert item["state"] == "paused" and item["previous"] == paused_previous(tmp_path), paused
@@ -402,12 +416,18 @@ def test_pause_abort_retry_and_refused_commands(cli: Cli, controller, tmp_path: 
     retried = cli("retry", "rel-canary")
     assert retried.code == 0, retried
     assert "queued again" in retried.out
-    status, unknown, finished = cli.many(("status", "rel-canary", "--output", "json"), ("promote", "rel-nope"),
-                                         ("abort", "rel-base", "--as", "alice"))
+    status, history, unknown, finished = cli.many(
+        ("status", "rel-canary", "--output", "json"), ("history", "--output", "json"), ("promote", "rel-nope"),
+        ("abort", "rel-base", "--as", "alice"))
     assert status.code == 0, status
     again = json.loads(status.out)
     assert again["state"] in {"pending", "running", "paused"}, again  # the controller may have reached the pause
     assert again["environments"]["staging"]["api"]["state"] != "rolled_back", again
+    assert history.code == 0, history
+    rows = {row["id"]: row for row in json.loads(history.out)}
+    assert list(rows) == ["rel-canary", "rel-base"], "newest first; rel-x was never submitted"
+    assert set(rows["rel-canary"]["environments"]) == {"staging"}, "--env staging must not plan prod"
+    assert set(rows["rel-base"]["environments"]) == {"staging", "prod"}
     assert unknown.code == 2, unknown
     assert "rel-nope" in unknown.err
     assert finished.code == 2, finished
@@ -419,27 +439,6 @@ def test_pause_abort_retry_and_refused_commands(cli: Cli, controller, tmp_path: 
 def paused_previous(directory: Path) -> str:
     """The digest of the baseline's artifact: the stable version the canary is compared with."""
     return yaml.safe_load((directory / "rel-base.yaml").read_text())["services"]["api"]["digest"]
-
-
-def test_controller_once_gives_up_its_leases(cli: Cli, tmp_path: Path) -> None:
-    """A one-pass controller must not leave leases behind that block every other controller."""
-    from primum.store.repository import Store
-
-    estate = write_noop_estate(tmp_path)
-    applied = cli("release", "apply", write_release(tmp_path, "rel-once", ["api"]), "--estate", estate, "--no-wait")
-    assert applied.code == 0, applied
-    once = cli("controller", "--once")
-    assert once.code == 0, once
-    assert "rel-once" in once.out and "started" in once.out
-    store = Store(f"sqlite:///{cli.home / 'primum.db'}", migrate=False)
-    try:
-        record = store.get_rollout("rel-once")
-    finally:
-        store.close()
-    assert record is not None and record.phase == "running"
-    assert record.lease_owner is None, (
-        f"`primum controller --once` exited holding the lease of rel-once (owner {record.lease_owner}, "
-        f"{record.lease_expires_at - time.time():.1f}s left): no controller can take it over until then")
 
 
 # ----------------------------------------------------------------- runtime

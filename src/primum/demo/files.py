@@ -62,7 +62,7 @@ def estate_document(fast: bool = False) -> dict:
                     {"set_weight": 50}, {"analysis": {"duration": window}}]},
                 "slo": {"error_rate": 0.01, "p95_ms": 250},
                 "analysis": analysis,
-                "traffic": {"rate": 24, "paths": ["/appointments", "/slots"]},
+                "traffic": {"rate": 30, "paths": ["/appointments", "/slots"]},
             },
             "patient-portal": {
                 "template": "patient-portal", "owner": "team-digital-front-door",
@@ -71,14 +71,14 @@ def estate_document(fast: bool = False) -> dict:
                 "strategy": {"type": "blue_green", "preview_analysis": window, "post_analysis": window,
                              "scale_down_delay": "2s"},
                 "analysis": analysis,
-                "traffic": {"rate": 15, "paths": ["/", "/appointments"], "preview_share": 0.35},
+                "traffic": {"rate": 20, "paths": ["/", "/appointments"], "preview_share": 0.4},
             },
             "hl7-interface": {
                 "template": "hl7-interface", "owner": "team-integration", "depends_on": ["fhir-gateway"],
                 "description": "HL7 v2 ADT feed to downstream systems",
                 "strategy": {"type": "rolling", "max_unavailable": 1, "batch_analysis": window},
                 "analysis": analysis,
-                "traffic": {"rate": 12, "paths": ["/stats", "/messages"]},
+                "traffic": {"rate": 16, "paths": ["/stats", "/messages"]},
             },
             "billing-sync": {
                 "template": "erp-connector", "owner": "team-revenue-cycle", "depends_on": ["scheduling-api"],

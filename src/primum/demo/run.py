@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.markup import escape
-from rich.table import Table
 
 from primum.cli.output import console, event_line, styled
 from primum.controller.loop import Controller
 from primum.demo.files import DemoFiles, write_demo
 from primum.model.load import load_estate
-from primum.model.rollout import TERMINAL, RolloutStatus
+from primum.model.rollout import TERMINAL, Event, RolloutStatus
 from primum.service import ReleaseService
 from primum.store.repository import Store
 from primum.targets.local.runtime import LocalRuntime
@@ -55,8 +54,7 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
     targets = Targets(scratch)
     service = ReleaseService(store)
     stop = threading.Event()
-    controller = Controller(store, targets, lease_ttl=5.0,
-                            on_event=lambda rid, e: console.print(event_line(rid, e.kind, e.message)))
+    controller = Controller(store, targets, lease_ttl=5.0, on_event=_show)
     thread = threading.Thread(target=controller.run, args=(stop, 0.2), name="primum-controller", daemon=True)
     console.rule("[bold]primum demo[/]: St Elsewhere General (fictional), synthetic clinics only")
     console.print(f"estate {estate.name}: {', '.join(estate.services)}; environments "
@@ -108,6 +106,11 @@ def _release(service: ReleaseService, path: Path, estate, title: str, expected: 
     return Outcome(title, record.id, expected, status)
 
 
+def _show(rollout_id: str, event: Event) -> None:
+    if event.kind != "step":  # the step-by-step detail is in `primum status`; keep the story readable
+        console.print(event_line(rollout_id, event.kind, event.message))
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -122,27 +125,39 @@ def _alive(pid: int) -> bool:
 
 def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftovers: list[int]) -> bool:
     console.rule("[bold]what happened and why[/]")
-    table = Table(show_lines=True)
-    for col in ("release", "expected", "outcome", "why"):
-        table.add_column(col)
     for o in outcomes:
-        why = o.status.reason or "every service met its SLOs and did not regress against the stable version"
-        verdicts = [f"{i.env}/{i.service}: {v.result.value}: {v.reason}" for i in o.status.items for v in i.verdicts]
-        if verdicts:
-            why += "\n" + "\n".join(verdicts[-4:])
-        table.add_row(escape(f"{o.title}\n{o.release_id}"), o.expected, styled(o.status.phase.value), escape(why))
-    console.print(table)
+        mark = "[green]as expected[/]" if o.ok else f"[red]expected {o.expected}[/]"
+        console.print(f"[bold]{escape(o.title)}[/]\n  {o.release_id}: {styled(o.status.phase.value)} ({mark})")
+        if o.status.reason:
+            console.print(f"  why: {escape(o.status.reason)}")
+        for item in o.status.items:
+            line = f"  {item.env}/{item.service}: {styled(item.phase.value)}"
+            if item.message:
+                line += f" - {escape(item.message)}"
+            console.print(line)
+            for verdict in item.verdicts:
+                sizes = f"{verdict.new.requests} requests to the new version" if verdict.new else "no data"
+                if verdict.stable:
+                    sizes += f", {verdict.stable.requests} to stable"
+                if verdict.result.value == "fail" and verdict.checks:
+                    console.print(f"      analysis fail ({sizes}):")
+                    for check in verdict.checks:
+                        console.print(f"        {escape(check)}")
+                else:
+                    console.print(f"      analysis {verdict.result.value} ({sizes}): {escape(verdict.reason)}")
     behaved = len(outcomes) == 3 and all(o.ok for o in outcomes)
     if len(outcomes) == 3:
         bad = outcomes[1].status
         caught = bad.reason is not None and "analysis failed" in bad.reason
-        never_prod = all(i.phase.value in ("not_started",) for i in bad.items if i.env == "prod")
+        never_prod = all(i.phase.value == "not_started" for i in bad.items if i.env == "prod")
         behaved = behaved and caught and never_prod
         console.print(f"regression caught by analysis: {'yes' if caught else 'NO'}; "
-                      f"reached prod: {'no' if never_prod else 'YES'}")
+                      f"bad version reached prod: {'no' if never_prod else 'YES'}")
     if leftovers:
         console.print(f"[red]processes left behind: {leftovers}[/]")
         behaved = False
     verdict = "[green]primum behaved correctly[/]" if behaved else "[red]primum did NOT behave as expected[/]"
     console.print(f"{verdict} in {elapsed:.0f}s; no process left behind: {'yes' if not leftovers else 'NO'}")
+    console.print(f"try it yourself: primum init my-estate  (writes these files: {files.estate.name}, releases/, "
+                  "artifacts/)")
     return behaved

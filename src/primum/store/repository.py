@@ -15,14 +15,17 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Row,
     and_,
+    bindparam,
     case,
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -43,6 +46,7 @@ from primum.store.records import (
 from primum.store.tables import fence_sequence, rollout_commands, rollout_events, rollouts
 
 _R = rollouts.c
+_C = rollout_commands.c
 _ROLLOUT_COLUMNS = tuple(rollouts.c)
 
 
@@ -81,12 +85,136 @@ class RolloutLeased(Exception):
         )
 
 
-def _lease_free(now: float) -> ColumnElement[bool]:
+# The statements of the controller's hot path are built once, with named bind
+# parameters, and executed with a parameter dict: building a statement (and its
+# cache key) per call used to cost more than running it. The ``b_`` prefix keeps
+# parameter names apart from column names, which SQLAlchemy reserves in UPDATEs.
+
+
+def _b(name: str) -> BindParameter[Any]:
+    return bindparam(f"b_{name}")
+
+
+def _phase_in(phases: Sequence[str]) -> ColumnElement[bool]:
+    # Constant phase names are rendered into the SQL: an IN over a bound list would
+    # be re-expanded into the statement text on every execution.
+    assert all(phase.isidentifier() for phase in phases)
+    return _R.phase.in_([literal_column(f"'{phase}'") for phase in phases])
+
+
+def _lease_free(now: ColumnElement[Any]) -> ColumnElement[bool]:
     return or_(_R.lease_owner.is_(None), _R.lease_expires_at.is_(None), _R.lease_expires_at < now)
 
 
-def _lease_held_by(owner: str, now: float) -> ColumnElement[bool]:
+def _lease_held_by(owner: ColumnElement[Any], now: ColumnElement[Any]) -> ColumnElement[bool]:
     return and_(_R.lease_owner == owner, _R.lease_expires_at >= now)
+
+
+_ACTIVE = _phase_in(ACTIVE_PHASES)
+
+_GET_ROLLOUT = select(*_ROLLOUT_COLUMNS).where(_R.id == _b("id"))
+
+_EARLIER_ACTIVE = (
+    select(*_ROLLOUT_COLUMNS)
+    .where(
+        _R.estate_name == _b("estate_name"),
+        _R.phase.not_in([literal_column(f"'{phase}'") for phase in TERMINAL_PHASES]),
+        _R.id != _b("id"),
+        or_(
+            _R.created_at < _b("created_at"),
+            and_(_R.created_at == _b("created_at"), _R.id < _b("id")),
+        ),
+    )
+    .order_by(_R.created_at, _R.id)
+)
+assert all(phase.isidentifier() for phase in TERMINAL_PHASES)
+
+# Parameters: b_owner, b_now, b_limit.
+_CLAIM_CANDIDATES = (
+    select(_R.id, _R.lease_owner, _R.lease_expires_at, _R.fencing_token)
+    .where(
+        _ACTIVE,
+        _R.next_due_at <= _b("now"),
+        or_(_lease_free(_b("now")), _lease_held_by(_b("owner"), _b("now"))),
+    )
+    .order_by(_R.next_due_at, _R.id)
+    .limit(_b("limit"))
+)
+_CLAIM_CANDIDATES_SKIP_LOCKED = _CLAIM_CANDIDATES.with_for_update(skip_locked=True)
+
+# Parameters: b_id, b_owner, b_now, b_token, b_expires_at.
+_RENEW_LEASE = (
+    update(rollouts)
+    .where(_R.id == _b("id"), _lease_held_by(_b("owner"), _b("now")), _R.fencing_token == _b("token"))
+    .values(lease_expires_at=_b("expires_at"))
+    .returning(*_ROLLOUT_COLUMNS)
+)
+
+# Parameters: b_id, b_owner, b_now, b_token, b_expires_at. Re-checks every condition
+# of the candidate SELECT: the row may have changed since.
+_ACQUIRE_LEASE = (
+    update(rollouts)
+    .where(_R.id == _b("id"), _ACTIVE, _R.next_due_at <= _b("now"), _lease_free(_b("now")))
+    .values(lease_owner=_b("owner"), lease_expires_at=_b("expires_at"), fencing_token=_b("token"))
+    .returning(*_ROLLOUT_COLUMNS)
+)
+
+_ISSUE_TOKENS = (
+    update(fence_sequence)
+    .where(fence_sequence.c.id == 1)
+    .values(value=fence_sequence.c.value + _b("count"))
+    .returning(fence_sequence.c.value)
+)
+
+# Parameters: b_id, b_owner, b_token, b_now, b_status, b_phase, b_next_due_at, b_expires_at.
+_PERSIST = (
+    update(rollouts)
+    .where(
+        _R.id == _b("id"),
+        _R.lease_owner == _b("owner"),
+        _R.fencing_token == _b("token"),
+        _R.lease_expires_at >= _b("now"),
+    )
+    .values(
+        status=_b("status"),
+        phase=_b("phase"),
+        next_due_at=_b("next_due_at"),
+        updated_at=_b("now"),
+        revision=_R.revision + 1,
+        lease_expires_at=_b("expires_at"),
+    )
+    .returning(_R.revision)
+)
+
+_CONSUME_COMMANDS = (
+    update(rollout_commands)
+    .where(
+        _C.rollout_id == _b("id"),
+        _C.id.in_(bindparam("b_ids", expanding=True)),
+        _C.consumed_at.is_(None),
+    )
+    .values(consumed_at=_b("now"))
+)
+
+_COMMAND_ARRIVED = select(
+    exists().where(_C.rollout_id == _b("id"), _C.consumed_at.is_(None), _C.created_at >= _b("since"))
+)
+
+_DUE_NOW = update(rollouts).where(_R.id == _b("id")).values(next_due_at=_b("now"))
+
+_RELEASE = (
+    update(rollouts)
+    .where(_R.id == _b("id"), _R.lease_owner == _b("owner"), _R.fencing_token == _b("token"))
+    .values(lease_owner=None, lease_expires_at=None)
+)
+
+_PENDING_COMMANDS = (
+    select(rollout_commands).where(_C.rollout_id == _b("id"), _C.consumed_at.is_(None)).order_by(_C.id)
+)
+
+_INSERT_EVENTS = insert(rollout_events)
+
+_NEXT_DUE_AT = select(func.min(_R.next_due_at)).where(_ACTIVE)
 
 
 def _rollout(row: Row[Any]) -> RolloutRecord:
@@ -162,7 +290,7 @@ class Store:
 
     def _create_rollout(self, new: NewRollout, now: float) -> tuple[RolloutRecord, bool]:
         with self._engine.begin() as conn:
-            existing = conn.execute(select(*_ROLLOUT_COLUMNS).where(_R.id == new.id)).first()
+            existing = conn.execute(_GET_ROLLOUT, {"b_id": new.id}).first()
             if existing is not None:
                 if existing.digest != new.digest:
                     raise ReleaseConflict(new.id, existing.digest, new.digest)
@@ -193,7 +321,7 @@ class Store:
 
     def get_rollout(self, rollout_id: str) -> RolloutRecord | None:
         with self._reader.connect() as conn:
-            row = conn.execute(select(*_ROLLOUT_COLUMNS).where(_R.id == rollout_id)).first()
+            row = conn.execute(_GET_ROLLOUT, {"b_id": rollout_id}).first()
         return None if row is None else _rollout(row)
 
     def list_rollouts(self, limit: int = 100, phases: Sequence[str] | None = None) -> list[RolloutRecord]:
@@ -206,23 +334,10 @@ class Store:
 
     def earlier_active(self, rollout: RolloutRecord) -> list[RolloutRecord]:
         """Unfinished rollouts of the same estate, created before ``rollout``, sharing a service."""
-        earlier = or_(
-            _R.created_at < rollout.created_at,
-            and_(_R.created_at == rollout.created_at, _R.id < rollout.id),
-        )
-        query = (
-            select(*_ROLLOUT_COLUMNS)
-            .where(
-                _R.estate_name == rollout.estate_name,
-                _R.phase.not_in(TERMINAL_PHASES),
-                _R.id != rollout.id,
-                earlier,
-            )
-            .order_by(_R.created_at, _R.id)
-        )
+        params = {"b_estate_name": rollout.estate_name, "b_id": rollout.id, "b_created_at": rollout.created_at}
         services = set(rollout.services)
         with self._reader.connect() as conn:
-            candidates = [_rollout(row) for row in conn.execute(query)]
+            candidates = [_rollout(row) for row in conn.execute(_EARLIER_ACTIVE, params)]
         return [other for other in candidates if services.intersection(other.services)]
 
     # leases
@@ -238,22 +353,11 @@ class Store:
             raise ValueError(f"lease ttl must be positive, got {ttl}")
         if limit <= 0:
             return []
-        query = (
-            select(_R.id, _R.lease_owner, _R.lease_expires_at, _R.fencing_token)
-            .where(
-                _R.phase.in_(ACTIVE_PHASES),
-                _R.next_due_at <= now,
-                or_(_lease_free(now), _lease_held_by(owner, now)),
-            )
-            .order_by(_R.next_due_at, _R.id)
-            .limit(limit)
-        )
-        if self._postgres:
-            query = query.with_for_update(skip_locked=True)
+        query = _CLAIM_CANDIDATES_SKIP_LOCKED if self._postgres else _CLAIM_CANDIDATES
         expires_at = now + ttl
         leases: list[Lease] = []
         with self._engine.begin() as conn:
-            candidates = conn.execute(query).all()
+            candidates = conn.execute(query, {"b_owner": owner, "b_now": now, "b_limit": limit}).all()
             renewing = {
                 row.id
                 for row in candidates
@@ -261,33 +365,13 @@ class Store:
             }
             tokens = self._issue_tokens(conn, len(candidates) - len(renewing))
             for row in candidates:
+                params = {"b_id": row.id, "b_owner": owner, "b_now": now, "b_expires_at": expires_at}
                 if row.id in renewing:
-                    stmt = (
-                        update(rollouts)
-                        .where(
-                            _R.id == row.id,
-                            _lease_held_by(owner, now),
-                            _R.fencing_token == row.fencing_token,
-                        )
-                        .values(lease_expires_at=expires_at)
-                    )
+                    params["b_token"] = row.fencing_token
+                    claimed = conn.execute(_RENEW_LEASE, params).first()
                 else:
-                    # Re-check every condition: the row may have changed since the SELECT.
-                    stmt = (
-                        update(rollouts)
-                        .where(
-                            _R.id == row.id,
-                            _R.phase.in_(ACTIVE_PHASES),
-                            _R.next_due_at <= now,
-                            _lease_free(now),
-                        )
-                        .values(
-                            lease_owner=owner,
-                            lease_expires_at=expires_at,
-                            fencing_token=next(tokens),
-                        )
-                    )
-                claimed = conn.execute(stmt.returning(*_ROLLOUT_COLUMNS)).first()
+                    params["b_token"] = next(tokens)
+                    claimed = conn.execute(_ACQUIRE_LEASE, params).first()
                 if claimed is not None:
                     record = _rollout(claimed)
                     leases.append(Lease(record, owner, record.fencing_token, expires_at))
@@ -298,12 +382,7 @@ class Store:
         """Reserve ``count`` consecutive fencing tokens from the global counter."""
         if count == 0:
             return iter(())
-        top = conn.execute(
-            update(fence_sequence)
-            .where(fence_sequence.c.id == 1)
-            .values(value=fence_sequence.c.value + count)
-            .returning(fence_sequence.c.value)
-        ).scalar_one()
+        top = conn.execute(_ISSUE_TOKENS, {"b_count": count}).scalar_one()
         return iter(range(top - count + 1, top + 1))
 
     def persist(
@@ -324,45 +403,29 @@ class Store:
         writes nothing and returns None. On success returns the extended lease.
         """
         rollout_id = lease.rollout.id
-        fenced = and_(
-            _R.id == rollout_id,
-            _R.lease_owner == lease.owner,
-            _R.fencing_token == lease.token,
-            _R.lease_expires_at >= now,
-        )
         expires_at = now + ttl
+        params = {
+            "b_id": rollout_id,
+            "b_owner": lease.owner,
+            "b_token": lease.token,
+            "b_now": now,
+            "b_status": status,
+            "b_phase": phase,
+            "b_next_due_at": next_due_at,
+            "b_expires_at": expires_at,
+        }
         with self._engine.begin() as conn:
             # Only the revision comes back: everything else written here is known, and
             # re-reading the estate and release JSON on every tick would dominate its cost.
-            revision = conn.execute(
-                update(rollouts)
-                .where(fenced)
-                .values(
-                    status=status,
-                    phase=phase,
-                    next_due_at=next_due_at,
-                    updated_at=now,
-                    revision=_R.revision + 1,
-                    lease_expires_at=expires_at,
-                )
-                .returning(_R.revision)
-            ).scalar()
+            revision = conn.execute(_PERSIST, params).scalar()
             if revision is None:
                 return None
             self._insert_events(conn, rollout_id, events, now)
             if consumed_commands:
-                conn.execute(
-                    update(rollout_commands)
-                    .where(
-                        rollout_commands.c.rollout_id == rollout_id,
-                        rollout_commands.c.id.in_(list(consumed_commands)),
-                        rollout_commands.c.consumed_at.is_(None),
-                    )
-                    .values(consumed_at=now)
-                )
+                conn.execute(_CONSUME_COMMANDS, {"b_id": rollout_id, "b_ids": list(consumed_commands), "b_now": now})
             if next_due_at > now and self._command_arrived(conn, rollout_id, lease):
                 # A command added while we held the lease must not wait for next_due_at.
-                conn.execute(update(rollouts).where(_R.id == rollout_id).values(next_due_at=now))
+                conn.execute(_DUE_NOW, {"b_id": rollout_id, "b_now": now})
                 next_due_at = now
         record = dataclasses.replace(
             lease.rollout,
@@ -378,28 +441,13 @@ class Store:
     @staticmethod
     def _command_arrived(conn: Connection, rollout_id: str, lease: Lease) -> bool:
         """Is a command pending that arrived since the state this lease last read?"""
-        cmd = rollout_commands.c
-        query = select(
-            exists().where(
-                cmd.rollout_id == rollout_id,
-                cmd.consumed_at.is_(None),
-                cmd.created_at >= lease.rollout.updated_at,
-            )
-        )
-        return bool(conn.execute(query).scalar())
+        params = {"b_id": rollout_id, "b_since": lease.rollout.updated_at}
+        return bool(conn.execute(_COMMAND_ARRIVED, params).scalar())
 
     def release(self, lease: Lease) -> None:
         """Give up the lease, if it is still ours with this token."""
         with self._engine.begin() as conn:
-            conn.execute(
-                update(rollouts)
-                .where(
-                    _R.id == lease.rollout.id,
-                    _R.lease_owner == lease.owner,
-                    _R.fencing_token == lease.token,
-                )
-                .values(lease_owner=None, lease_expires_at=None)
-            )
+            conn.execute(_RELEASE, {"b_id": lease.rollout.id, "b_owner": lease.owner, "b_token": lease.token})
 
     def reset(
         self, rollout_id: str, *, status: dict[str, Any], phase: str, now: float, event: NewEvent
@@ -477,10 +525,8 @@ class Store:
 
     def pending_commands(self, rollout_id: str) -> list[CommandRecord]:
         """Commands not consumed yet, oldest first."""
-        cmd = rollout_commands.c
-        query = select(rollout_commands).where(cmd.rollout_id == rollout_id, cmd.consumed_at.is_(None)).order_by(cmd.id)
         with self._reader.connect() as conn:
-            return [_command(row) for row in conn.execute(query)]
+            return [_command(row) for row in conn.execute(_PENDING_COMMANDS, {"b_id": rollout_id})]
 
     def add_events(self, rollout_id: str, events: Sequence[NewEvent], now: float) -> None:
         try:
@@ -496,7 +542,7 @@ class Store:
         if not events:
             return
         conn.execute(
-            insert(rollout_events),
+            _INSERT_EVENTS,
             [
                 {
                     "rollout_id": rollout_id,
@@ -520,7 +566,6 @@ class Store:
 
     def next_due_at(self) -> float | None:
         """The earliest next_due_at of any active rollout, None when none is active."""
-        query = select(func.min(_R.next_due_at)).where(_R.phase.in_(ACTIVE_PHASES))
         with self._reader.connect() as conn:
-            value = conn.execute(query).scalar()
+            value = conn.execute(_NEXT_DUE_AT).scalar()
         return None if value is None else float(value)
