@@ -22,9 +22,10 @@ from primum.engine.decide import Observations, decide, wanted_observations
 from primum.model.estate import Estate
 from primum.model.load import runtime_spec
 from primum.model.rollout import TERMINAL, Command, Event, RolloutStatus
+from primum.model.runtime import ServiceRuntimeSpec
 from primum.store.records import Lease, NewEvent
 from primum.store.repository import Store
-from primum.targets.base import StaleFenceError, TargetError
+from primum.targets.base import StaleFenceError, Target, TargetError
 from primum.targets.registry import Targets
 
 log = logging.getLogger("primum.controller")
@@ -117,13 +118,13 @@ class Controller:
         return estate
 
     def prepare(self, estate: Estate) -> None:
-        by_target: dict[int, tuple[object, list]] = {}
+        by_target: dict[int, tuple[Target, list[ServiceRuntimeSpec]]] = {}
         for env in estate.environment_names():
             for name in estate.services:
                 target = self.targets.for_service(estate, name)
                 by_target.setdefault(id(target), (target, []))[1].append(runtime_spec(estate, env, name))
         for target, specs in by_target.values():
-            target.prepare(specs)  # type: ignore[attr-defined]
+            target.prepare(specs)
 
     def process(self, lease: Lease) -> Lease | None:
         record = lease.rollout
@@ -138,7 +139,7 @@ class Controller:
                 services[key] = self.targets.for_service(estate, want.service).observe(spec, metrics=want.metrics)
             except TargetError as exc:
                 errors[key] = str(exc)
-        commands = [Command(id=c.id, kind=c.kind, actor=c.actor)  # type: ignore[arg-type]
+        commands = [Command(id=c.id, kind=c.kind, actor=c.actor)
                     for c in self.store.pending_commands(record.id) if c.kind in ("promote", "abort")]
         blocked = []
         if status.phase.value == "pending":

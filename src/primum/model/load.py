@@ -181,10 +181,12 @@ def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
                     problems.append(doc.problem(loc, f"port {port} is already used by {ports[port]}",
                                                 "give every router its own port"))
                 ports[port] = f"{name}/{env}"
-            if not any("{artifact}" in tok for tok in svc.target.command):
+            tokens = [*svc.target.command, *svc.target.env.values()]
+            if not any("{artifact}" in tok or "{unpacked}" in tok for tok in tokens):
                 problems.append(doc.problem((*base, "target", "command"),
-                                            "the command never mentions {artifact}",
-                                            "include {artifact} so the pinned artifact is what runs"))
+                                            "neither the command nor its env mentions {artifact} or {unpacked}",
+                                            "include {artifact} (or {unpacked} for an archive) so the pinned "
+                                            "artifact is what runs"))
             if not any("{port}" in tok for tok in svc.target.command):
                 problems.append(doc.problem((*base, "target", "command"),
                                             "the command never mentions {port}",

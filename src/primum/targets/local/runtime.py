@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -53,6 +52,7 @@ import httpx
 
 from primum.model.runtime import ServiceRuntimeSpec, VersionObservation, VersionRef
 from primum.targets.base import StaleFenceError, TargetError
+from primum.targets.local.artifacts import ArtifactError, materialize
 
 log = logging.getLogger(__name__)
 
@@ -403,34 +403,6 @@ def log_tail(path: str | Path, lines: int = LOG_TAIL_LINES) -> str:
         return f"(log unreadable: {exc})"
     tail = "\n".join(data.splitlines()[-lines:])
     return tail[-LOG_TAIL_CHARS:] if tail else "(log empty)"
-
-
-def verify_artifact(version: VersionRef) -> str | None:
-    """None if the artifact file's sha256 equals the pinned digest, else why not.
-
-    primum promotes the exact tested bytes; starting anything else would make
-    the release evidence a lie, so a mismatch is refused, never warned about.
-    """
-    artifact = version.artifact.removeprefix("file://")
-    if "://" in artifact:
-        return f"unsupported artifact URI for the local target: {version.artifact}"
-    path = Path(artifact)
-    expected = version.digest.lower()
-    if not expected.startswith("sha256:"):
-        expected = f"sha256:{expected}"
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    except FileNotFoundError:
-        return f"digest mismatch for {version.artifact}: expected {expected}, found no file"
-    except OSError as exc:
-        return f"artifact {version.artifact} unreadable: {exc}"
-    found = f"sha256:{h.hexdigest()}"
-    if found != expected:
-        return f"digest mismatch for {version.artifact}: expected {expected}, found {found}"
-    return None
 
 
 def _spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> tuple[int, int]:
@@ -807,20 +779,28 @@ class LocalRuntime:
 
     def _start_slots(self, st: _State, spec: ServiceRuntimeSpec, vrec: VersionRecord, slots: list[int]) -> None:
         ref = vrec.version_ref()
-        problem = verify_artifact(ref)
-        if problem is not None:
-            log.error("%s: refusing to start %s: %s", spec.key, ref.describe(), problem)
-            vrec.failed, vrec.error = True, problem
+        try:
+            # verified while copied into the content-addressed cache: the copy is what runs
+            ready = materialize(ref, self.home / "artifacts")
+        except ArtifactError as exc:
+            log.error("%s: refusing to start %s: %s", spec.key, ref.describe(), exc)
+            vrec.failed, vrec.error = True, str(exc)
             return
-        artifact = str(Path(ref.artifact.removeprefix("file://")).absolute())
         used = self._used_ports(st)
         for slot in slots:
             port = free_port(used)
             used.add(port)
-            subst = {"{artifact}": artifact, "{port}": str(port), "{python}": sys.executable}
+            subst = {"{artifact}": str(ready.artifact), "{port}": str(port), "{python}": sys.executable}
+            if ready.unpacked is not None:
+                subst["{unpacked}"] = str(ready.unpacked)
+            elif any("{unpacked}" in tok for tok in (*spec.command, *spec.env_vars.values())):
+                vrec.failed = True
+                vrec.error = (f"the command uses {{unpacked}} but {ref.artifact} is not an archive "
+                              "(.tar.gz, .tgz, .tar, .zip)")
+                return
             argv = [_substitute(tok, subst) for tok in spec.command]
             env = dict(os.environ)
-            env.update(spec.env_vars)
+            env.update({k: _substitute(v, subst) for k, v in spec.env_vars.items()})
             env.update(
                 PRIMUM_SERVICE=spec.service,
                 PRIMUM_ENV=spec.env,

@@ -217,8 +217,9 @@ class LocalTarget:
             ready_now = self.runtime.ready_urls(spec)
             ready = self.runtime.ready_urls(spec, exclude=doomed) if doomed else ready_now
             if doomed:
-                for key in sorted({k for k, w in weights.items() if w > 0} | ({preview} - {None})):
-                    if ready_now.get(str(key)) and not ready.get(str(key)):
+                routed = {k for k, w in weights.items() if w > 0} | ({preview} if preview else set())
+                for key in sorted(routed):
+                    if ready_now.get(key) and not ready.get(key):
                         share = "the preview" if key == preview else f"weight {weights[key]}"
                         raise TargetError(
                             f"{spec.key}: refusing to stop the last ready instances of {key}:"
