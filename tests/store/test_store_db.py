@@ -149,3 +149,11 @@ def test_postgres_tables_live_in_the_search_path_schema(postgres_url: str) -> No
     finally:
         engine.dispose()
     assert found == dict.fromkeys(TABLES, schema)
+
+
+def test_head_revision_constant_matches_the_migrations():
+    from alembic.script import ScriptDirectory
+
+    from primum.store.db import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION

@@ -186,6 +186,16 @@ _PERSIST = (
     .returning(_R.revision)
 )
 
+_COMMAND_SINCE = exists().where(_C.rollout_id == _b("id"), _C.consumed_at.is_(None), _C.created_at >= _b("since"))
+
+# _PERSIST that also applies the command-arrived rule (see ``persist``), for SQLite
+# only: a PostgreSQL UPDATE that waited for a row lock evaluates such a subquery with
+# its old snapshot, blind to a command committed by the transaction it waited for.
+# Parameters: those of _PERSIST and b_since; b_next_due_at must be later than b_now.
+_PERSIST_WAKING = _PERSIST.values(
+    next_due_at=case((_COMMAND_SINCE, _b("now")), else_=_b("next_due_at"))
+).returning(_R.next_due_at)
+
 _CONSUME_COMMANDS = (
     update(rollout_commands)
     .where(
@@ -196,9 +206,7 @@ _CONSUME_COMMANDS = (
     .values(consumed_at=_b("now"))
 )
 
-_COMMAND_ARRIVED = select(
-    exists().where(_C.rollout_id == _b("id"), _C.consumed_at.is_(None), _C.created_at >= _b("since"))
-)
+_COMMAND_ARRIVED = select(_COMMAND_SINCE)
 
 _DUE_NOW = update(rollouts).where(_R.id == _b("id")).values(next_due_at=_b("now"))
 
@@ -414,17 +422,31 @@ class Store:
             "b_next_due_at": next_due_at,
             "b_expires_at": expires_at,
         }
+        # A command added while we held the lease must not wait for next_due_at: that is
+        # checked after consuming commands, or (SQLite, the usual tick consuming none) in
+        # the UPDATE itself, as BEGIN IMMEDIATE keeps every other writer out until COMMIT.
+        check_arrived = next_due_at > now
+        one_statement = check_arrived and not consumed_commands and not self._postgres
         with self._engine.begin() as conn:
             # Only the revision comes back: everything else written here is known, and
             # re-reading the estate and release JSON on every tick would dominate its cost.
-            revision = conn.execute(_PERSIST, params).scalar()
-            if revision is None:
-                return None
+            if one_statement:
+                params["b_since"] = lease.rollout.updated_at
+                row = conn.execute(_PERSIST_WAKING, params).first()
+                if row is None:
+                    return None
+                revision = row.revision
+                if row.next_due_at != next_due_at:
+                    next_due_at = now
+                check_arrived = False
+            else:
+                revision = conn.execute(_PERSIST, params).scalar()
+                if revision is None:
+                    return None
             self._insert_events(conn, rollout_id, events, now)
             if consumed_commands:
                 conn.execute(_CONSUME_COMMANDS, {"b_id": rollout_id, "b_ids": list(consumed_commands), "b_now": now})
-            if next_due_at > now and self._command_arrived(conn, rollout_id, lease):
-                # A command added while we held the lease must not wait for next_due_at.
+            if check_arrived and self._command_arrived(conn, rollout_id, lease):
                 conn.execute(_DUE_NOW, {"b_id": rollout_id, "b_now": now})
                 next_due_at = now
         record = dataclasses.replace(
