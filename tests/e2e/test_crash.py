@@ -194,3 +194,16 @@ def test_sigkill_during_analysis_of_a_bad_version_still_rolls_back(primum, tmp_p
     old_key = final["environments"]["prod"]["scheduling-api"]["previous"].removeprefix("sha256:")[:12]
     assert versions_seen(url, 30) == {old_key}
     assert {i["version_key"] for i in primum.state()["instances"]} == {old_key}
+
+
+def test_ctrl_c_on_primum_up_stops_everything(primum, tmp_path):
+    primum.estate.write_text(yaml.safe_dump(estate_doc([{"set_weight": 50}, {"pause": {}}])))
+    primum.up()
+    primum.run("release", "apply", str(release(tmp_path, "rel-base", "1.0.0")), "--no-wait")
+    primum.wait("rel-base", lambda s: s["state"] == "promoted")
+    pids = primum.pids()
+    assert len(pids) == 3  # router, instance, traffic generator
+    primum.up_proc.send_signal(signal.SIGINT)
+    assert primum.up_proc.wait(timeout=30) == 0
+    assert not (primum.home / "up.json").exists()
+    assert not [pid for pid in pids if alive(pid)]
