@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
-import sys
 import tarfile
 import zipapp
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from primum.model.runtime import VersionRef
 from primum.targets.local.artifacts import ArtifactError, materialize
 
+from . import helpers as H
 
-def _load_helpers() -> ModuleType:
-    name = "_primum_tests_local_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _load_helpers()
 home = H.home
 runtime = H.runtime
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -11,7 +10,6 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -19,20 +17,8 @@ from primum.model.runtime import TrafficSpec, VersionObservation, VersionRef
 from primum.targets.local import runtime as runtime_mod
 from primum.targets.local.runtime import LocalRuntime
 
+from . import helpers as H
 
-def _load_helpers() -> ModuleType:
-    """Load helpers.py under a unique name: tests/local is not a package."""
-    name = "_primum_tests_local_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _load_helpers()
 home = H.home
 runtime = H.runtime
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
@@ -26,20 +23,8 @@ from primum.targets.local.router_client import RouterClient
 from primum.targets.local.runtime import InstanceRecord, LocalRuntime
 from primum.targets.local.target import LocalTarget
 
+from . import helpers as H
 
-def _load_helpers() -> ModuleType:
-    """Load helpers.py under a unique name, independent of how pytest imports tests."""
-    name = "_primum_tests_local_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _load_helpers()
 home = H.home
 target = H.target
 
