@@ -19,13 +19,20 @@ import heapq
 import statistics
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from primum.controller.loop import Controller, TickStats
 from primum.engine.planner import plan
 from primum.model.estate import Estate
 from primum.model.release import Release, canonical_digest
 from primum.model.runtime import VersionRef
+from primum.store.db import normalize_url
 from primum.store.records import NewRollout
 from primum.store.repository import Store
 from primum.targets.noop import NoopTarget
@@ -87,9 +94,36 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@contextmanager
+def isolated(url: str | None, home: Path) -> Iterator[str]:
+    """A database URL for one run: a fresh SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+    if url is None:
+        yield f"sqlite:///{home / 'bench.db'}"
+        return
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        yield url
+        return
+    schema = f"bench_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(parsed, poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def run_controller(n: int, seconds: float, url: str | None) -> dict:
     home = Path(tempfile.mkdtemp(prefix="primum-bench-"))
-    store = Store(url or f"sqlite:///{home / 'bench.db'}")
+    with isolated(url, home) as run_url:
+        return _run_controller(n, seconds, run_url, home)
+
+
+def _run_controller(n: int, seconds: float, url: str, home: Path) -> dict:
+    store = Store(url)
     targets = SharedNoop(home)
     seed(store, targets, n, time.time())
     controller = Controller(store, targets, lease_ttl=30.0, batch=max(50, n))

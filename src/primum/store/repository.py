@@ -18,6 +18,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
+    Integer,
     Row,
     and_,
     bindparam,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeEngine
 
 from primum.store import db
 from primum.store.records import (
@@ -91,15 +93,16 @@ class RolloutLeased(Exception):
 # parameter names apart from column names, which SQLAlchemy reserves in UPDATEs.
 
 
-def _b(name: str) -> BindParameter[Any]:
-    return bindparam(f"b_{name}")
+def _b(name: str, type_: TypeEngine[Any] | None = None) -> BindParameter[Any]:
+    return bindparam(f"b_{name}", type_=type_)
 
 
-def _phase_in(phases: Sequence[str]) -> ColumnElement[bool]:
-    # Constant phase names are rendered into the SQL: an IN over a bound list would
+def _phase_names(phases: Sequence[str]) -> list[ColumnElement[str]]:
+    # The constant phase names are rendered into the SQL: an IN over bound values would
     # be re-expanded into the statement text on every execution.
-    assert all(phase.isidentifier() for phase in phases)
-    return _R.phase.in_([literal_column(f"'{phase}'") for phase in phases])
+    if not all(phase.isidentifier() for phase in phases):
+        raise ValueError(f"phase names must be plain identifiers: {phases}")
+    return [literal_column(f"'{phase}'") for phase in phases]
 
 
 def _lease_free(now: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -110,15 +113,19 @@ def _lease_held_by(owner: ColumnElement[Any], now: ColumnElement[Any]) -> Column
     return and_(_R.lease_owner == owner, _R.lease_expires_at >= now)
 
 
-_ACTIVE = _phase_in(ACTIVE_PHASES)
+_ACTIVE = _R.phase.in_(_phase_names(ACTIVE_PHASES))
 
 _GET_ROLLOUT = select(*_ROLLOUT_COLUMNS).where(_R.id == _b("id"))
+
+# Parameters: b_limit, and b_phases (a list) for _LIST_ROLLOUTS_IN.
+_LIST_ROLLOUTS = select(*_ROLLOUT_COLUMNS).order_by(_R.created_at.desc(), _R.id.desc()).limit(_b("limit", Integer()))
+_LIST_ROLLOUTS_IN = _LIST_ROLLOUTS.where(_R.phase.in_(bindparam("b_phases", expanding=True)))
 
 _EARLIER_ACTIVE = (
     select(*_ROLLOUT_COLUMNS)
     .where(
         _R.estate_name == _b("estate_name"),
-        _R.phase.not_in([literal_column(f"'{phase}'") for phase in TERMINAL_PHASES]),
+        _R.phase.not_in(_phase_names(TERMINAL_PHASES)),
         _R.id != _b("id"),
         or_(
             _R.created_at < _b("created_at"),
@@ -127,7 +134,6 @@ _EARLIER_ACTIVE = (
     )
     .order_by(_R.created_at, _R.id)
 )
-assert all(phase.isidentifier() for phase in TERMINAL_PHASES)
 
 # Parameters: b_owner, b_now, b_limit.
 _CLAIM_CANDIDATES = (
@@ -138,7 +144,7 @@ _CLAIM_CANDIDATES = (
         or_(_lease_free(_b("now")), _lease_held_by(_b("owner"), _b("now"))),
     )
     .order_by(_R.next_due_at, _R.id)
-    .limit(_b("limit"))
+    .limit(_b("limit", Integer()))
 )
 _CLAIM_CANDIDATES_SKIP_LOCKED = _CLAIM_CANDIDATES.with_for_update(skip_locked=True)
 
@@ -192,9 +198,10 @@ _COMMAND_SINCE = exists().where(_C.rollout_id == _b("id"), _C.consumed_at.is_(No
 # only: a PostgreSQL UPDATE that waited for a row lock evaluates such a subquery with
 # its old snapshot, blind to a command committed by the transaction it waited for.
 # Parameters: those of _PERSIST and b_since; b_next_due_at must be later than b_now.
+# Returns the revision and whether a command arrived (and made the rollout due now).
 _PERSIST_WAKING = _PERSIST.values(
     next_due_at=case((_COMMAND_SINCE, _b("now")), else_=_b("next_due_at"))
-).returning(_R.next_due_at)
+).returning(_COMMAND_SINCE.label("arrived"))
 
 _CONSUME_COMMANDS = (
     update(rollout_commands)
@@ -221,6 +228,12 @@ _PENDING_COMMANDS = (
 )
 
 _INSERT_EVENTS = insert(rollout_events)
+
+_EVENTS = (
+    select(rollout_events)
+    .where(rollout_events.c.rollout_id == _b("id"), rollout_events.c.id > _b("after_id"))
+    .order_by(rollout_events.c.id)
+)
 
 _NEXT_DUE_AT = select(func.min(_R.next_due_at)).where(_ACTIVE)
 
@@ -277,9 +290,14 @@ class Store:
         parsed = db.normalize_url(url or db.default_database_url())
         self.url: str = parsed.render_as_string(hide_password=False)
         self._engine = db.make_engine(parsed)
-        # Pure reads use a deferred BEGIN on SQLite so they never queue behind writers.
-        self._reader = self._engine.execution_options(**{db.SQLITE_BEGIN_OPTION: "DEFERRED"})
         self._postgres = self._engine.dialect.name == "postgresql"
+        # Pure reads use a deferred BEGIN on SQLite so they never queue behind writers.
+        # Each is one statement: on PostgreSQL it runs in autocommit mode, which reads
+        # the same snapshot without the BEGIN and ROLLBACK round trips.
+        reader_options: dict[str, Any] = {db.SQLITE_BEGIN_OPTION: "DEFERRED"}
+        if self._postgres:
+            reader_options["isolation_level"] = "AUTOCOMMIT"
+        self._reader = self._engine.execution_options(**reader_options)
         if migrate:
             db.migrate(self._engine)
 
@@ -334,11 +352,13 @@ class Store:
 
     def list_rollouts(self, limit: int = 100, phases: Sequence[str] | None = None) -> list[RolloutRecord]:
         """Rollouts, newest first, optionally only those in ``phases``."""
-        query = select(*_ROLLOUT_COLUMNS).order_by(_R.created_at.desc(), _R.id.desc()).limit(limit)
+        query = _LIST_ROLLOUTS
+        params: dict[str, Any] = {"b_limit": limit}
         if phases is not None:
-            query = query.where(_R.phase.in_(list(phases)))
+            query = _LIST_ROLLOUTS_IN
+            params["b_phases"] = list(phases)
         with self._reader.connect() as conn:
-            return [_rollout(row) for row in conn.execute(query)]
+            return [_rollout(row) for row in conn.execute(query, params)]
 
     def earlier_active(self, rollout: RolloutRecord) -> list[RolloutRecord]:
         """Unfinished rollouts of the same estate, created before ``rollout``, sharing a service."""
@@ -436,7 +456,7 @@ class Store:
                 if row is None:
                     return None
                 revision = row.revision
-                if row.next_due_at != next_due_at:
+                if row.arrived:
                     next_due_at = now
                 check_arrived = False
             else:
@@ -581,10 +601,8 @@ class Store:
 
     def events(self, rollout_id: str, after_id: int = 0) -> list[EventRecord]:
         """Events of a rollout with id greater than ``after_id``, in order."""
-        ev = rollout_events.c
-        query = select(rollout_events).where(ev.rollout_id == rollout_id, ev.id > after_id).order_by(ev.id)
         with self._reader.connect() as conn:
-            return [_event(row) for row in conn.execute(query)]
+            return [_event(row) for row in conn.execute(_EVENTS, {"b_id": rollout_id, "b_after_id": after_id})]
 
     def next_due_at(self) -> float | None:
         """The earliest next_due_at of any active rollout, None when none is active."""
