@@ -448,3 +448,17 @@ def test_down_with_nothing_running(cli: Cli) -> None:
     result = cli("down")
     assert result.code == 0, result
     assert "stopped 0 runtime(s)" in result.out
+
+
+def test_the_written_settings_file_is_what_the_commands_read(example: Path, tmp_path: Path) -> None:
+    settings = {}
+    for line in (example / "primum.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings[key] = value
+    assert settings == {"PRIMUM_HOME": "./.primum", "PRIMUM_ESTATE": "./estate.yaml"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMUM_")}
+    proc = subprocess.run([PRIMUM, "validate", "releases/0-baseline.yaml"], cwd=example, env={**env, **settings},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "estate.yaml" in proc.stdout

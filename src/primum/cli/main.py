@@ -149,7 +149,8 @@ def init(
     if directory.exists() and any(directory.iterdir()):
         raise InputError.single(str(directory), "directory is not empty", "choose a new or empty directory")
     files = write_demo(directory, fast=fast)
-    console.print(f"wrote {files.estate}, {files.baseline.parent}/ and {files.root / 'artifacts'}/\n"
+    console.print(f"wrote {files.estate}, {files.baseline.parent}/, {files.root / 'artifacts'}/ and "
+                  f"{files.root / 'primum.env'} (settings)\n"
                   f"next: primum up {files.estate}   (in another terminal)\n"
                   f"      primum release apply {files.baseline} --estate {files.estate}")
 

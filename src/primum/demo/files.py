@@ -145,4 +145,19 @@ def write_demo(root: Path, fast: bool = False) -> DemoFiles:
     ]
     for path, doc in docs:
         path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+    (root / "primum.env").write_text(SETTINGS)
     return files
+
+
+SETTINGS = """\
+# primum settings for this example. Load them into your shell with:
+#   set -a; . ./primum.env; set +a
+# Where primum keeps its database, runtime state and logs:
+PRIMUM_HOME=./.primum
+# The estate `primum release apply` and `primum validate` use when --estate is not given:
+PRIMUM_ESTATE=./estate.yaml
+# Who issues promote / abort / retry (recorded with every command):
+# PRIMUM_USER=your-name
+# Several controller replicas share one PostgreSQL database instead of SQLite:
+# PRIMUM_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/primum
+"""
