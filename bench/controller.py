@@ -140,8 +140,9 @@ def _run_controller(n: int, seconds: float, url: str, home: Path) -> dict:
         if done:
             break
         due = store.next_due_at()
-        if due is not None and due > time.time():
-            time.sleep(min(0.05, due - time.time()))
+        wait = 0.0 if due is None else due - time.time()
+        if wait > 0:
+            time.sleep(min(0.05, wait))
     elapsed = time.time() - start
     finished = len(store.list_rollouts(limit=100_000, phases=("promoted",)))
     store.close()
