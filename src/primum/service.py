@@ -4,6 +4,7 @@ abort, retry, status, history. No business decisions here: those live in the eng
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -154,9 +155,8 @@ def summary(record: RolloutRecord) -> dict[str, Any]:
 
 
 def resolve_estate(explicit: str | None, home: Path) -> tuple[Estate, str]:
-    """The estate a command works on: --estate, else the one `primum up` runs, else ./estate.yaml."""
-    import json
-
+    """The estate a command works on: --estate, else $PRIMUM_ESTATE, else the one `primum up` runs,
+    else ./estate.yaml."""
     path = explicit or os.environ.get("PRIMUM_ESTATE")
     if not path:
         up = home / "up.json"

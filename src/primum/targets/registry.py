@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from primum.model.estate import Estate, NoopTargetSettings
+from primum.model.estate import Estate
 from primum.targets.base import Target
 
 
@@ -33,13 +33,8 @@ class Targets:
             return NoopTarget()
         raise ValueError(f"unknown target type {kind!r}")
 
-    def uses(self, estate: Estate, kind: str) -> bool:
-        return any(svc.target.type == kind for svc in estate.services.values())
-
     def close(self) -> None:
         for target in self._cache.values():
             target.close()
         self._cache.clear()
 
-
-__all__ = ["NoopTargetSettings", "Targets"]
