@@ -34,7 +34,7 @@ class DemoFiles:
 
 
 def estate_document(fast: bool = False) -> dict:
-    window = "4s" if fast else "5s"
+    window = "3.5s" if fast else "4s"
     analysis = {"min_requests": 15 if fast else 20, "warmup": "0.5s"}
     return {
         "apiVersion": "primum/v1",
