@@ -51,13 +51,21 @@ _COMMENTS = {
 }
 
 
+COMMON_PLACEHOLDER = "# --- primum:common: inserted here from common.pyfrag by primum.demo.render ---\n"
+
+
 def template_source(service: str) -> str:
-    """The unrendered source of one demo service (its template file)."""
+    """The unrendered source of one demo service: its template file with the shared
+    server code (``common.pyfrag``) inserted, so every artifact is one self-contained file
+    while the shared code is written once."""
     if service not in SERVICES:
         known = ", ".join(sorted(SERVICES))
         raise ValueError(f"unknown demo service {service!r} (known: {known})")
-    template = resources.files("primum.demo").joinpath("artifacts").joinpath(SERVICES[service])
-    return template.read_text(encoding="utf-8")
+    folder = resources.files("primum.demo").joinpath("artifacts")
+    template = folder.joinpath(SERVICES[service]).read_text(encoding="utf-8")
+    if template.count(COMMON_PLACEHOLDER) != 1:
+        raise ValueError(f"template of {service!r} must contain the primum:common placeholder exactly once")
+    return template.replace(COMMON_PLACEHOLDER, folder.joinpath("common.pyfrag").read_text(encoding="utf-8"))
 
 
 def render_artifact(
