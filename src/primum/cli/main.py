@@ -53,7 +53,7 @@ def handled(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from primum.service import NotAllowed, NotFound
-        from primum.store.repository import ReleaseConflict
+        from primum.store.repository import ReleaseConflict, RolloutLeased, RolloutNotFound
 
         try:
             return fn(*args, **kwargs)
@@ -61,7 +61,7 @@ def handled(fn: F) -> F:
             for problem in exc.problems:
                 err_console.print(f"[red]error:[/] {escape(problem.render())}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
-        except (NotFound, NotAllowed, ReleaseConflict) as exc:
+        except (NotFound, NotAllowed, ReleaseConflict, RolloutLeased, RolloutNotFound) as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except typer.Exit:
