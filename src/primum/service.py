@@ -18,7 +18,7 @@ from primum.model.load import LoadedRelease, load_estate, load_release
 from primum.model.release import Release, canonical_digest
 from primum.model.rollout import TERMINAL, RolloutPhase, RolloutStatus
 from primum.model.runtime import VersionRef
-from primum.store.records import NewEvent, NewRollout, RolloutRecord
+from primum.store.records import EventRecord, NewEvent, NewRollout, RolloutRecord
 from primum.store.repository import Store
 
 
@@ -124,6 +124,23 @@ class ReleaseService:
     def status(self, rollout_id: str) -> tuple[RolloutRecord, RolloutStatus]:
         record = self.get(rollout_id)
         return record, RolloutStatus.model_validate(record.status)
+
+    def analyses(self, rollout_id: str) -> list[EventRecord]:
+        """Every measurement of a release, oldest first; each one's id is its event id."""
+        self.get(rollout_id)
+        return self.store.events_of_kind(rollout_id, "analysis")
+
+    def analysis(self, ref: str) -> EventRecord:
+        """One measurement's stored report: by id, or a release id for its most recent one."""
+        if ref.isdigit():
+            event = self.store.event(int(ref))
+            if event is None or event.kind != "analysis":
+                raise NotFound(f"no analysis with id {ref}; `primum analysis list RELEASE` lists them")
+            return event
+        events = self.analyses(ref)
+        if not events:
+            raise NotFound(f"release {ref} has no analysis yet")
+        return events[-1]
 
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
         return [summary(r) for r in self.store.list_rollouts(limit=limit)]

@@ -203,9 +203,10 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_init_writes_estate_releases_and_artifacts(example: Path) -> None:
     assert (example / "estate.yaml").is_file()
     releases = sorted(p.name for p in (example / "releases").glob("*.yaml"))
-    assert releases == ["0-baseline.yaml", "1-scheduling-2.0.0.yaml", "2-scheduling-2.0.1.yaml"]
+    assert releases == ["0-baseline.yaml", "1-scheduling-2.0.0.yaml", "2-scheduling-2.0.2.yaml",
+                        "3-scheduling-2.0.1.yaml"]
     artifacts = list((example / "artifacts").iterdir())
-    assert len(artifacts) == 9 and all(p.stat().st_size > 0 for p in artifacts)
+    assert len(artifacts) == 10 and all(p.stat().st_size > 0 for p in artifacts)
     assert yaml.safe_load((example / "estate.yaml").read_text())["kind"] == "Estate"
 
 

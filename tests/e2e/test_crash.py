@@ -34,7 +34,7 @@ def estate_doc(steps: list, min_requests: int = 15) -> dict:
             "owner": "t", "tier": "clinical-critical", "data_class": "phi", "affinity": "none",
             "strategy": {"type": "canary", "steps": steps},
             "slo": {"error_rate": 0.01, "p95_ms": 250},
-            "analysis": {"min_requests": min_requests, "warmup": "0.5s"},
+            "analysis": {"min_samples": min_requests, "initial_delay": "0.5s"},
             "traffic": {"rate": 30, "paths": ["/appointments"]},
         }},
     }

@@ -51,8 +51,8 @@ def test_healthy_canary_is_promoted_through_every_environment(world):
 
 
 @pytest.mark.parametrize("behaviour, words", [
-    (Behaviour(error_rate=0.3), "error rate"),
-    (Behaviour(latency_s=0.6), "p95"),
+    (Behaviour(error_rate=0.3), "error-rate"),
+    (Behaviour(latency_s=0.6), "latency"),
 ])
 def test_regressed_canary_is_rolled_back_in_staging_and_never_reaches_prod(world, behaviour, words):
     old, new = ref("sched", "1.0"), ref("sched", "2.0")
@@ -68,8 +68,21 @@ def test_regressed_canary_is_rolled_back_in_staging_and_never_reaches_prod(world
     assert world.running("prod", "sched") == {old.key: 1}
 
 
-def test_no_metrics_is_inconclusive_and_pauses_for_a_person(world):
-    world.target._metrics = None
+def test_unreadable_metrics_are_errors_and_roll_back_after_the_consecutive_error_limit(world):
+    world.metrics = False
+    new = ref("sched", "2.0")
+    final = world.run(status_for(world, {"sched": new}))
+    assert final.phase is RolloutPhase.rolled_back
+    assert "errored 5 time(s) in a row (limit 4)" in final.reason
+    assert "simulated: no metrics" in final.reason
+    staging = final.items[0]
+    assert staging.verdicts[-1].result is VerdictResult.failed
+    assert [m.outcome for m in staging.verdicts[-1].measurements] == ["Error"] * 5
+    assert world.route("staging", "sched") == {ref("sched", "1.0").key: 100}
+
+
+def test_too_little_data_is_inconclusive_and_pauses_for_a_person(world):
+    world.rate = 1.0  # 25% of 1 rps for 10 s: about 2 requests
     new = ref("sched", "2.0")
     status = world.run(status_for(world, {"sched": new}), until=lambda s: s.phase is RolloutPhase.paused)
     assert "inconclusive" in status.pause_reason
@@ -84,11 +97,34 @@ def test_no_metrics_is_inconclusive_and_pauses_for_a_person(world):
     assert final.phase is RolloutPhase.rolled_back and "aborted by dr-ops" in final.reason
 
 
-def test_too_few_requests_is_inconclusive_not_a_pass(world):
-    world.rate = 1.0  # 25% of 1 rps for 10 s: about 2 requests
-    status = world.run(status_for(world, {"sched": ref("sched", "2.0")}),
-                       until=lambda s: s.phase is RolloutPhase.paused)
-    assert "request(s) reached the new version" in status.pause_reason
+def test_measurement_semantics_count_and_failure_limit(world):
+    """count 3 with failure_limit 1: one failed measurement is tolerated, the second rolls back."""
+    from primum.model.analysis import AnalysisSettings
+    new = ref("sched", "2.0")
+    world.behaviour[new.key] = Behaviour(error_rate=0.3)
+    status = status_for(world, {"sched": new}, envs=["staging"])
+    item = status.items[0]
+    item.analysis = AnalysisSettings(count=3, failure_limit=1, initial_delay=0.5)
+    final = world.run(status)
+    assert final.phase is RolloutPhase.rolled_back
+    verdict = final.items[0].verdicts[-1]
+    assert [m.outcome for m in verdict.measurements] == ["Failed", "Failed"]
+    assert "2 measurements failed (limit 1)" in final.reason
+    analysis_events = [e for d in world.history for e in d.events if e.kind == "analysis"]
+    assert [e.data["measurement"] for e in analysis_events] == [1, 2]
+    assert all(e.data["count"] == 3 and e.data["report"]["outcome"] == "Failed" for e in analysis_events)
+
+
+def test_each_measurement_judges_its_own_interval(world):
+    from primum.model.analysis import AnalysisSettings
+    new = ref("sched", "2.0")
+    status = status_for(world, {"sched": new}, envs=["staging"])
+    status.items[0].analysis = AnalysisSettings(count=2, initial_delay=1.0)
+    final = world.run(status)
+    assert final.phase is RolloutPhase.promoted
+    first, second = final.items[0].verdicts[0].measurements
+    assert second.start >= first.end - 1e-9  # consecutive, not overlapping
+    assert abs((first.end - first.start) - 5.0) < 1.01  # 10 s step / 2 measurements
 
 
 def test_promote_ends_a_manual_pause(world):

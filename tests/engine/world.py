@@ -1,23 +1,26 @@
 """A simulated world for decision tests: the noop target plus a clock and a traffic model.
 
 Each version key can be given an error rate and a latency; every tick adds
-requests in proportion to the route weights, so the analysis gate sees
-realistic cumulative counters.
+requests in proportion to the route weights (with a seeded random latency
+around the version's mean and random errors), and a due measurement is
+answered with those requests as the builtin provider would: per-request
+latencies and error counts, overall and per tenant.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import random
+from dataclasses import dataclass
 
+from primum.analysis.data import MeasurementData, MetricData, Samples
 from primum.engine.decide import Decision, Observations, decide, wanted_observations
+from primum.model.analysis import MetricKind
 from primum.model.estate import Estate
 from primum.model.load import runtime_spec
 from primum.model.rollout import Command, RolloutStatus
-from primum.model.runtime import LatencyHistogram, MetricsSnapshot, VersionMetrics, VersionRef
+from primum.model.runtime import VersionRef
 from primum.targets.noop import NoopTarget
-
-BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, float("inf"))
 
 
 def ref(service: str, version: str) -> VersionRef:
@@ -31,11 +34,13 @@ class Behaviour:
     latency_s: float = 0.02
 
 
-@dataclass
-class Counters:
-    ok: float = 0.0
-    err: float = 0.0
-    latency: dict[float, float] = field(default_factory=dict)
+@dataclass(frozen=True)
+class Request:
+    at: float
+    version: str
+    tenant: str
+    latency: float
+    error: bool
 
 
 class World:
@@ -44,8 +49,10 @@ class World:
         self.now = 1_000_000.0
         self.rate = rate
         self.behaviour: dict[str, Behaviour] = {}
-        self.counters: dict[str, dict[str, Counters]] = {}
-        self.target = NoopTarget(self._metrics if metrics else None)
+        self.requests: dict[str, list[Request]] = {}  # by "env/service"
+        self.metrics = metrics
+        self.rng = random.Random(7)
+        self.target = NoopTarget()
         self.fence = 1
         self.commands: list[Command] = []
         self.blocked_by: list[str] = []
@@ -61,19 +68,38 @@ class World:
         self.target.apply(EnsureInstances(env=env, service=service, version=version, count=replicas), spec, 0)
         self.target.apply(SetRoute(env=env, service=service, weights={version.key: 100}), spec, 0)
 
-    def _metrics(self, env: str, service: str, weights: dict[str, int]) -> MetricsSnapshot:
-        per = self.counters.get(f"{env}/{service}", {})
-        versions = {}
-        for key, c in per.items():
-            cumulative = []
-            for b in BOUNDS:
-                cumulative.append((b, int(sum(n for lb, n in c.latency.items() if lb <= b))))
-            versions[key] = VersionMetrics(
-                requests={"200": int(c.ok), "500": int(c.err)},
-                latency=LatencyHistogram(buckets=tuple(cumulative), count=int(sum(c.latency.values()))))
-        return MetricsSnapshot(taken_at=self.now, router_started_at=1.0, versions=versions)
+    def measure(self, status: RolloutStatus, start: float, baseline_window=None) -> MeasurementData:
+        item = status.active_item()
+        assert item is not None
+        data = MeasurementData(start=start, end=self.now, baseline_version=item.stable.key if item.stable else None,
+                               canary_version=item.new.key, slo_error_rate=item.slo.error_rate,
+                               slo_p95_s=item.slo.p95_ms / 1000)
+        log = self.requests.get(item.key, [])
+        b_start, b_end = baseline_window or (start, self.now)
+
+        def samples(version: str | None, kind: MetricKind, tenant: str | None = None) -> Samples:
+            lo, hi = (b_start, b_end) if version != item.new.key else (start, self.now)
+            rows = [r for r in log if lo <= r.at < hi and r.version == version
+                    and (tenant is None or r.tenant == tenant)]
+            if kind is MetricKind.latency:
+                return Samples(values=[r.latency for r in rows], source=f"sim latency {version}")
+            errors = sum(r.error for r in rows)
+            return Samples(values=[errors / len(rows)] if rows else [], events=errors, total=len(rows),
+                           source=f"sim errors {version}")
+
+        baseline = item.stable.key if item.stable else None
+        for metric in item.analysis.metrics:
+            if not self.metrics:
+                data.metrics[metric.name] = MetricData(metric=metric.name, error="simulated: no metrics")
+                continue
+            slices = {t.id: (samples(baseline, metric.kind, t.id), samples(item.new.key, metric.kind, t.id))
+                      for t in self.estate.tenants}
+            data.metrics[metric.name] = MetricData(metric=metric.name, baseline=samples(baseline, metric.kind),
+                                                   canary=samples(item.new.key, metric.kind), slices=slices)
+        return data
 
     def _traffic(self, dt: float) -> None:
+        tenants = [t.id for t in self.estate.tenants] or ["-"]
         for qualified, svc in self.target._services.items():
             key = qualified.split("/", 1)[1]
             weights = dict(svc.route.weights)
@@ -83,19 +109,24 @@ class World:
                 if not w or vkey not in svc.versions:
                     continue
                 b = self.behaviour.get(vkey, Behaviour())
-                n = self.rate * dt * w / 100
-                c = self.counters.setdefault(key, {}).setdefault(vkey, Counters())
-                c.err += n * b.error_rate
-                c.ok += n * (1 - b.error_rate)
-                bucket = next(x for x in BOUNDS if x >= b.latency_s)
-                c.latency[bucket] = c.latency.get(bucket, 0) + n
+                expected = self.rate * dt * w / 100
+                n = int(expected) + (1 if self.rng.random() < expected - int(expected) else 0)
+                log = self.requests.setdefault(key, [])
+                for _ in range(n):
+                    log.append(Request(at=self.now + self.rng.random() * dt, version=vkey,
+                                       tenant=self.rng.choice(tenants),
+                                       latency=b.latency_s * self.rng.lognormvariate(0, 0.2),
+                                       error=self.rng.random() < b.error_rate))
 
     def tick(self, status: RolloutStatus) -> Decision:
-        services, errors = {}, {}
-        for w in wanted_observations(status):
-            services[f"{w.env}/{w.service}"] = self.target.observe(self.spec(w.env, w.service), w.metrics)
+        services, errors, measurements = {}, {}, {}
+        for w in wanted_observations(status, self.now):
+            key = f"{w.env}/{w.service}"
+            services[key] = self.target.observe(self.spec(w.env, w.service))
+            if w.measure_from is not None:
+                measurements[key] = self.measure(status, w.measure_from, w.baseline_window)
         obs = Observations(now=self.now, services=services, errors=errors, commands=list(self.commands),
-                           blocked_by=list(self.blocked_by))
+                           blocked_by=list(self.blocked_by), measurements=measurements)
         self.commands = []
         decision = decide(status, obs)
         self.history.append(decision)

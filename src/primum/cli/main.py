@@ -33,6 +33,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="primum: a governed release control plane (first, do no harm).")
 release_app = typer.Typer(no_args_is_help=True, help="Submit releases.")
 app.add_typer(release_app, name="release")
+analysis_app = typer.Typer(no_args_is_help=True, help="Show the analysis behind each verdict.")
+app.add_typer(analysis_app, name="analysis")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -340,6 +342,41 @@ def status(
         print_json(active)
     else:
         console.print(history_table(active) if active else "no active releases")
+
+
+@analysis_app.command("list")
+@handled
+def analysis_list_cmd(
+    release_id: Annotated[str, typer.Argument(metavar="RELEASE")],
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    """List a release's measurements with their ids, outcomes and reasons."""
+    from primum.cli.output import analysis_list
+
+    rows = _service().analyses(release_id)
+    if output is Output.json:
+        print_json([{"id": e.id, "at": e.at, "env": e.env, "service": e.service, **e.data} for e in rows])
+    elif not rows:
+        console.print(f"release {release_id} has no analysis yet")
+    else:
+        console.print(analysis_list(rows))
+
+
+@analysis_app.command("show")
+@handled
+def analysis_show(
+    ref: Annotated[str, typer.Argument(metavar="ID", help="an analysis id, or a release id for its latest")],
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    """Explain one verdict: sources, sample sizes, statistics, effects, thresholds and reasons."""
+    from primum.cli.output import analysis_report
+
+    event = _service().analysis(ref)
+    if output is Output.json:
+        print_json({"id": event.id, "release": event.rollout_id, "at": event.at, "env": event.env,
+                    "service": event.service, **event.data})
+    else:
+        analysis_report(event)
 
 
 @app.command()

@@ -44,7 +44,8 @@ def status_table(status: RolloutStatus) -> Table:
     for item in status.items:
         detail = item.pause_reason or item.failure or item.message
         if item.verdicts:
-            detail = f"{detail} | last verdict: {item.verdicts[-1].result.value}: {item.verdicts[-1].reason}"
+            last = item.verdicts[-1]
+            detail = f"{detail} | last {last.kind} verdict: {last.result.value}: {last.reason}"
         table.add_row(item.env, item.service, item.strategy, item.stable.label if item.stable else "-",
                       item.new.label or item.new.key, styled(item.phase.value), escape(detail or ""))
     return table
@@ -58,3 +59,73 @@ def history_table(rows: list[dict[str, Any]]) -> Table:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
         table.add_row(row["id"], row["digest"][:19], styled(row["state"]), created, escape(row["reason"] or ""))
     return table
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "NaN"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+
+
+def analysis_list(rows: list[Any]) -> Table:
+    table = Table(title="analyses (show one with `primum analysis show ID`)", title_justify="left")
+    for col in ("id", "when", "env", "service", "step", "measurement", "outcome", "score", "reason"):
+        table.add_column(col)
+    for ev in rows:
+        report = ev.data.get("report", {})
+        outcome = report.get("outcome", "?")
+        style = {"Successful": "green", "Failed": "red", "Inconclusive": "yellow", "Error": "red"}.get(outcome, "white")
+        table.add_row(str(ev.id), time.strftime("%H:%M:%S", time.localtime(ev.at)), ev.env or "-", ev.service or "-",
+                      str(ev.data.get("step", "-")), f"{ev.data.get('measurement', '?')}/{ev.data.get('count', '?')}",
+                      f"[{style}]{outcome}[/]", _fmt(report.get("score")), escape(report.get("reason", "")))
+    return table
+
+
+def analysis_report(event: Any) -> None:
+    """Print one measurement's report: every input, statistic, threshold and reason."""
+    report = event.data.get("report", {})
+    outcome = report.get("outcome", "?")
+    style = {"Successful": "green", "Failed": "red", "Inconclusive": "yellow", "Error": "red"}.get(outcome, "white")
+    window = report.get("end", 0) - report.get("start", 0)
+    console.print(f"[bold]analysis {event.id}[/]  release {escape(event.rollout_id)}  {escape(event.env or '')}/"
+                  f"{escape(event.service or '')}  step {event.data.get('step', '?')}  measurement "
+                  f"{event.data.get('measurement', '?')}/{event.data.get('count', '?')}")
+    console.print(f"outcome: [{style}]{outcome}[/]  score: {_fmt(report.get('score'))} (pass >= "
+                  f"{_fmt(report.get('pass_score'))}, marginal >= {_fmt(report.get('marginal_score'))})  mode: "
+                  f"{report.get('mode')}")
+    console.print(f"window: {window:.1f}s from {time.strftime('%H:%M:%S', time.localtime(report.get('start', 0)))}"
+                  f"  baseline {report.get('baseline_version') or '-'}  canary {report.get('canary_version')}")
+    console.print(f"reason: {escape(report.get('reason', ''))}")
+    groups = report.get("groups") or []
+    if groups:
+        console.print("groups: " + "; ".join(f"{g['group']} {g['score']:.0f} ({g['passed']}/{g['judged']} passed, "
+                                             f"weight {g['weight']:.0f}%)" for g in groups))
+    table = Table(title="checks", title_justify="left", show_lines=True)
+    for col in ("metric", "slice", "check", "class", "n base/canary", "baseline", "canary", "statistics",
+                "effect", "thresholds"):
+        table.add_column(col)
+    for r in report.get("results", []):
+        cls = r["classification"]
+        cstyle = "green" if cls == "Pass" else ("dim" if cls == "Nodata" else "red")
+        flags = (" critical" if r.get("critical") else "") + (" muted" if r.get("muted") else "")
+        effect = "-" if r.get("effect") is None else f"{_fmt(r['effect'])} {r.get('effect_measure') or ''}"
+        table.add_row(escape(r["metric"] + flags), escape(r.get("slice") or "all"), escape(r["check"]),
+                      f"[{cstyle}]{cls}[/]", f"{r.get('baseline_n', 0)}/{r.get('canary_n', 0)}",
+                      escape(_pairs(r.get("baseline", {}))), escape(_pairs(r.get("canary", {}))),
+                      escape(_pairs(r.get("statistics", {}))), escape(effect), escape(_pairs(r.get("thresholds", {}))))
+    console.print(table)
+    console.print("[bold]reasons and sources[/]")
+    for r in report.get("results", []):
+        where = f" [{r['slice']}]" if r.get("slice") else ""
+        console.print(f"- {escape(r['metric'])}{escape(where)} {escape(r['check'])}: {escape(r['reason'])}")
+        for role, source in (r.get("source") or {}).items():
+            if source:
+                console.print(f"    {role}: {escape(source)}", style="dim")

@@ -18,10 +18,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from primum.analysis import gather
+from primum.analysis.data import MeasurementData, ProbeResult
 from primum.engine.decide import Observations, decide, wanted_observations
 from primum.model.estate import Estate
 from primum.model.load import runtime_spec
-from primum.model.rollout import TERMINAL, Command, Event, RolloutStatus
+from primum.model.rollout import TERMINAL, Command, Event, Probe, RolloutStatus
 from primum.model.runtime import ServiceRuntimeSpec
 from primum.store.records import Lease, NewEvent
 from primum.store.repository import Store
@@ -132,20 +134,34 @@ class Controller:
         estate = self.estate_of(lease)
         now = self.clock()
         services, errors = {}, {}
-        for want in wanted_observations(status):
+        measurements: dict[str, MeasurementData] = {}
+        probes: dict[str, dict[str, ProbeResult]] = {}
+        item = status.active_item()
+        for want in wanted_observations(status, now):
             spec = runtime_spec(estate, want.env, want.service)
             key = spec.key
+            target = self.targets.for_service(estate, want.service)
             try:
-                services[key] = self.targets.for_service(estate, want.service).observe(spec, metrics=want.metrics)
+                services[key] = target.observe(spec)
             except TargetError as exc:
                 errors[key] = str(exc)
+            if item is None or item.key != key:
+                continue
+            if want.measure_from is not None:
+                measurements[key] = gather.measure(estate, item, self._router_url(target, spec), want.measure_from,
+                                                   now, want.baseline_window)
+            if want.probes:
+                step = item.current_step()
+                preview = isinstance(step, Probe) and step.when == "before"
+                probes[key] = gather.probe(estate, item, want.probes, self._router_url(target, spec),
+                                           preview=preview)
         commands = [Command(id=c.id, kind=c.kind, actor=c.actor)
                     for c in self.store.pending_commands(record.id) if c.kind in ("promote", "abort")]
         blocked = []
         if status.phase.value == "pending":
             blocked = [r.id for r in self.store.earlier_active(record)]
         decision = decide(status, Observations(now=now, services=services, errors=errors, commands=commands,
-                                               blocked_by=blocked))
+                                               blocked_by=blocked, measurements=measurements, probes=probes))
         new_status = decision.status
         interval = FAR_FUTURE_S if decision.next_due_in is None else decision.next_due_in
         events = [NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service, data=e.data)
@@ -163,6 +179,13 @@ class Controller:
         if new_status.phase in TERMINAL:
             self.store.release(held)
         return held
+
+    @staticmethod
+    def _router_url(target: Target, spec: ServiceRuntimeSpec) -> str | None:
+        try:
+            return target.router_url(spec)
+        except TargetError:
+            return None  # the builtin provider then reports the metric as an error (never a pass)
 
     def act(self, lease: Lease, estate: Estate, actions: list) -> None:
         for action in actions:

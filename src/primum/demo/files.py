@@ -8,6 +8,7 @@ All names are fictional; every tenant is a synthetic clinic.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +32,23 @@ class DemoFiles:
     baseline: Path
     regression: Path  # release A: scheduling-api with an injected regression
     healthy: Path  # release B: a healthy scheduling-api, portal and HL7 interface
+    one_tenant: Path  # release C: scheduling-api that regresses for one clinic only
 
 
-def estate_document(fast: bool = False) -> dict:
+# The clinic whose traffic release C breaks (a synthetic tenant).
+FAULT_TENANT = "clinic-south"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None) -> dict:
     window = "3.5s" if fast else "4s"
-    analysis = {"min_requests": 15 if fast else 20, "warmup": "0.5s"}
+    analysis = {"initial_delay": "0.5s", "min_samples": 15 if fast else 20}
+    mllp_ports = mllp_ports or {"staging": 12575, "prod": 12576}
     return {
         "apiVersion": "primum/v1",
         "kind": "Estate",
@@ -52,6 +65,8 @@ def estate_document(fast: bool = False) -> dict:
                 "strategy": {"type": "canary", "steps": [{"set_weight": 25}, {"analysis": {"duration": window}}]},
                 "analysis": analysis,
                 "traffic": {"rate": 6, "paths": ["/metadata", "/Patient/example-0001"]},
+                "probes": [{"name": "capability-statement", "when": ["before", "after"],
+                            "probe": {"type": "fhir", "resources": {"Patient": ["read", "search-type"]}}}],
             },
             "scheduling-api": {
                 "template": "web-api", "owner": "team-scheduling", "tier": "clinical-critical",
@@ -62,7 +77,12 @@ def estate_document(fast: bool = False) -> dict:
                     {"set_weight": 50}, {"analysis": {"duration": window}}]},
                 "slo": {"error_rate": 0.01, "p95_ms": 250},
                 "analysis": analysis,
-                "traffic": {"rate": 30, "paths": ["/appointments", "/slots"]},
+                # every clinic's traffic is split between versions, so each tenant slice has a baseline
+                "affinity": "none",
+                "traffic": {"rate": 40, "paths": ["/appointments", "/slots"]},
+                "probes": [{"name": "slots-answer", "when": ["before"],
+                            "probe": {"type": "http", "path": "/slots", "expect_status": [200],
+                                      "max_latency": "1s"}}],
             },
             "patient-portal": {
                 "template": "patient-portal", "owner": "team-digital-front-door",
@@ -79,6 +99,10 @@ def estate_document(fast: bool = False) -> dict:
                 "strategy": {"type": "rolling", "max_unavailable": 1, "batch_analysis": window},
                 "analysis": analysis,
                 "traffic": {"rate": 16, "paths": ["/stats", "/messages"]},
+                # HL7 v2 over MLLP: every instance of an environment shares its port (SO_REUSEPORT)
+                "target": {"command": ["{python}", "{artifact}", "--port", "{port}", "--mllp-port", "{mllp_port}"],
+                           "mllp_ports": mllp_ports},
+                "probes": [{"name": "adt-ack", "when": ["after"], "probe": {"type": "mllp"}}],
             },
             "billing-sync": {
                 "template": "erp-connector", "owner": "team-revenue-cycle", "depends_on": ["scheduling-api"],
@@ -91,8 +115,8 @@ def estate_document(fast: bool = False) -> dict:
 
 
 def _release(release_id: str, description: str, ticket: str, pins: dict[str, tuple[Path, str, str]],
-             root: Path) -> dict:
-    return {
+             root: Path, strategy: dict | None = None) -> dict:
+    doc = {
         "apiVersion": "primum/v1",
         "kind": "Release",
         "id": release_id,
@@ -104,6 +128,10 @@ def _release(release_id: str, description: str, ticket: str, pins: dict[str, tup
             for name, (path, digest, version) in pins.items()
         },
     }
+    if strategy:
+        for pin in doc["services"].values():  # type: ignore[attr-defined]
+            pin["strategy"] = strategy
+    return doc
 
 
 def write_demo(root: Path, fast: bool = False) -> DemoFiles:
@@ -120,6 +148,8 @@ def write_demo(root: Path, fast: bool = False) -> DemoFiles:
     baseline = {name: art(name, "1.0.0") for name in
                 ("fhir-gateway", "scheduling-api", "patient-portal", "hl7-interface", "billing-sync")}
     regression = {"scheduling-api": art("scheduling-api", "2.0.0", extra_latency_ms=300, error_rate=0.15)}
+    one_tenant = {"scheduling-api": art("scheduling-api", "2.0.2", extra_latency_ms=150, error_rate=0.4,
+                                        fault_tenants=(FAULT_TENANT,))}
     healthy = {
         "scheduling-api": art("scheduling-api", "2.0.1"),
         "patient-portal": art("patient-portal", "1.1.0"),
@@ -130,18 +160,25 @@ def write_demo(root: Path, fast: bool = False) -> DemoFiles:
         estate=root / "estate.yaml",
         baseline=releases / "0-baseline.yaml",
         regression=releases / "1-scheduling-2.0.0.yaml",
-        healthy=releases / "2-scheduling-2.0.1.yaml",
+        healthy=releases / "3-scheduling-2.0.1.yaml",
+        one_tenant=releases / "2-scheduling-2.0.2.yaml",
     )
     header = "# Written by `primum init`. Edit freely; `primum validate FILE` checks it.\n"
-    files.estate.write_text(header + yaml.safe_dump(estate_document(fast), sort_keys=False))
+    mllp_ports = {"staging": free_port(), "prod": free_port()}
+    files.estate.write_text(header + yaml.safe_dump(estate_document(fast, mllp_ports), sort_keys=False))
     docs = [
         (files.baseline, _release("rel-2026-11-baseline", "first deployment of the estate", "CHG-1000", baseline,
                                   root)),
         (files.regression, _release("rel-2026-11-sched-2.0.0", "scheduling-api 2.0.0: new slot search "
                                     "(carries an injected regression: added latency and errors)", "CHG-1001",
                                     regression, root)),
+        (files.one_tenant, _release("rel-2026-11-sched-2.0.2", "scheduling-api 2.0.2: clinic calendar sync "
+                                    f"(carries an injected regression for one clinic only: {FAULT_TENANT})",
+                                    "CHG-1002", one_tenant, root,
+                                    strategy={"type": "canary", "steps": [{"set_weight": 50},
+                                                                          {"analysis": {"duration": "5s"}}]})),
         (files.healthy, _release("rel-2026-11-sched-2.0.1", "scheduling-api 2.0.1 (fixed), patient-portal "
-                                 "1.1.0, hl7-interface 1.1.0", "CHG-1002", healthy, root)),
+                                 "1.1.0, hl7-interface 1.1.0", "CHG-1003", healthy, root)),
     ]
     for path, doc in docs:
         path.write_text(header + yaml.safe_dump(doc, sort_keys=False))

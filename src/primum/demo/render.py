@@ -15,6 +15,16 @@ service, with or without an injected regression, is a distinct file with its
 own sha256 digest. Rendering is deterministic: the same inputs always give
 the same bytes, hence the same digest. Rendering the defaults (version
 ``1.0.0``, no faults) reproduces the template byte for byte.
+
+Two services have one more knob each, written into their block only (so the
+other services' blocks are unchanged), to build deliberately broken versions
+for the synthetic probes (``primum.analysis.probes``):
+
+* fhir-gateway: ``FHIR_VERSION`` (``fhir_version``), the ``fhirVersion`` its
+  CapabilityStatement declares (default ``4.0.1``, FHIR R4);
+* hl7-interface: ``MLLP_MODE`` (``mllp_mode``): ``ack`` answers every MLLP
+  message (the default), ``nak`` rejects every one (MSA-1 ``AR``), ``silent``
+  reads them and never answers.
 """
 
 from __future__ import annotations
@@ -48,7 +58,19 @@ _COMMENTS = {
     "EXTRA_LATENCY_MS": "injected regression: added latency on every non-health request",
     "ERROR_RATE": "injected regression: fraction of non-health requests answered 500",
     "FAULT_TENANTS": "if non-empty, the faults above only hit these tenants",
+    "FHIR_VERSION": "fhirVersion of the CapabilityStatement (4.0.1: FHIR R4)",
+    "MLLP_MODE": "MLLP answers: ack (normal), nak (reject all: AR), silent (never answer)",
 }
+DEFAULT_FHIR_VERSION = "4.0.1"
+DEFAULT_MLLP_MODE = "ack"
+MLLP_MODES = ("ack", "nak", "silent")
+# The service-specific knobs: only these services carry them in their build block.
+SERVICE_KNOBS: dict[str, tuple[str, ...]] = {
+    "fhir-gateway": ("FHIR_VERSION",),
+    "hl7-interface": ("MLLP_MODE",),
+}
+# FHIR versions as FHIR writes them: 4.0.1, 3.0.2, 5.0.0, 6.0.0-ballot2...
+_FHIR_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:-[0-9A-Za-z.]{1,32})?")
 
 
 COMMON_PLACEHOLDER = "# --- primum:common: inserted here from common.pyfrag by primum.demo.render ---\n"
@@ -75,17 +97,23 @@ def render_artifact(
     extra_latency_ms: int = 0,
     error_rate: float = 0.0,
     fault_tenants: tuple[str, ...] = (),
+    fhir_version: str = DEFAULT_FHIR_VERSION,
+    mllp_mode: str = DEFAULT_MLLP_MODE,
 ) -> str:
     """Source of ``service`` at ``version``, optionally with an injected regression.
 
     ``extra_latency_ms`` and ``error_rate`` hit every non-health request (never
     ``/healthz``); with ``fault_tenants`` only requests of those tenants
     (``x-tenant-id``). Tenants are deduplicated and sorted, so the order they
-    are given in does not change the digest. Raises ``ValueError`` on an
-    unknown service or a bad value.
+    are given in does not change the digest. ``fhir_version`` (fhir-gateway
+    only) and ``mllp_mode`` (hl7-interface only: ``ack``, ``nak`` or
+    ``silent``) build deliberately broken versions; a non-default value for
+    another service is an error. Raises ``ValueError`` on an unknown service
+    or a bad value.
     """
     source = template_source(service)
-    block = _build_block(version, extra_latency_ms, error_rate, fault_tenants)
+    knobs = _service_knobs(service, fhir_version, mllp_mode)
+    block = _build_block(version, extra_latency_ms, error_rate, fault_tenants, knobs)
     if len(_BLOCK.findall(source)) != 1:
         raise ValueError(f"template of {service!r} must contain exactly one primum:build block")
     return _BLOCK.sub(lambda _: block, source)
@@ -99,6 +127,8 @@ def write_artifact(
     extra_latency_ms: int = 0,
     error_rate: float = 0.0,
     fault_tenants: tuple[str, ...] = (),
+    fhir_version: str = DEFAULT_FHIR_VERSION,
+    mllp_mode: str = DEFAULT_MLLP_MODE,
 ) -> tuple[Path, str]:
     """Write ``<dest_dir>/<service>-<version>.py``; return (path, ``"sha256:<hex>"``).
 
@@ -110,6 +140,8 @@ def write_artifact(
         extra_latency_ms=extra_latency_ms,
         error_rate=error_rate,
         fault_tenants=fault_tenants,
+        fhir_version=fhir_version,
+        mllp_mode=mllp_mode,
     ).encode("utf-8")
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -131,8 +163,28 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _service_knobs(service: str, fhir_version: str, mllp_mode: str) -> dict[str, str]:
+    """The service-specific constants of ``service``'s build block, as Python literals."""
+    if not isinstance(fhir_version, str) or not _FHIR_VERSION.fullmatch(fhir_version):
+        raise ValueError(f"fhir_version must look like 4.0.1 (major.minor.patch[-label]), got {fhir_version!r}")
+    if mllp_mode not in MLLP_MODES:
+        raise ValueError(f"mllp_mode must be one of {', '.join(MLLP_MODES)}, got {mllp_mode!r}")
+    given = {"FHIR_VERSION": fhir_version != DEFAULT_FHIR_VERSION, "MLLP_MODE": mllp_mode != DEFAULT_MLLP_MODE}
+    own = SERVICE_KNOBS.get(service, ())
+    for name, changed in given.items():
+        if changed and name not in own:
+            owners = [svc for svc, names in SERVICE_KNOBS.items() if name in names]
+            raise ValueError(f"{name.lower()} applies only to {', '.join(owners)}, not to {service!r}")
+    values = {"FHIR_VERSION": f'"{fhir_version}"', "MLLP_MODE": f'"{mllp_mode}"'}
+    return {name: values[name] for name in own}
+
+
 def _build_block(
-    version: str, extra_latency_ms: int, error_rate: float, fault_tenants: tuple[str, ...]
+    version: str,
+    extra_latency_ms: int,
+    error_rate: float,
+    fault_tenants: tuple[str, ...],
+    knobs: dict[str, str] | None = None,
 ) -> str:
     if not isinstance(version, str) or not _VERSION.fullmatch(version):
         raise ValueError(
@@ -170,6 +222,7 @@ def _build_block(
         "EXTRA_LATENCY_MS": str(extra_latency_ms),
         "ERROR_RATE": repr(float(error_rate)),
         "FAULT_TENANTS": tenants_literal,
+        **(knobs or {}),
     }
     lines = [BUILD_BEGIN, f'VERSION = "{version}"\n']
     for name, value in values.items():

@@ -21,10 +21,11 @@ from rich.markup import escape
 
 from primum.cli.output import console, event_line, styled
 from primum.controller.loop import Controller
-from primum.demo.files import DemoFiles, write_demo
+from primum.demo.files import FAULT_TENANT, DemoFiles, write_demo
 from primum.model.load import load_estate
 from primum.model.rollout import TERMINAL, Event, RolloutStatus
 from primum.service import ReleaseService
+from primum.store.records import EventRecord
 from primum.store.repository import Store
 from primum.targets.local.runtime import LocalRuntime
 from primum.targets.registry import Targets
@@ -61,6 +62,7 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
                   f"{' -> '.join(estate.environment_names())}; files in {files.root}")
     outcomes: list[Outcome] = []
     leftovers: list[int] = []
+    analyses: dict[str, list[EventRecord]] = {}
     # SIGTERM (a CI timeout, `kill`) must still run the clean-up below.
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -71,11 +73,15 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
             time.sleep(2.0)  # let synthetic traffic reach every service
             outcomes.append(_release(service, files.regression, estate, "A. scheduling-api 2.0.0 with an "
                                      "injected regression (+300 ms, 15% errors)", "rolled_back"))
-            outcomes.append(_release(service, files.healthy, estate, "B. scheduling-api 2.0.1, patient-portal "
+            outcomes.append(_release(service, files.one_tenant, estate, "B. scheduling-api 2.0.2 that fails "
+                                     f"one clinic only ({FAULT_TENANT})", "rolled_back"))
+            outcomes.append(_release(service, files.healthy, estate, "C. scheduling-api 2.0.1, patient-portal "
                                      "1.1.0 (blue-green), hl7-interface 1.1.0 (rolling)", "promoted"))
     finally:
         stop.set()
         thread.join(timeout=10)
+        for o in outcomes:
+            analyses[o.release_id] = service.analyses(o.release_id)
         controller.shutdown()
         runtime = LocalRuntime(scratch, estate.name)
         pids = runtime.all_pids()
@@ -85,7 +91,7 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
         if keep is None and not leftovers:
             shutil.rmtree(scratch, ignore_errors=True)
-    behaved = _summary(outcomes, files, time.time() - started, leftovers)
+    behaved = _summary(outcomes, files, time.time() - started, leftovers, analyses, keep)
     return 0 if behaved else 1
 
 
@@ -123,7 +129,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftovers: list[int]) -> bool:
+def _failed_rows(events: list[EventRecord]) -> list[dict]:
+    """The failing checks of the last failed measurement."""
+    for ev in reversed(events):
+        report = ev.data.get("report", {})
+        if report.get("outcome") == "Failed":
+            return [r for r in report.get("results", []) if r["classification"] in ("High", "Low", "NodataFail")]
+    return []
+
+
+def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftovers: list[int],
+             analyses: dict[str, list[EventRecord]], keep: Path | None) -> bool:
     console.rule("[bold]what happened and why[/]")
     for o in outcomes:
         mark = "[green]as expected[/]" if o.ok else f"[red]expected {o.expected}[/]"
@@ -136,23 +152,29 @@ def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftover
                 line += f" - {escape(item.message)}"
             console.print(line)
             for verdict in item.verdicts:
-                sizes = f"{verdict.new.requests} requests to the new version" if verdict.new else "no data"
-                if verdict.stable:
-                    sizes += f", {verdict.stable.requests} to stable"
-                if verdict.result.value == "fail" and verdict.checks:
-                    console.print(f"      analysis fail ({sizes}):")
-                    for check in verdict.checks:
-                        console.print(f"        {escape(check)}")
-                else:
-                    console.print(f"      analysis {verdict.result.value} ({sizes}): {escape(verdict.reason)}")
-    behaved = len(outcomes) == 3 and all(o.ok for o in outcomes)
-    if len(outcomes) == 3:
+                console.print(f"      {verdict.kind} {verdict.result.value}: {escape(verdict.reason)}")
+        events = analyses.get(o.release_id, [])
+        failing = _failed_rows(events)
+        if failing:
+            console.print("  the judge's evidence (failing checks of the deciding measurement):")
+            for row in failing:
+                console.print(f"    - {escape(row['reason'])}")
+        if events:
+            hint = f"primum analysis list {o.release_id}" + (f"  (PRIMUM_HOME={keep})" if keep else
+                                                             "  (run the demo with --keep DIR to keep them)")
+            console.print(f"  {len(events)} measurement(s) stored with their inputs: {escape(hint)}")
+    behaved = len(outcomes) == 4 and all(o.ok for o in outcomes)
+    if len(outcomes) == 4:
         bad = outcomes[1].status
         caught = bad.reason is not None and "analysis failed" in bad.reason
-        never_prod = all(i.phase.value == "not_started" for i in bad.items if i.env == "prod")
-        behaved = behaved and caught and never_prod
-        console.print(f"regression caught by analysis: {'yes' if caught else 'NO'}; "
-                      f"bad version reached prod: {'no' if never_prod else 'YES'}")
+        never_prod = all(i.phase.value == "not_started" for i in (*bad.items, *outcomes[2].status.items)
+                         if i.env == "prod")
+        tenant_rows = [r for r in _failed_rows(analyses.get(outcomes[2].release_id, []))
+                       if r.get("slice") == FAULT_TENANT]
+        behaved = behaved and caught and never_prod and bool(tenant_rows)
+        console.print(f"regression caught by analysis: {'yes' if caught else 'NO'}; one-clinic regression caught "
+                      f"by the {FAULT_TENANT} slice: {'yes' if tenant_rows else 'NO'}; "
+                      f"a bad version reached prod: {'no' if never_prod else 'YES'}")
     if leftovers:
         console.print(f"[red]processes left behind: {leftovers}[/]")
         behaved = False

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from primum.analysis.gate import judge
+from primum.analysis.data import JudgeReport, MeasurementData, Outcome, ProbeResult
+from primum.analysis.judge import judge
 from primum.engine.strategies import compile_steps, rollback_steps
 from primum.model.rollout import (
     TERMINAL,
@@ -22,7 +23,9 @@ from primum.model.rollout import (
     Command,
     Event,
     ItemPhase,
+    Measurement,
     Preview,
+    Probe,
     RolloutPhase,
     RolloutStatus,
     Route,
@@ -36,7 +39,6 @@ from primum.model.rollout import (
 from primum.model.runtime import (
     Action,
     EnsureInstances,
-    MetricsSnapshot,
     ServiceObservation,
     SetRoute,
 )
@@ -55,6 +57,10 @@ class Observations:
     errors: Mapping[str, str] = field(default_factory=dict)  # why a service could not be observed
     commands: Sequence[Command] = ()
     blocked_by: Sequence[str] = ()  # earlier releases touching the same services
+    # by "env/service": the data of a measurement that was due (see Wanted.measure_from)
+    measurements: Mapping[str, MeasurementData] = field(default_factory=dict)
+    # by "env/service": probe gate name -> result, for a probe step that was due
+    probes: Mapping[str, Mapping[str, ProbeResult]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,18 +76,31 @@ class Decision:
 class Wanted:
     env: str
     service: str
-    metrics: bool
+    measure_from: float | None = None  # collect a measurement of [measure_from, now] for the active item
+    baseline_window: tuple[float, float] | None = None  # the baseline's own window, if not the same
+    probes: tuple[str, ...] = ()  # run these probe gates of the active item
 
 
-def wanted_observations(status: RolloutStatus) -> list[Wanted]:
-    """Which services the controller should observe before calling ``decide``."""
+def wanted_observations(status: RolloutStatus, now: float) -> list[Wanted]:
+    """What the controller should observe, measure and probe before calling ``decide``."""
     if status.phase in TERMINAL:
         return []
     item = status.active_item()
     if item is None:
         return []
-    analyzing = isinstance(item.current_step(), Analyze) and item.phase is not ItemPhase.pending
-    return [Wanted(item.env, item.service, analyzing)]
+    step = item.current_step()
+    if item.phase is ItemPhase.progressing:
+        if isinstance(step, Analyze) and item.interval_start is not None and \
+                now >= item.interval_start + step.interval:
+            baseline_window = None
+            if step.baseline == "before" and item.step_started_at is not None:
+                length = now - item.interval_start
+                baseline_window = (item.step_started_at - length, item.step_started_at)
+            return [Wanted(item.env, item.service, measure_from=item.interval_start,
+                           baseline_window=baseline_window)]
+        if isinstance(step, Probe) and (item.next_probe_at is None or now >= item.next_probe_at):
+            return [Wanted(item.env, item.service, probes=tuple(step.gates))]
+    return [Wanted(item.env, item.service)]
 
 
 def decide(status: RolloutStatus, obs: Observations) -> Decision:
@@ -219,7 +238,8 @@ class _Tick:
             self.event("item_skipped", f"{item.service} in {item.env}: {item.message}", item)
             return True
         item.stable = stable
-        item.steps = compile_steps(item.strategy_spec, item.replicas, stable is not None)
+        item.steps = compile_steps(item.strategy_spec, item.replicas, stable is not None, item.analysis.count,
+                                   item.probes)
         item.phase = ItemPhase.progressing
         item.started_at = self.now
         item.stable_count = item.replicas if stable else 0
@@ -259,7 +279,6 @@ class _Tick:
 
     def next_step(self, item: ServiceRollout) -> None:
         item.step_index += 1
-        item.baseline = None
         if item.current_step() is None:
             self.end_item(item)
         else:
@@ -323,7 +342,6 @@ class _Tick:
         item.pause_reason = None
         item.steps = rollback_steps(item.replicas, item.stable is not None)
         item.step_index = 0
-        item.baseline = None
         self.event("rollback_started", f"rolling back {item.service} in {item.env}: {reason}", item)
         self.begin_step(item)
 
@@ -333,7 +351,11 @@ class _Tick:
         step = item.current_step()
         assert step is not None
         item.step_started_at = self.now
-        item.metrics_errors = 0
+        item.interval_start = None
+        item.measurements = []
+        item.consecutive_errors = 0
+        item.probe_attempts = 0
+        item.next_probe_at = None
         if isinstance(step, Scale):
             if step.new is not None:
                 item.new_count = step.new
@@ -355,11 +377,6 @@ class _Tick:
         self.s.pause_reason = f"{item.service} in {item.env}: {reason}"
         self.event("paused", self.s.pause_reason, item)
 
-    def take_baseline(self, item: ServiceRollout) -> None:
-        o = self.obs.services.get(item.key)
-        if o is not None and o.metrics is not None:
-            item.baseline = o.metrics.model_dump(mode="json")
-
     def step_done(self, item: ServiceRollout, step: Step) -> tuple[bool, str | None]:
         """(done, failure) for the current step, from what was observed."""
         o = self.obs.services.get(item.key)
@@ -376,8 +393,9 @@ class _Tick:
             return False, None
         if isinstance(step, Wait):
             return step.duration is not None and elapsed >= step.duration, None
-        assert isinstance(step, Analyze)
-        return self.analysis_done(item, step, o, elapsed)
+        if isinstance(step, Probe):
+            return self.probe_done(item, step)
+        return self.analysis_done(item, step, elapsed)
 
     def scale_done(self, item: ServiceRollout, o: ServiceObservation | None, elapsed: float
                    ) -> tuple[bool, str | None]:
@@ -403,42 +421,97 @@ class _Tick:
                            f"of {item.new.describe()} (ready: {v.ready if v else 0})")
         return done, None
 
-    def analysis_done(self, item: ServiceRollout, step: Analyze, o: ServiceObservation | None, elapsed: float
-                      ) -> tuple[bool, str | None]:
-        if item.baseline is None:
-            if elapsed < item.analysis.warmup and item.metrics_errors == 0:
+    def analysis_done(self, item: ServiceRollout, step: Analyze, elapsed: float) -> tuple[bool, str | None]:
+        """Argo Rollouts' measurement semantics over the judge's reports: ``count``
+        measurements of ``interval`` after ``initial_delay``; more than
+        ``failure_limit`` failed ones roll back, more than ``inconclusive_limit``
+        inconclusive ones pause for a person, more than ``consecutive_error_limit``
+        errors in a row roll back. No data is never a pass."""
+        settings = item.analysis
+        if item.interval_start is None:
+            if elapsed < settings.initial_delay:
                 return False, None  # let cold starts after the traffic shift pass first
-            self.take_baseline(item)
-            if item.baseline is not None:
-                item.step_started_at = self.now  # the window starts with its first snapshot
-                return False, None
-            item.metrics_errors += 1
-            if elapsed < step.duration:
-                return False, None
-        error = None
-        if o is None:
-            error = self.obs.errors.get(item.key, "service not observed")
-        elif o.metrics is None:
-            error = o.metrics_error or "no metrics"
-        before = MetricsSnapshot.model_validate(item.baseline) if item.baseline else None
-        final = elapsed >= step.duration
-        verdict = judge(before, o.metrics if o else None, item.new.key, item.stable.key if item.stable else None,
-                        item.slo, item.analysis, final=final, error=error)
-        if verdict.result is VerdictResult.running:
+            item.interval_start = self.now
             return False, None
-        self.record(item, verdict)
-        if verdict.result is VerdictResult.passed:
+        data = self.obs.measurements.get(item.key)
+        if data is None:
+            return False, None  # not due yet
+        report = judge(settings, data)
+        index = len(item.measurements) + 1
+        measurement = Measurement(index=index, outcome=report.outcome.value, score=report.score,
+                                  reason=report.reason, start=data.start, end=data.end)
+        item.measurements.append(measurement)
+        item.interval_start = self.now
+        self.record_measurement(item, step, measurement, report)
+        done = [m for m in item.measurements if m.outcome != Outcome.error.value]
+        if report.outcome is Outcome.error:
+            item.consecutive_errors += 1
+            if item.consecutive_errors > settings.consecutive_error_limit:
+                return False, self.verdict(item, VerdictResult.failed,
+                                           f"analysis errored {item.consecutive_errors} time(s) in a row "
+                                           f"(limit {settings.consecutive_error_limit}): {report.reason}")
+            return False, None
+        item.consecutive_errors = 0
+        failed = [m for m in done if m.outcome == Outcome.failed.value]
+        if len(failed) > settings.failure_limit:
+            return False, self.verdict(item, VerdictResult.failed, report.reason if len(failed) == 1 else
+                                       f"{len(failed)} measurements failed (limit {settings.failure_limit}); "
+                                       f"last: {report.reason}")
+        inconclusive = [m for m in done if m.outcome == Outcome.inconclusive.value]
+        if len(inconclusive) > settings.inconclusive_limit:
+            reason = self.verdict(item, VerdictResult.inconclusive, report.reason)
+            self.pause(item, f"analysis inconclusive: {reason}; `primum promote` to continue or "
+                             "`primum abort` to roll back")
+            return False, None
+        if len(done) >= step.count:
+            passed = sum(1 for m in done if m.outcome == Outcome.successful.value)
+            self.verdict(item, VerdictResult.passed,
+                         f"{passed} of {len(done)} measurement(s) passed; last: {report.reason}")
             return True, None
-        if verdict.result is VerdictResult.failed:
-            return False, f"analysis failed: {verdict.reason}"
-        self.pause(item, f"analysis inconclusive: {verdict.reason}; `primum promote` to continue or "
-                         "`primum abort` to roll back")
         return False, None
 
-    def record(self, item: ServiceRollout, verdict: Verdict) -> None:
-        item.verdicts.append(verdict)
-        self.event("analysis", f"{item.service} in {item.env}: analysis {verdict.result.value}: {verdict.reason}",
-                   item, verdict=verdict.model_dump(mode="json"))
+    def verdict(self, item: ServiceRollout, result: VerdictResult, reason: str) -> str:
+        """Record the step's verdict; return its reason (for a rollback or a pause)."""
+        window_start = item.measurements[0].start if item.measurements else self.now
+        window_end = item.measurements[-1].end if item.measurements else self.now
+        item.verdicts.append(Verdict(result=result, reason=reason, measurements=list(item.measurements),
+                                     window_start=window_start, window_end=window_end))
+        return f"analysis failed: {reason}" if result is VerdictResult.failed else reason
+
+    def record_measurement(self, item: ServiceRollout, step: Analyze, m: Measurement, report: JudgeReport) -> None:
+        self.event("analysis", f"{item.service} in {item.env}: measurement {m.index}/{step.count} "
+                   f"{m.outcome.lower()}: {m.reason}", item, measurement=m.index, count=step.count,
+                   step=item.step_index + 1, report=report.model_dump(mode="json"))
+
+    def probe_done(self, item: ServiceRollout, step: Probe) -> tuple[bool, str | None]:
+        results = self.obs.probes.get(item.key)
+        if results is None:
+            return False, None  # not due yet (or not run)
+        item.probe_attempts += 1
+        gates = {g.name: g for g in item.probes}
+        failed: list[str] = []
+        for name in step.gates:
+            result = results.get(name)
+            if result is None:
+                failed.append(f"probe gate {name} did not run")
+            elif not result.ok:
+                failed.append(f"probe gate {name} failed: {result.reason}")
+        self.event("probe", f"{item.service} in {item.env}: probe gates {', '.join(step.gates)} ({step.when}) "
+                   + ("passed" if not failed else "; ".join(failed)), item, attempt=item.probe_attempts,
+                   results={k: v.model_dump(mode="json") for k, v in results.items()})
+        if not failed:
+            item.verdicts.append(Verdict(result=VerdictResult.passed, kind="probe", window_start=self.now,
+                                         window_end=self.now,
+                                         reason=f"probe gates {', '.join(step.gates)} passed"))
+            return True, None
+        attempts = max((gates[n].attempts for n in step.gates if n in gates), default=1)
+        if item.probe_attempts >= attempts:
+            reason = "; ".join(failed) + f" (after {item.probe_attempts} attempt(s))"
+            item.verdicts.append(Verdict(result=VerdictResult.failed, kind="probe", reason=reason,
+                                         window_start=self.now, window_end=self.now))
+            return False, reason
+        item.next_probe_at = self.now + max((gates[n].interval for n in step.gates if n in gates), default=1.0)
+        return False, None
 
     # ----------------------------------------------------- desired state
 
@@ -473,9 +546,17 @@ class _Tick:
         step = item.current_step() if item else None
         if item is None or step is None or item.phase is ItemPhase.pending:
             return WAITING_FOR_EFFECT_S
-        if isinstance(step, Wait | Analyze) and step.duration is not None:
-            remaining = step.duration - (self.now - (item.step_started_at or self.now))
+        elapsed = self.now - (item.step_started_at or self.now)
+        if isinstance(step, Analyze):
+            if item.interval_start is None:
+                remaining = item.analysis.initial_delay - elapsed
+            else:
+                remaining = item.interval_start + step.interval - self.now
             return max(0.05, min(WATCHING_S, remaining))
+        if isinstance(step, Wait) and step.duration is not None:
+            return max(0.05, min(WATCHING_S, step.duration - elapsed))
+        if isinstance(step, Probe) and item.next_probe_at is not None:
+            return max(0.05, min(WATCHING_S, item.next_probe_at - self.now))
         return WAITING_FOR_EFFECT_S
 
 
@@ -500,4 +581,8 @@ def describe(step: Step) -> str:
         return "preview on" if step.on else "preview off"
     if isinstance(step, Wait):
         return f"pause {step.duration:g}s ({step.reason})" if step.duration is not None else "pause until promoted"
+    if isinstance(step, Probe):
+        return f"probe gates {', '.join(step.gates)}" + (f" ({step.when})" if step.when != "step" else "")
+    if step.count > 1:
+        return f"analysis: {step.count} measurements of {step.interval:g}s"
     return f"analysis for {step.duration:g}s"

@@ -68,6 +68,7 @@ def plan(
                     replicas=svc.target.replicas,
                     slo=svc.slo,
                     analysis=svc.analysis,
+                    probes=list(svc.probes),
                     progress_deadline_s=max(60.0, startup * 2),
                     new=versions[name],
                 )

@@ -8,39 +8,62 @@ where the last one stopped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from primum.model.analysis import ProbeGate
 from primum.model.estate import (
     AnalysisStep,
     BlueGreenStrategy,
     CanaryStrategy,
     PauseStep,
+    ProbeStep,
     RollingStrategy,
     SetWeightStep,
     Strategy,
 )
-from primum.model.rollout import Analyze, Preview, Route, Scale, Step, Wait
+from primum.model.rollout import Analyze, Preview, Probe, Route, Scale, Step, Wait
 
 _STRATEGY: TypeAdapter[Strategy] = TypeAdapter(Strategy)
 
 
-def compile_steps(spec: dict[str, Any], replicas: int, has_stable: bool) -> list[Step]:
-    """The step program for one service rollout."""
+def compile_steps(spec: dict[str, Any], replicas: int, has_stable: bool, count: int = 1,
+                  gates: Sequence[ProbeGate] = ()) -> list[Step]:
+    """The step program for one service rollout. ``count``: measurements per analysis
+    step unless the step says otherwise; ``gates``: the service's probe gates, run
+    ``before`` traffic moves (against the new version's preview) and ``after``."""
     strategy = _STRATEGY.validate_python(spec)
     if not has_stable:
         # A first deployment has nothing to compare with or fall back to: it is
-        # verified by health checks only, then takes all traffic.
-        return [Scale(new=replicas), Route(weight=100)]
-    if isinstance(strategy, CanaryStrategy):
-        return _canary(strategy, replicas)
-    if isinstance(strategy, BlueGreenStrategy):
-        return _blue_green(strategy, replicas)
-    return _rolling(strategy, replicas)
+        # verified by health checks (and probe gates) only, then takes all traffic.
+        steps: list[Step] = [Scale(new=replicas), Route(weight=100)]
+    elif isinstance(strategy, CanaryStrategy):
+        steps = _canary(strategy, replicas, count)
+    elif isinstance(strategy, BlueGreenStrategy):
+        steps = _blue_green(strategy, replicas, count)
+    else:
+        steps = _rolling(strategy, replicas, count)
+    return _with_gates(steps, gates)
 
 
-def _canary(strategy: CanaryStrategy, replicas: int) -> list[Step]:
+def _with_gates(steps: list[Step], gates: Sequence[ProbeGate]) -> list[Step]:
+    before = [g.name for g in gates if "before" in g.when]
+    after = [g.name for g in gates if "after" in g.when]
+    if before:
+        first_route = next((i for i, s in enumerate(steps) if isinstance(s, Route) and s.weight > 0), len(steps))
+        steps[first_route:first_route] = [Preview(on=True), Probe(gates=before, when="before"), Preview(on=False)]
+    if after:
+        last_full = max((i for i, s in enumerate(steps) if isinstance(s, Route) and s.weight == 100), default=-1)
+        scale_down = [i for i, s in enumerate(steps) if i > last_full and isinstance(s, Scale) and s.stable == 0
+                      and s.new is None]
+        at = scale_down[-1] if scale_down and scale_down[-1] == len(steps) - 1 else len(steps)
+        steps.insert(at, Probe(gates=after, when="after"))
+    return steps
+
+
+def _canary(strategy: CanaryStrategy, replicas: int, count: int) -> list[Step]:
     steps: list[Step] = [Scale(new=replicas)]
     for step in strategy.steps:
         if isinstance(step, SetWeightStep):
@@ -48,25 +71,27 @@ def _canary(strategy: CanaryStrategy, replicas: int) -> list[Step]:
         elif isinstance(step, PauseStep):
             steps.append(Wait(duration=step.pause.duration, reason="canary pause"))
         elif isinstance(step, AnalysisStep):
-            steps.append(Analyze(duration=step.analysis.duration))
+            steps.append(Analyze(duration=step.analysis.duration, count=step.analysis.count or count))
+        elif isinstance(step, ProbeStep):
+            steps.append(Probe(gates=list(step.probe)))
     steps += [Route(weight=100), Scale(stable=0)]
     return steps
 
 
-def _blue_green(strategy: BlueGreenStrategy, replicas: int) -> list[Step]:
+def _blue_green(strategy: BlueGreenStrategy, replicas: int, count: int) -> list[Step]:
     steps: list[Step] = [Scale(new=replicas), Preview(on=True)]
     if strategy.preview_analysis > 0:
-        steps.append(Analyze(duration=strategy.preview_analysis))
+        steps.append(Analyze(duration=strategy.preview_analysis, count=count))
     steps += [Route(weight=100), Preview(on=False)]
     if strategy.post_analysis > 0:
-        steps.append(Analyze(duration=strategy.post_analysis))
+        steps.append(Analyze(duration=strategy.post_analysis, count=count, baseline="before"))
     if strategy.scale_down_delay > 0:
         steps.append(Wait(duration=strategy.scale_down_delay, reason="scale-down delay"))
     steps.append(Scale(stable=0))
     return steps
 
 
-def _rolling(strategy: RollingStrategy, replicas: int) -> list[Step]:
+def _rolling(strategy: RollingStrategy, replicas: int, count: int) -> list[Step]:
     """Replace instances ``max_unavailable`` at a time.
 
     Per batch: stop k old instances (capacity never drops below
@@ -87,7 +112,7 @@ def _rolling(strategy: RollingStrategy, replicas: int) -> list[Step]:
         if after < replicas:
             steps.append(Route(weight=round(100 * after / replicas)))
             if strategy.batch_analysis > 0:
-                steps.append(Analyze(duration=strategy.batch_analysis))
+                steps.append(Analyze(duration=strategy.batch_analysis, count=count))
         new = after
     return steps
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from primum.model.analysis import AnalysisSettings, ProbeGate
 from primum.model.types import Duration, Name
 
 
@@ -56,10 +57,15 @@ class PauseStep(Strict):
 
 class AnalysisSpec(Strict):
     duration: Duration = 30.0
+    count: int | None = Field(default=None, ge=1)  # measurements in the step (default: the service's count)
 
 
 class AnalysisStep(Strict):
     analysis: AnalysisSpec
+
+
+class ProbeStep(Strict):
+    probe: list[Name] = Field(min_length=1)  # names of the service's probe gates to run here
 
 
 def _step_kind(value: Any) -> str | None:
@@ -71,18 +77,21 @@ def _step_kind(value: Any) -> str | None:
         return "pause"
     if isinstance(value, AnalysisStep):
         return "analysis"
+    if isinstance(value, ProbeStep):
+        return "probe"
     return None
 
 
 CanaryStep = Annotated[
     Annotated[SetWeightStep, Tag("set_weight")]
     | Annotated[PauseStep, Tag("pause")]
-    | Annotated[AnalysisStep, Tag("analysis")],
+    | Annotated[AnalysisStep, Tag("analysis")]
+    | Annotated[ProbeStep, Tag("probe")],
     Discriminator(
         _step_kind,
         custom_error_type="canary_step",
-        custom_error_message="a canary step is one of `set_weight: N`, `pause: {duration: 30s}` or "
-        "`analysis: {duration: 30s}`",
+        custom_error_message="a canary step is one of `set_weight: N`, `pause: {duration: 30s}`, "
+        "`analysis: {duration: 30s}` or `probe: [gate-name]`",
     ),
 ]
 
@@ -127,17 +136,6 @@ class Slo(Strict):
     p95_ms: float = Field(default=500.0, gt=0)  # max 95th percentile latency
 
 
-class AnalysisSettings(Strict):
-    """How a new version is compared with the stable one."""
-
-    min_requests: int = Field(default=20, ge=1)  # fewer than this per version: inconclusive
-    max_error_rate_increase: float = Field(default=0.02, ge=0, le=1)  # over stable, absolute
-    max_latency_ratio: float = Field(default=1.5, ge=1)  # new p95 / stable p95
-    latency_slack_ms: float = Field(default=50.0, ge=0)  # absolute slack before the ratio bites
-    warmup: Duration = 1.0  # after a traffic shift, wait this long before the window starts (cold starts)
-    failure_limit: int = Field(default=0, ge=0)  # reserved for multi-interval analysis
-
-
 class TrafficSettings(Strict):
     rate: float = Field(default=5.0, gt=0, le=500)
     paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
@@ -154,6 +152,7 @@ class LocalTargetSettings(Strict):
     replicas: int = Field(default=1, ge=1, le=20)
     env: dict[str, str] = Field(default_factory=dict)
     ports: dict[Name, int] = Field(default_factory=dict)  # router port per environment
+    mllp_ports: dict[Name, int] = Field(default_factory=dict)  # HL7 MLLP listener per environment ({mllp_port})
     startup_timeout: Duration = 30.0
 
 
@@ -190,6 +189,7 @@ class Service(Strict):
     strategy: Strategy = Field(default_factory=CanaryStrategy)
     slo: Slo = Field(default_factory=Slo)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    probes: list[ProbeGate] = Field(default_factory=list)
     traffic: TrafficSettings | None = None
     affinity: Literal["tenant", "none"] = "tenant"
     touches: list[Literal["identity", "integration-engine", "data-schema"]] = Field(

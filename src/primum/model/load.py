@@ -18,14 +18,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from primum.model.analysis import MllpProbe
 from primum.model.errors import InputError, Problem
-from primum.model.estate import Estate, LocalTargetSettings, RollingStrategy, Service
+from primum.model.estate import CanaryStrategy, Estate, LocalTargetSettings, ProbeStep, RollingStrategy, Service
 from primum.model.release import Release, canonical_digest
 from primum.model.runtime import ServiceRuntimeSpec, TrafficSpec, VersionRef
 from primum.model.yamlfile import Loc, LocatedDocument, dotted, load_yaml
 
 # Discriminator tags pydantic puts into error locations; they are not YAML keys.
-_UNION_TAGS = {"canary", "blue_green", "rolling", "local", "noop", "set_weight", "pause", "analysis"}
+_UNION_TAGS = {"canary", "blue_green", "rolling", "local", "noop", "set_weight", "pause", "analysis", "probe",
+               "builtin", "prometheus", "web", "command", "http", "fhir", "mllp", "tcp", "tls"}
 
 
 _PATTERN_FIX = {
@@ -187,10 +189,27 @@ def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
                                             "neither the command nor its env mentions {artifact} or {unpacked}",
                                             "include {artifact} (or {unpacked} for an archive) so the pinned "
                                             "artifact is what runs"))
+            for env, port in svc.target.mllp_ports.items():
+                loc = (*base, "target", "mllp_ports", env)
+                if env not in envs:
+                    problems.append(doc.problem(loc, f"unknown environment '{env}'",
+                                                f"use one of: {', '.join(estate.environment_names())}"))
+                if port in ports:
+                    problems.append(doc.problem(loc, f"port {port} is already used by {ports[port]}",
+                                                "give every listener its own port"))
+                ports[port] = f"{name}/{env} (MLLP)"
+            if any("{mllp_port}" in tok for tok in svc.target.command):
+                missing = sorted(envs - set(svc.target.mllp_ports))
+                if missing:
+                    problems.append(doc.problem((*base, "target", "command"),
+                                                f"the command uses {{mllp_port}} but target.mllp_ports has no port "
+                                                f"for {', '.join(missing)}",
+                                                "add target.mllp_ports with a port per environment"))
             if not any("{port}" in tok for tok in svc.target.command):
                 problems.append(doc.problem((*base, "target", "command"),
                                             "the command never mentions {port}",
                                             "include {port} so the service listens where primum routes"))
+        problems += _check_probes(doc, base, svc)
         replicas = svc.target.replicas
         if isinstance(svc.strategy, RollingStrategy) and svc.strategy.max_unavailable >= replicas:
             problems.append(doc.problem(
@@ -209,6 +228,30 @@ def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
         problems.append(doc.problem(("services", cycle[0], "depends_on"),
                                     f"dependency cycle: {' -> '.join(cycle)}",
                                     "remove one of these dependencies"))
+    return problems
+
+
+def _check_probes(doc: LocatedDocument, base: Loc, svc: Service) -> list[Problem]:
+    problems: list[Problem] = []
+    names = [g.name for g in svc.probes]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(doc.problem((*base, "probes", i, "name"), f"probe gate '{name}' is defined twice",
+                                        "give every probe gate of a service its own name"))
+        gate = svc.probes[i]
+        if isinstance(gate.probe, MllpProbe) and gate.probe.port is None and (
+                not isinstance(svc.target, LocalTargetSettings) or not svc.target.mllp_ports):
+            problems.append(doc.problem((*base, "probes", i, "probe", "port"),
+                                        "an MLLP probe needs a port",
+                                        "set probe.port, or target.mllp_ports per environment"))
+    if isinstance(svc.strategy, CanaryStrategy):
+        for i, step in enumerate(svc.strategy.steps):
+            if isinstance(step, ProbeStep):
+                for j, gate_name in enumerate(step.probe):
+                    if gate_name not in names:
+                        problems.append(doc.problem(
+                            (*base, "strategy", "steps", i, "probe", j), f"unknown probe gate '{gate_name}'",
+                            f"define it under probes: (defined: {', '.join(names) or 'none'})"))
     return problems
 
 
@@ -348,7 +391,9 @@ def runtime_spec(estate: Estate, env: str, service: str, python: str | None = No
         traffic = TrafficSpec(rate=svc.traffic.rate, paths=tuple(svc.traffic.paths),
                               tenants=tenants, preview_share=svc.traffic.preview_share)
     if isinstance(target, LocalTargetSettings):
-        command = tuple(tok.replace("{python}", python or sys.executable) for tok in target.command)
+        mllp = target.mllp_ports.get(env)
+        command = tuple(tok.replace("{python}", python or sys.executable)
+                        .replace("{mllp_port}", str(mllp) if mllp else "{mllp_port}") for tok in target.command)
         return ServiceRuntimeSpec(
             estate=estate.name, env=env, service=service, command=command,
             health_path=target.health_path, replicas=target.replicas, env_vars=dict(target.env),

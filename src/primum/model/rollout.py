@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from primum.model.estate import AnalysisSettings, Slo
+from primum.model.analysis import AnalysisSettings, ProbeGate
+from primum.model.estate import Slo
 from primum.model.runtime import VersionRef
 
 
@@ -46,11 +47,29 @@ class Wait(Model):
 
 
 class Analyze(Model):
+    """``count`` measurements, each ``duration / count`` seconds, after the initial delay."""
+
     kind: Literal["analyze"] = "analyze"
     duration: float
+    count: int = 1
+    # "concurrent": the stable version's traffic in the same interval; "before": the stable version took no
+    # traffic (after a blue-green switch), so its traffic in the equally long interval just before the step
+    baseline: Literal["concurrent", "before"] = "concurrent"
+
+    @property
+    def interval(self) -> float:
+        return self.duration / self.count
 
 
-Step = Annotated[Scale | Route | Preview | Wait | Analyze, Field(discriminator="kind")]
+class Probe(Model):
+    """Run the named probe gates; the step passes when every gate passes."""
+
+    kind: Literal["probe"] = "probe"
+    gates: list[str]
+    when: Literal["before", "step", "after"] = "step"
+
+
+Step = Annotated[Scale | Route | Preview | Wait | Analyze | Probe, Field(discriminator="kind")]
 
 
 # ------------------------------------------------------------ verdicts
@@ -63,25 +82,26 @@ class VerdictResult(StrEnum):
     running = "running"  # interim: not enough evidence yet, keep watching
 
 
-class VersionMeasurement(Model):
-    version: str  # VersionRef.key
-    requests: int
-    errors: int
-    error_rate: float | None
-    p95_ms: float | None
+class Measurement(Model):
+    """One judged interval of an analysis step; the full report is in the `analysis` event."""
+
+    index: int  # 1-based within its step
+    outcome: str  # Successful, Failed, Inconclusive, Error (primum.analysis.data.Outcome)
+    score: float | None
+    reason: str
+    start: float
+    end: float
 
 
 class Verdict(Model):
-    """The analysis gate's judgement of one window, with everything that led to it."""
+    """The analysis step's judgement over its measurements, with the reason in one sentence."""
 
     result: VerdictResult
-    reason: str  # one sentence a person can act on
-    checks: list[str] = Field(default_factory=list)  # each check with numbers and threshold
-    new: VersionMeasurement | None = None
-    stable: VersionMeasurement | None = None
+    reason: str
+    measurements: list[Measurement] = Field(default_factory=list)
     window_start: float = 0.0
     window_end: float = 0.0
-    source: str = "builtin router metrics"
+    kind: Literal["analysis", "probe"] = "analysis"
 
 
 # ------------------------------------------------------------ rollout state
@@ -121,6 +141,7 @@ class ServiceRollout(Model):
     replicas: int
     slo: Slo
     analysis: AnalysisSettings
+    probes: list[ProbeGate] = Field(default_factory=list)
     progress_deadline_s: float = 120.0
     new: VersionRef
     stable: VersionRef | None = None  # captured from the target when the item begins
@@ -134,8 +155,11 @@ class ServiceRollout(Model):
     weight: int = 0
     preview: bool = False
     # analysis bookkeeping for the step in progress
-    baseline: dict[str, Any] | None = None  # MetricsSnapshot as JSON
-    metrics_errors: int = 0
+    interval_start: float | None = None  # None: still in the initial delay
+    measurements: list[Measurement] = Field(default_factory=list)
+    consecutive_errors: int = 0
+    probe_attempts: int = 0
+    next_probe_at: float | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
     pause_reason: str | None = None
     failure: str | None = None  # why it was rolled back

@@ -235,6 +235,13 @@ _EVENTS = (
     .order_by(rollout_events.c.id)
 )
 
+_EVENT = select(rollout_events).where(rollout_events.c.id == _b("event_id"))
+_EVENTS_OF_KIND = (
+    select(rollout_events)
+    .where(rollout_events.c.rollout_id == _b("id"), rollout_events.c.kind == _b("kind"))
+    .order_by(rollout_events.c.id)
+)
+
 _NEXT_DUE_AT = select(func.min(_R.next_due_at)).where(_ACTIVE)
 
 
@@ -603,6 +610,16 @@ class Store:
         """Events of a rollout with id greater than ``after_id``, in order."""
         with self._reader.connect() as conn:
             return [_event(row) for row in conn.execute(_EVENTS, {"b_id": rollout_id, "b_after_id": after_id})]
+
+    def event(self, event_id: int) -> EventRecord | None:
+        """One event by its id (analysis reports are shown by event id)."""
+        with self._reader.connect() as conn:
+            row = conn.execute(_EVENT, {"b_event_id": event_id}).first()
+        return None if row is None else _event(row)
+
+    def events_of_kind(self, rollout_id: str, kind: str) -> list[EventRecord]:
+        with self._reader.connect() as conn:
+            return [_event(row) for row in conn.execute(_EVENTS_OF_KIND, {"b_id": rollout_id, "b_kind": kind})]
 
     def next_due_at(self) -> float | None:
         """The earliest next_due_at of any active rollout, None when none is active."""

@@ -35,5 +35,8 @@ class Target(Protocol):
     def observe(self, spec: ServiceRuntimeSpec, metrics: bool = False) -> ServiceObservation:
         """Report instances, route and (optionally) router metrics of one service."""
 
+    def router_url(self, spec: ServiceRuntimeSpec) -> str | None:
+        """Base URL of the service's router in its environment (builtin metrics, probes), if it has one."""
+
     def close(self) -> None:
         """Release client resources. Never stops the data plane."""

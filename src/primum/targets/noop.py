@@ -81,3 +81,6 @@ class NoopTarget:
 
     def close(self) -> None:
         pass
+
+    def router_url(self, spec: ServiceRuntimeSpec) -> str | None:
+        return None  # nothing listens: builtin metrics are an error, never a pass

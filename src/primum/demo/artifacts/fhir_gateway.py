@@ -37,12 +37,12 @@ VERSION = "1.0.0"
 EXTRA_LATENCY_MS = 0        # injected regression: added latency on every non-health request
 ERROR_RATE = 0.0            # injected regression: fraction of non-health requests answered 500
 FAULT_TENANTS = ()          # if non-empty, the faults above only hit these tenants
+FHIR_VERSION = "4.0.1"      # fhirVersion of the CapabilityStatement (4.0.1: FHIR R4)
 # --- end primum:build ---
 
 # --- service ---
 
 FHIR_TYPE = "application/fhir+json; charset=utf-8"
-FHIR_VERSION = "4.0.1"
 PATIENTS = 1000  # patients 1 .. 1000 exist, with ids like pat-0001, example-0001 or 1
 PER_PATIENT = 5  # appointments, encounters and observations per patient
 ID_PATTERN = re.compile(r"(?:[A-Za-z][A-Za-z0-9.]{0,40}-)?0*([1-9][0-9]{0,3})")

@@ -15,8 +15,11 @@ and ``POST /messages`` (body: one HL7 v2 message; answers its ACK).
 
 MLLP: frames ``0x0B <message> 0x1C 0x0D``; every message is answered with an
 ACK whose MSA-1 is AA (AE on an injected fault, AR if it has no usable MSH)
-and MSA-2 echoes MSH-10. For fault injection the tenant of an MLLP message is
-its sending facility (MSH-4).
+and MSA-2 echoes MSH-10; an AE or AR carries MSA-3 and an ERR segment (HL7
+table 0357 code, severity E, user message). For fault injection the tenant of
+an MLLP message is its sending facility (MSH-4). The build knob ``MLLP_MODE``
+makes a deliberately broken version: ``nak`` rejects every MLLP message (AR),
+``silent`` reads them and never answers.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ VERSION = "1.0.0"
 EXTRA_LATENCY_MS = 0        # injected regression: added latency on every non-health request
 ERROR_RATE = 0.0            # injected regression: fraction of non-health requests answered 500
 FAULT_TENANTS = ()          # if non-empty, the faults above only hit these tenants
+MLLP_MODE = "ack"           # MLLP answers: ack (normal), nak (reject all: AR), silent (never answer)
 # --- end primum:build ---
 
 # --- service ---
@@ -188,17 +192,26 @@ EMPTY_MSH = {  # stands in for the header of a message that has none
 }
 
 
+ERROR_CODES = {  # HL7 table 0357 (message error condition codes) used in ERR-3
+    "100": "Segment sequence error",
+    "101": "Required field missing",
+    "207": "Application internal error",
+}
+
+
 def acknowledge(message: str, source: str) -> tuple[str, str, str]:
     """Process one HL7 v2 message: (ACK message, MSA-1 code, echoed control id)."""
     header = parse_msh(message)
     if header is None:
-        header, code, text = EMPTY_MSH, "AR", "no MSH segment"
+        header, code, error, text = EMPTY_MSH, "AR", "100", "no MSH segment"
     elif not header["control_id"]:
-        code, text = "AR", "MSH-10 (message control id) is empty"
+        code, error, text = "AR", "101", "MSH-10 (message control id) is empty"
+    elif source == "mllp" and MLLP_MODE == "nak":
+        code, error, text = "AR", "207", "every message is rejected (MLLP_MODE nak)"
     elif source == "mllp" and injected_failure(header["sending_facility"]):  # HTTP: done
-        code, text = "AE", "internal error"
+        code, error, text = "AE", "207", "internal error"
     else:
-        code, text = "AA", ""
+        code, error, text = "AA", "", ""
     separator, component = header["separator"], header["encoding"][:1] or "^"
     parts = header["type"].split(component)
     kind = component.join(parts[:2])  # message code^trigger event, e.g. ADT^A01
@@ -217,8 +230,11 @@ def acknowledge(message: str, source: str) -> tuple[str, str, str]:
         header["processing_id"],
         header["version"],
     ]
-    ack = ["MSA", code, header["control_id"]] + ([text] if text else [])
-    reply = separator.join(ack_header) + "\r" + separator.join(ack) + "\r"
+    segments = [ack_header, ["MSA", code, header["control_id"]] + ([text] if text else [])]
+    if error:  # ERR-3 HL7 error code (table 0357), ERR-4 severity, ERR-8 user message
+        label = ERROR_CODES[error]
+        segments.append(["ERR", "", "", component.join([error, label, "HL70357"]), "E", "", "", "", text])
+    reply = "".join(separator.join(segment) + "\r" for segment in segments)
     ENGINE.record(kind or "?", header["control_id"], header["sending_facility"], source, code)
     return reply, code, header["control_id"]
 
@@ -246,6 +262,8 @@ class MllpHandler(socketserver.BaseRequestHandler):
                     break
                 message = buffer[start + 1 : end].decode("utf-8", errors="replace")
                 buffer = buffer[end + len(END) :]
+                if MLLP_MODE == "silent":
+                    continue  # a deliberately broken build: read everything, answer nothing
                 reply, _, _ = acknowledge(message, "mllp")
                 connection.sendall(START + reply.encode("utf-8") + END)
             if len(buffer) > MAX_FRAME:
@@ -255,6 +273,9 @@ class MllpHandler(socketserver.BaseRequestHandler):
 class MllpServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Every instance of an environment listens on the same MLLP port (its replicas and, during a
+    # rollout, both versions); the kernel spreads connections across them.
+    allow_reuse_port = True
     request_queue_size = 64
 
     def handle_error(self, request: object, client_address: object) -> None:

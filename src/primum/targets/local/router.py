@@ -2,8 +2,9 @@
 
 Run as ``python -m primum.targets.local.router --port PORT --name ENV/SERVICE``
 (``--host`` defaults to 127.0.0.1; ``--timeout`` overrides the 10 s upstream
-budget, for tests; ``--port 0`` picks a free port and the listening line tells
-which). Once serving it prints ``primum-router listening on HOST:PORT``.
+budget, for tests; ``--samples-max`` sizes the per-request ring buffer, default
+200000; ``--port 0`` picks a free port and the listening line tells which).
+Once serving it prints ``primum-router listening on HOST:PORT``.
 
 Why a separate process: the controller may die (or be SIGKILLed) at any
 moment, and user traffic must not notice. The router therefore keeps routing
@@ -18,6 +19,8 @@ Admin API (the reserved prefix ``/_primum/`` is never proxied):
 * ``GET /_primum/config``  -> the current configuration plus ``started_at``
 * ``PUT /_primum/config``  -> validate, check the fence, swap atomically
 * ``GET /_primum/metrics`` -> Prometheus text exposition
+* ``GET /_primum/samples?since=T&until=T[&version=KEY]`` -> per-request records
+  (see *Per-request records* below)
 
 Fencing: the router remembers the highest ``fence`` it accepted. A push with a
 lower fence comes from a controller that has lost its lease, so it is refused
@@ -71,6 +74,35 @@ which lets a reader detect a router restart as a counter reset):
   for every counted request (so its count per version equals the sum of the
   counter per version).
 * ``primum_router_started_at_seconds`` -- epoch seconds.
+
+Per-request records: every counted request (every proxied request; admin
+calls are never recorded) is also appended, as one tuple ``(end, version,
+status, tenant, latency)``, to a bounded ring buffer (a ``deque`` holding the
+newest ``--samples-max`` records, 200000 by default: about 30 MB). ``end`` is
+the epoch time the response was ready (``time.time()``), ``version`` and
+``tenant`` are the same labels as in the metrics above, ``latency`` is in
+seconds as observed by the histogram. The analysis' builtin metric provider
+reads them, so it can rank-test per-request latencies and count errors per
+tenant exactly, instead of estimating from histogram buckets.
+
+``GET /_primum/samples?since=T&until=T[&version=KEY]`` answers the records with
+``since <= end <= until`` (epoch seconds; ``version`` filters on the version
+key) in columnar JSON, oldest first::
+
+    {"started_at": 1700000000.1, "now": 1700000100.2, "since": T, "until": T,
+     "oldest": 1700000050.0,          # end time of the oldest record held, or null
+     "complete": true,                # every request answered in the window is here
+     "count": 2,
+     "t": [1700000060.5, 1700000061.0], "version": ["aaaaaaaaaaa1", "aaaaaaaaaaa1"],
+     "status": [200, 503], "tenant": ["clinic-north", "-"], "latency": [0.0123, 0.0004]}
+
+``complete`` is false when the window begins before this process started
+(``since < started_at``: an earlier process's records are gone) or when the
+buffer is full and its oldest record is not older than ``since`` (records in
+the window may have been evicted). Readers must not judge an incomplete
+window. Records are ordered by the wall clock at append time; a step of the
+system clock can put them out of order, which the reader does not correct.
+A missing, non-numeric or reversed ``since``/``until`` is a 400.
 """
 
 from __future__ import annotations
@@ -95,6 +127,7 @@ import re
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from random import random
@@ -127,6 +160,7 @@ NO_VERSION = "-"  # version label when no version could be chosen
 NO_TENANT = "-"  # tenant label when the tenant header is absent
 OTHER_TENANT = "other"  # tenant label for a tenant not in the configured list
 UNKNOWN_TENANT_CACHE_MAX = 4096
+SAMPLES_MAX = 200_000  # per-request records kept (ring buffer)
 CLIENT_MAX_BODY = 64 * 1024 * 1024
 
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus those the proxy recomputes.
@@ -429,10 +463,16 @@ def _json_response(status: int, payload: Mapping[str, Any]) -> web.Response:
 class Router:
     """The router's state: current configuration, metrics, the upstream client."""
 
-    def __init__(self, name: str, *, timeout_s: float = UPSTREAM_TIMEOUT_S) -> None:
+    def __init__(
+        self, name: str, *, timeout_s: float = UPSTREAM_TIMEOUT_S, samples_max: int = SAMPLES_MAX
+    ) -> None:
+        if samples_max < 1:
+            raise ValueError(f"samples_max must be at least 1, got {samples_max}")
         self.name = name
         self.timeout_s = timeout_s
         self.started_at = time.time()
+        # (end epoch s, version, status, tenant label, latency s), oldest first.
+        self.samples: deque[tuple[float, str, int, str, float]] = deque(maxlen=samples_max)
         self.config = RouteConfig.empty()
         self.fence = 0  # the highest fence accepted so far
         self.session: aiohttp.ClientSession | None = None
@@ -492,6 +532,7 @@ class Router:
             hist = self.duration.labels(version)
             self._duration_children[version] = hist
         hist.observe(elapsed)
+        self.samples.append((time.time(), version, status, tenant, elapsed))
 
     # --------------------------------------------------------------- entry
 
@@ -525,7 +566,70 @@ class Router:
                 body=generate_latest(self.registry),
                 headers={"Content-Type": CONTENT_TYPE_LATEST},
             )
+        if path == "/_primum/samples":
+            if method != "GET":
+                return _json_response(405, {"error": "method not allowed"})
+            return self._samples_response(request)
         return _json_response(404, {"error": f"no admin endpoint {path}"})
+
+    def _samples_response(self, request: web.BaseRequest) -> web.Response:
+        query = request.query
+        bounds: dict[str, float] = {}
+        for name in ("since", "until"):
+            raw = query.get(name)
+            if raw is None:
+                return _json_response(400, {"error": f"{name}: is required (epoch seconds)", "field": name})
+            try:
+                value = float(raw)
+            except ValueError:
+                value = float("nan")
+            if value != value or value in (float("inf"), float("-inf")):
+                return _json_response(
+                    400, {"error": f"{name}: must be a finite number of epoch seconds, got {raw!r}", "field": name}
+                )
+            bounds[name] = value
+        since, until = bounds["since"], bounds["until"]
+        if until < since:
+            return _json_response(400, {"error": f"until ({until}) is before since ({since})", "field": "until"})
+        version = query.get("version")
+        samples = self.samples
+        t: list[float] = []
+        versions: list[str] = []
+        statuses: list[int] = []
+        tenants: list[str] = []
+        latencies: list[float] = []
+        # Newest first, stopping at the first record older than the window: a
+        # recent window costs only its own records. No await in this loop, so
+        # no request can append to the deque while it is iterated.
+        for end, key, status, tenant, latency in reversed(samples):
+            if end < since:
+                break
+            if end > until or (version is not None and key != version):
+                continue
+            t.append(end)
+            versions.append(key)
+            statuses.append(status)
+            tenants.append(tenant)
+            latencies.append(latency)
+        for column in (t, versions, statuses, tenants, latencies):
+            column.reverse()
+        oldest = samples[0][0] if samples else None
+        evicted = len(samples) == samples.maxlen and oldest is not None and oldest >= since
+        payload = {
+            "started_at": self.started_at,
+            "now": time.time(),
+            "since": since,
+            "until": until,
+            "oldest": oldest,
+            "complete": since >= self.started_at and not evicted,
+            "count": len(t),
+            "t": t,
+            "version": versions,
+            "status": statuses,
+            "tenant": tenants,
+            "latency": latencies,
+        }
+        return web.Response(text=json.dumps(payload, separators=(",", ":")), content_type="application/json")
 
     def _config_response(self, config: RouteConfig) -> web.Response:
         payload = config.to_json()
@@ -694,12 +798,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=UPSTREAM_TIMEOUT_S,
         help="total upstream budget per request in seconds (-> 504)",
     )
+    parser.add_argument(
+        "--samples-max",
+        type=int,
+        default=SAMPLES_MAX,
+        help="per-request records kept for GET /_primum/samples (ring buffer size)",
+    )
     return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
-    router = Router(args.name, timeout_s=args.timeout)
+    if args.samples_max < 1:
+        print(f"primum-router: --samples-max must be at least 1, got {args.samples_max}", file=sys.stderr)
+        return 2
+    router = Router(args.name, timeout_s=args.timeout, samples_max=args.samples_max)
     await router.start()
 
     def make_request(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -26,6 +27,34 @@ REQUESTS_SAMPLE = "primum_router_requests_total"
 DURATION = "primum_router_request_duration_seconds"
 STARTED_AT_SAMPLE = "primum_router_started_at_seconds"
 NO_TENANT = ("", "-")  # tenant label values meaning "request carried no tenant"
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSamples:
+    """The router's per-request records of one window (``GET /_primum/samples``).
+
+    Columns of equal length, oldest first: ``t`` (epoch seconds the response was
+    ready), ``version`` (key, ``"-"`` when none could be chosen), ``status``,
+    ``tenant`` (the metrics label: the tenant, ``"other"`` or ``"-"``) and
+    ``latency`` (seconds). ``complete`` is the router's word that no record of
+    the window is missing (it started before ``since`` and evicted nothing of
+    the window); ``now`` is the router's clock when it answered.
+    """
+
+    started_at: float
+    now: float
+    since: float
+    until: float
+    oldest: float | None
+    complete: bool
+    t: tuple[float, ...]
+    version: tuple[str, ...]
+    status: tuple[int, ...]
+    tenant: tuple[str, ...]
+    latency: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.t)
 
 
 class RouterClient:
@@ -109,6 +138,22 @@ class RouterClient:
         except TargetError as exc:
             raise TargetError(f"router {self.base_url}: {exc}") from exc
 
+    def samples(self, since: float, until: float, version: str | None = None) -> RouterSamples:
+        """Per-request records with ``since <= t <= until`` (optionally of one version).
+
+        Raises :class:`TargetError` when the router cannot answer or answers
+        something malformed; an *incomplete* window is returned as such
+        (``complete`` false) for the caller to refuse.
+        """
+        params: dict[str, str] = {"since": repr(float(since)), "until": repr(float(until))}
+        if version is not None:
+            params["version"] = version
+        body = self._ok_json(self._request("GET", "/samples", params=params), "GET samples")
+        try:
+            return parse_samples(body)
+        except TargetError as exc:
+            raise TargetError(f"router {self.base_url}: GET samples: {exc}") from exc
+
     def close(self) -> None:
         self._http.close()
 
@@ -128,6 +173,56 @@ def _error_text(resp: httpx.Response) -> str:
     if isinstance(body, dict) and "error" in body:
         return str(body["error"])
     return str(body)[:300]
+
+
+def parse_samples(body: dict[str, Any]) -> RouterSamples:
+    """Validate the columnar ``/_primum/samples`` answer; raises :class:`TargetError`."""
+
+    def number(name: str, optional: bool = False) -> float | None:
+        value = body.get(name)
+        if value is None and optional:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise TargetError(f"field {name!r} must be a number, got {value!r}")
+        return float(value)
+
+    def column(name: str, kind: type | tuple[type, ...]) -> list[Any]:
+        values = body.get(name)
+        if not isinstance(values, list):
+            raise TargetError(f"column {name!r} must be a list, got {type(values).__name__}")
+        for value in values:
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise TargetError(f"column {name!r} holds a non-{getattr(kind, '__name__', 'number')} {value!r}")
+        return values
+
+    complete = body.get("complete")
+    if not isinstance(complete, bool):
+        raise TargetError(f"field 'complete' must be a boolean, got {complete!r}")
+    t = column("t", (int, float))
+    columns = {
+        "version": column("version", str),
+        "status": column("status", int),
+        "tenant": column("tenant", str),
+        "latency": column("latency", (int, float)),
+    }
+    uneven = {name: len(values) for name, values in columns.items() if len(values) != len(t)}
+    if uneven:
+        raise TargetError(f"columns differ in length: t has {len(t)}, {uneven}")
+    started_at, now, since, until = (number(n) for n in ("started_at", "now", "since", "until"))
+    assert started_at is not None and now is not None and since is not None and until is not None
+    return RouterSamples(
+        started_at=started_at,
+        now=now,
+        since=since,
+        until=until,
+        oldest=number("oldest", optional=True),
+        complete=complete,
+        t=tuple(float(x) for x in t),
+        version=tuple(columns["version"]),
+        status=tuple(columns["status"]),
+        tenant=tuple(columns["tenant"]),
+        latency=tuple(float(x) for x in columns["latency"]),
+    )
 
 
 def parse_metrics(text: str, taken_at: float) -> MetricsSnapshot:

@@ -144,6 +144,17 @@ class LocalTarget:
         self._clients.clear()
         self.runtime.close()
 
+    def router_url(self, spec: ServiceRuntimeSpec) -> str:
+        """Base URL (``http://127.0.0.1:PORT``) of the service's router in its environment.
+
+        Raises :class:`TargetError` when that router is not running; the builtin
+        metric provider reads the router's per-request records there.
+        """
+        router = self.runtime.router(spec)
+        if router is None:
+            raise TargetError(f"router for {spec.key} is not running")
+        return router.url
+
     # ------------------------------------------------------------- helpers
 
     def _client(self, url: str) -> RouterClient:
