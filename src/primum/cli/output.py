@@ -12,8 +12,8 @@ from rich.table import Table
 
 from primum.model.rollout import RolloutStatus
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 PHASE_STYLE = {
     "promoted": "green", "succeeded": "green", "skipped": "dim", "running": "cyan", "progressing": "cyan",

@@ -63,7 +63,7 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
                 "template": "fhir-integration", "owner": "team-integration",
                 "description": "FHIR R4 facade over the EHR",
                 "strategy": {"type": "canary", "steps": [{"set_weight": 25}, {"analysis": {"duration": window}}]},
-                "analysis": analysis,
+                "analysis": dict(analysis),
                 "traffic": {"rate": 6, "paths": ["/metadata", "/Patient/example-0001"]},
                 "probes": [{"name": "capability-statement", "when": ["before", "after"],
                             "probe": {"type": "fhir", "resources": {"Patient": ["read", "search-type"]}}}],
@@ -76,7 +76,7 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
                     {"set_weight": 25}, {"analysis": {"duration": window}},
                     {"set_weight": 50}, {"analysis": {"duration": window}}]},
                 "slo": {"error_rate": 0.01, "p95_ms": 250},
-                "analysis": analysis,
+                "analysis": dict(analysis),
                 # every clinic's traffic is split between versions, so each tenant slice has a baseline
                 "affinity": "none",
                 "traffic": {"rate": 40, "paths": ["/appointments", "/slots"]},
@@ -90,14 +90,14 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
                 "description": "patients book and see appointments",
                 "strategy": {"type": "blue_green", "preview_analysis": window, "post_analysis": window,
                              "scale_down_delay": "2s"},
-                "analysis": analysis,
+                "analysis": dict(analysis),
                 "traffic": {"rate": 20, "paths": ["/", "/appointments"], "preview_share": 0.4},
             },
             "hl7-interface": {
                 "template": "hl7-interface", "owner": "team-integration", "depends_on": ["fhir-gateway"],
                 "description": "HL7 v2 ADT feed to downstream systems",
                 "strategy": {"type": "rolling", "max_unavailable": 1, "batch_analysis": window},
-                "analysis": analysis,
+                "analysis": dict(analysis),
                 "traffic": {"rate": 16, "paths": ["/stats", "/messages"]},
                 # HL7 v2 over MLLP: every instance of an environment shares its port (SO_REUSEPORT)
                 "target": {"command": ["{python}", "{artifact}", "--port", "{port}", "--mllp-port", "{mllp_port}"],
@@ -107,7 +107,7 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
             "billing-sync": {
                 "template": "erp-connector", "owner": "team-revenue-cycle", "depends_on": ["scheduling-api"],
                 "description": "sends charges to the ERP",
-                "analysis": analysis,
+                "analysis": dict(analysis),
                 "traffic": {"rate": 4, "paths": ["/invoices", "/sync/status"]},
             },
         },

@@ -152,7 +152,8 @@ def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftover
                 line += f" - {escape(item.message)}"
             console.print(line)
             for verdict in item.verdicts:
-                console.print(f"      {verdict.kind} {verdict.result.value}: {escape(verdict.reason)}")
+                shown = "(the why above)" if o.status.reason and verdict.reason in o.status.reason else verdict.reason
+                console.print(f"      {verdict.kind} {verdict.result.value}: {escape(shown)}")
         events = analyses.get(o.release_id, [])
         failing = _failed_rows(events)
         if failing:

@@ -39,8 +39,7 @@ _PATTERN_FIX = {
 def _clean_loc(doc: LocatedDocument, loc: tuple[Any, ...]) -> Loc:
     out: list[str | int] = []
     for i, part in enumerate(loc):
-        last = i == len(loc) - 1
-        if not last and part in _UNION_TAGS and (*out, part) not in doc.lines:
+        if part in _UNION_TAGS and (*out, part) not in doc.lines:
             continue
         out.append(part)
     return tuple(out)
