@@ -77,6 +77,9 @@ def test_a_before_probe_gate_stops_a_wrong_fhir_version_before_it_takes_traffic(
     assert first["state"] == "promoted", first["reason"]
     verdicts = first["environments"]["prod"]["fhir-gateway"]["verdicts"]
     assert any("probe gates capability passed" in v["reason"] for v in verdicts), verdicts
+    adhoc = primum.run("probe", "fhir-gateway", "--env", "prod", "--estate", str(primum.estate), "-o", "json")
+    [answer] = json.loads(adhoc.stdout)
+    assert answer["gate"] == "capability" and answer["ok"] and answer["details"]["fhirVersion"] == "4.0.1"
 
     broken = fhir_release(tmp_path, "rel-fhir-stu3", "1.1.0", fhir_version="3.0.2")
     primum.run("release", "apply", str(broken), "--no-wait")

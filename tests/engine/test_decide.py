@@ -274,3 +274,56 @@ def test_lost_actions_never_leave_traffic_split(lost, bad):
         route = w.route(env, "sched")
         assert len(route) == 1 and next(iter(route.values())) == 100  # never left split
         assert w.running(env, "sched").keys() == route.keys()
+
+
+def gated(world: World, when: list[str], attempts: int = 2):
+    from primum.model.analysis import HttpProbe, ProbeGate
+    new = ref("sched", "2.0")
+    status = status_for(world, {"sched": new}, envs=["staging"])
+    status.items[0].probes = [ProbeGate(name="slots", probe=HttpProbe(path="/slots"), when=when, attempts=attempts,
+                                        interval=0.5)]
+    return new, status
+
+
+def test_a_before_gate_probes_the_preview_before_any_traffic_moves(world):
+    new, status = gated(world, ["before"])
+    final = world.run(status)
+    assert final.phase is RolloutPhase.promoted
+    [(_, gate, weights, preview)] = world.probes_run
+    assert gate == "slots" and preview == new.key and not weights.get(new.key)  # preview only, no weight yet
+    assert any(v.kind == "probe" and v.result is VerdictResult.passed for v in final.items[0].verdicts)
+
+
+def test_a_failing_before_gate_retries_then_rolls_back_without_the_canary_taking_traffic(world):
+    new, status = gated(world, ["before"], attempts=2)
+    world.probe_ok["slots"] = [False, False]
+    final = world.run(status)
+    assert final.phase is RolloutPhase.rolled_back
+    assert "probe gate slots failed: simulated failure of slots (after 2 attempt(s))" in final.reason
+    assert len(world.probes_run) == 2
+    weights_seen = [a.weights.get(new.key, 0) for d in world.history for a in d.actions if a.kind == "set_route"]
+    assert max(weights_seen) == 0
+    assert world.route("staging", "sched") == {ref("sched", "1.0").key: 100}
+
+
+def test_an_after_gate_runs_with_all_traffic_on_the_new_version_and_passes_on_a_retry(world):
+    new, status = gated(world, ["after"], attempts=3)
+    world.probe_ok["slots"] = [False, True]
+    final = world.run(status)
+    assert final.phase is RolloutPhase.promoted
+    assert [w.get(new.key) for _, _, w, _ in world.probes_run] == [100, 100]
+    # the old version was still running while the gate ran, and only stopped afterwards
+    assert world.running("staging", "sched") == {new.key: 1}
+
+
+def test_inconclusive_limit_tolerates_inconclusive_measurements():
+    """inconclusive_limit 1 with count 2: one inconclusive measurement does not pause."""
+    from primum.model.analysis import AnalysisSettings
+    w = World(estate())
+    w.deploy("staging", "sched", ref("sched", "1.0"))
+    w.rate = 1.0  # too few samples: every measurement is inconclusive
+    status = status_for(w, {"sched": ref("sched", "2.0")}, envs=["staging"])
+    status.items[0].analysis = AnalysisSettings(count=2, inconclusive_limit=1, initial_delay=0.5)
+    paused = w.run(status, until=lambda s: s.phase is RolloutPhase.paused)
+    outcomes = [m.outcome for m in paused.items[0].verdicts[-1].measurements]
+    assert outcomes == ["Inconclusive", "Inconclusive"]  # the first was tolerated; the second exceeded the limit

@@ -13,7 +13,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from primum.analysis.data import MeasurementData, MetricData, Samples
+from primum.analysis.data import MeasurementData, MetricData, ProbeResult, Samples
 from primum.engine.decide import Decision, Observations, decide, wanted_observations
 from primum.model.analysis import MetricKind
 from primum.model.estate import Estate
@@ -51,6 +51,8 @@ class World:
         self.behaviour: dict[str, Behaviour] = {}
         self.requests: dict[str, list[Request]] = {}  # by "env/service"
         self.metrics = metrics
+        self.probe_ok: dict[str, list[bool]] = {}  # gate name -> answers of successive attempts (default: pass)
+        self.probes_run: list[tuple[str, str, dict[str, int], str | None]] = []  # (item, gate, weights, preview)
         self.rng = random.Random(7)
         self.target = NoopTarget()
         self.fence = 1
@@ -119,14 +121,24 @@ class World:
                                        error=self.rng.random() < b.error_rate))
 
     def tick(self, status: RolloutStatus) -> Decision:
-        services, errors, measurements = {}, {}, {}
+        services, errors, measurements, probes = {}, {}, {}, {}
         for w in wanted_observations(status, self.now):
             key = f"{w.env}/{w.service}"
             services[key] = self.target.observe(self.spec(w.env, w.service))
             if w.measure_from is not None:
                 measurements[key] = self.measure(status, w.measure_from, w.baseline_window)
+            if w.probes:
+                svc = self.target._services[f"{self.estate.name}/{key}"]
+                answers = {}
+                for name in w.probes:
+                    queue = self.probe_ok.get(name, [])
+                    ok = queue.pop(0) if queue else True
+                    self.probes_run.append((key, name, dict(svc.route.weights), svc.route.preview))
+                    answers[name] = ProbeResult(probe="http", target="sim", ok=ok,
+                                                reason="simulated pass" if ok else f"simulated failure of {name}")
+                probes[key] = answers
         obs = Observations(now=self.now, services=services, errors=errors, commands=list(self.commands),
-                           blocked_by=list(self.blocked_by), measurements=measurements)
+                           blocked_by=list(self.blocked_by), measurements=measurements, probes=probes)
         self.commands = []
         decision = decide(status, obs)
         self.history.append(decision)

@@ -344,6 +344,58 @@ def status(
         console.print(history_table(active) if active else "no active releases")
 
 
+@app.command()
+@handled
+def probe(
+    service_name: Annotated[str, typer.Argument(metavar="SERVICE")],
+    env: Annotated[str, typer.Option(help="the environment whose router, MLLP port and instances to probe")],
+    gate: Annotated[list[str] | None, typer.Option(help="only this probe gate (repeatable)")] = None,
+    preview: Annotated[bool, typer.Option(help="ask the router for the preview version")] = False,
+    estate: Annotated[str | None, typer.Option(help="estate file (default: the one `primum up` runs)")] = None,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    """Run a service's probe gates now (HTTP, FHIR, MLLP, TCP, TLS); exit 0 only if all pass."""
+    from primum.analysis.gather import PREVIEW_HEADER
+    from primum.analysis.probes import ProbeContext, run_gate
+    from primum.model.estate import LocalTargetSettings
+    from primum.model.load import runtime_spec
+    from primum.service import NotFound, resolve_estate
+    from primum.targets.base import TargetError
+    from primum.targets.registry import Targets
+
+    home = _home()
+    est, path = resolve_estate(estate, home)
+    if service_name not in est.services:
+        raise NotFound(f"no service {service_name!r} in {path}; services: {', '.join(sorted(est.services))}")
+    if env not in est.environment_names():
+        raise NotFound(f"no environment {env!r} in {path}; environments: {', '.join(est.environment_names())}")
+    svc = est.services[service_name]
+    gates = [g for g in svc.probes if not gate or g.name in gate]
+    unknown = sorted(set(gate or ()) - {g.name for g in svc.probes})
+    defined = ", ".join(g.name for g in svc.probes) or "none; define them under the service's probes:"
+    if unknown:
+        raise NotFound(f"{service_name} has no probe gate {', '.join(unknown)} (defined: {defined})")
+    if not gates:
+        raise NotFound(f"{service_name} has no probe gates (defined: {defined})")
+    targets = Targets(home)
+    try:
+        base_url = targets.for_service(est, service_name).router_url(runtime_spec(est, env, service_name))
+    except TargetError:
+        base_url = None  # not running: probes with an explicit url, host or port still run
+    finally:
+        targets.close()
+    mllp = svc.target.mllp_ports.get(env) if isinstance(svc.target, LocalTargetSettings) else None
+    ctx = ProbeContext(base_url=base_url, mllp_port=mllp, headers={PREVIEW_HEADER: "1"} if preview else {})
+    results = [(g.name, run_gate(g, ctx)) for g in gates]
+    if output is Output.json:
+        print_json([{"gate": name, **r.model_dump(mode="json")} for name, r in results])
+    else:
+        for name, r in results:
+            mark = "[green]pass[/]" if r.ok else "[red]FAIL[/]"
+            console.print(f"{mark} {escape(name)} ({r.probe} {escape(r.target)}): {escape(r.reason)}")
+    raise typer.Exit(EXIT_OK if all(r.ok for _, r in results) else EXIT_RELEASE_FAILED)
+
+
 @analysis_app.command("list")
 @handled
 def analysis_list_cmd(

@@ -38,7 +38,7 @@ _PATTERN_FIX = {
 
 def _clean_loc(doc: LocatedDocument, loc: tuple[Any, ...]) -> Loc:
     out: list[str | int] = []
-    for i, part in enumerate(loc):
+    for part in loc:
         if part in _UNION_TAGS and (*out, part) not in doc.lines:
             continue
         out.append(part)

@@ -11,10 +11,13 @@ classifies an error as Error, never as a pass.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
+
+import httpx
 
 from primum.analysis.data import Samples
 from primum.model.analysis import (
@@ -203,3 +206,27 @@ def provider_for(source: Source) -> Provider:
 
         return CommandProvider()
     raise TypeError(f"no provider for source {source!r}")  # pragma: no cover
+
+
+class PooledHttp:
+    """One pooled HTTP client per provider, made on first use; thread-safe; close it when done.
+
+    ``trust_env=False``: a proxy from the environment must not capture the
+    (usually internal) metrics address.
+    """
+
+    def __init__(self) -> None:
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(trust_env=False, follow_redirects=True)
+            return self._client

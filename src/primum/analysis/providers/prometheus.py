@@ -17,13 +17,13 @@ values are float NaN. ``{{tenant}}`` in the all-traffic fetch is ``.*``, so
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import httpx
 
 from primum.analysis.data import Samples
 from primum.analysis.providers.base import (
+    PooledHttp,
     Scope,
     as_count,
     duration_text,
@@ -36,28 +36,10 @@ from primum.model.analysis import MetricKind, MetricSpec, PrometheusSource, fill
 NAME = "prometheus"
 
 
-class PrometheusProvider:
+class PrometheusProvider(PooledHttp):
     """Thread-safe; one pooled HTTP client per provider (close it when done)."""
 
     name = NAME
-
-    def __init__(self) -> None:
-        self._client: httpx.Client | None = None
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-    def _http(self) -> httpx.Client:
-        with self._lock:
-            if self._client is None:
-                # trust_env=False: a proxy from the environment must not capture
-                # the (usually internal) Prometheus address.
-                self._client = httpx.Client(trust_env=False, follow_redirects=True)
-            return self._client
 
     # ------------------------------------------------------------------ API
 

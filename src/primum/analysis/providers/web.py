@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -33,7 +32,7 @@ import httpx
 from jsonpath_ng.ext import parse as jsonpath_parse
 
 from primum.analysis.data import Samples
-from primum.analysis.providers.base import Scope, as_count, error, with_retries
+from primum.analysis.providers.base import PooledHttp, Scope, as_count, error, with_retries
 from primum.model.analysis import MetricKind, MetricSpec, WebSource, fill
 
 NAME = "web"
@@ -44,26 +43,10 @@ def _compile(path: str) -> Any:
     return jsonpath_parse(path)
 
 
-class WebProvider:
+class WebProvider(PooledHttp):
     """Thread-safe; one pooled HTTP client per provider (close it when done)."""
 
     name = NAME
-
-    def __init__(self) -> None:
-        self._client: httpx.Client | None = None
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-    def _http(self) -> httpx.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(trust_env=False, follow_redirects=True)
-            return self._client
 
     def fetch(self, metric: MetricSpec, scope: Scope) -> Samples:
         source = metric.source
