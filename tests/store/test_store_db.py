@@ -14,7 +14,7 @@ from sqlalchemy import inspect, text
 from primum.store import db
 from primum.store.repository import Store
 
-TABLES = {"rollouts", "rollout_events", "rollout_commands", "fence_sequence", "alembic_version"}
+TABLES = {"rollouts", "rollout_events", "rollout_commands", "fence_sequence", "approvals", "alembic_version"}
 
 
 def test_database_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,7 +94,7 @@ def _head() -> str | None:
 def test_migrations_ship_in_the_package() -> None:
     assert (db.MIGRATIONS_DIR / "env.py").is_file()
     assert (db.MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
-    assert _head() == "0001"
+    assert _head() == db.HEAD_REVISION == "0002"
 
 
 def test_migrating_twice_is_a_no_op(db_url: str) -> None:

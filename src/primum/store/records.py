@@ -81,3 +81,18 @@ class CommandRecord:
     actor: str
     created_at: float
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    id: int
+    rollout_id: str
+    env: str
+    digest: str
+    actor: str
+    decision: str  # "approve" | "reject"
+    comment: str
+    roles: tuple[str, ...]
+    owned_services: tuple[str, ...]
+    at: float
+    expires_at: float | None

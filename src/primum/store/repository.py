@@ -38,6 +38,7 @@ from primum.store import db
 from primum.store.records import (
     ACTIVE_PHASES,
     TERMINAL_PHASES,
+    ApprovalRecord,
     CommandRecord,
     EventRecord,
     Lease,
@@ -45,7 +46,7 @@ from primum.store.records import (
     NewRollout,
     RolloutRecord,
 )
-from primum.store.tables import fence_sequence, rollout_commands, rollout_events, rollouts
+from primum.store.tables import approvals, fence_sequence, rollout_commands, rollout_events, rollouts
 
 _R = rollouts.c
 _C = rollout_commands.c
@@ -620,6 +621,32 @@ class Store:
     def events_of_kind(self, rollout_id: str, kind: str) -> list[EventRecord]:
         with self._reader.connect() as conn:
             return [_event(row) for row in conn.execute(_EVENTS_OF_KIND, {"b_id": rollout_id, "b_kind": kind})]
+
+    def add_approval(self, rollout_id: str, *, env: str, digest: str, actor: str, decision: str, comment: str,
+                     roles: Sequence[str], owned_services: Sequence[str], at: float,
+                     expires_at: float | None) -> int:
+        """Record an approve or reject decision; returns its id."""
+        try:
+            with self._engine.begin() as conn:
+                result = conn.execute(insert(approvals).returning(approvals.c.id), {
+                    "rollout_id": rollout_id, "env": env, "digest": digest, "actor": actor, "decision": decision,
+                    "comment": comment, "roles": list(roles), "owned_services": list(owned_services), "at": at,
+                    "expires_at": expires_at})
+                return int(result.scalar_one())
+        except IntegrityError as exc:
+            if self.get_rollout(rollout_id) is None:
+                raise RolloutNotFound(rollout_id) from exc
+            raise
+
+    def approvals(self, rollout_id: str) -> list[ApprovalRecord]:
+        """Every approve or reject decision on a rollout, oldest first."""
+        with self._reader.connect() as conn:
+            rows = conn.execute(select(approvals).where(approvals.c.rollout_id == rollout_id)
+                                .order_by(approvals.c.id))
+            return [ApprovalRecord(id=r.id, rollout_id=r.rollout_id, env=r.env, digest=r.digest, actor=r.actor,
+                                   decision=r.decision, comment=r.comment, roles=tuple(r.roles or ()),
+                                   owned_services=tuple(r.owned_services or ()), at=r.at, expires_at=r.expires_at)
+                    for r in rows]
 
     def next_due_at(self) -> float | None:
         """The earliest next_due_at of any active rollout, None when none is active."""

@@ -93,6 +93,25 @@ class RolloutCommand(Base):
     consumed_at: Mapped[float | None] = mapped_column(Float)
 
 
+class Approval(Base):
+    """An approve or reject decision on one release digest for one environment."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (CheckConstraint("decision IN ('approve', 'reject')", name="decision"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    env: Mapped[str] = mapped_column(String)
+    digest: Mapped[str] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    decision: Mapped[str] = mapped_column(String)
+    comment: Mapped[str] = mapped_column(Text)
+    roles: Mapped[list[str]] = mapped_column(JSONDoc)  # the approver's roles when they decided
+    owned_services: Mapped[list[str]] = mapped_column(JSONDoc)
+    at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+
+
 class FenceSequence(Base):
     """Single-row counter issuing fencing tokens, increasing across all rollouts."""
 
@@ -107,3 +126,4 @@ rollouts = cast(Table, Rollout.__table__)
 rollout_events = cast(Table, RolloutEvent.__table__)
 rollout_commands = cast(Table, RolloutCommand.__table__)
 fence_sequence = cast(Table, FenceSequence.__table__)
+approvals = cast(Table, Approval.__table__)
