@@ -79,12 +79,15 @@ def seed(store: Store, targets: SharedNoop, n: int, now: float) -> None:
             targets.target.apply(EnsureInstances(env=env, service="svc", version=old, count=1), spec, 0)
             targets.target.apply(SetRoute(env=env, service="svc", weights={old.key: 100}), spec, 0)
         release = Release.model_validate({"apiVersion": "primum/v1", "kind": "Release", "id": f"bench-{i}",
+                                          "ticket": "CHG-BENCH",
                                           "services": {"svc": {"artifact": new.artifact, "digest": new.digest}}})
         digest = canonical_digest(release)
         status = plan(e, release, digest, {"svc": new}, ["staging", "prod"], now)
         store.create_rollout(NewRollout(
             id=release.id, digest=digest, estate_name=e.name, estate_digest=canonical_digest(e), services=("svc",),
-            estate=e.model_dump(mode="json", by_alias=True), release={}, status=status.model_dump(mode="json")), now)
+            estate=e.model_dump(mode="json", by_alias=True),
+            release={"release": release.model_dump(mode="json", by_alias=True)}, status=status.model_dump(mode="json")),
+            now)
 
 
 def pct(values: list[float], q: float) -> float:

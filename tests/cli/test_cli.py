@@ -457,7 +457,7 @@ def test_the_written_settings_file_is_what_the_commands_read(example: Path, tmp_
         if line and not line.startswith("#"):
             key, value = line.split("=", 1)
             settings[key] = value
-    assert settings == {"PRIMUM_HOME": "./.primum", "PRIMUM_ESTATE": "./estate.yaml"}
+    assert settings == {"PRIMUM_HOME": "./.primum", "PRIMUM_ESTATE": "./estate.yaml", "PRIMUM_USER": "sam-rivera"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMUM_")}
     proc = subprocess.run([PRIMUM, "validate", "releases/0-baseline.yaml"], cwd=example, env={**env, **settings},
                           capture_output=True, text=True, timeout=60)

@@ -34,7 +34,8 @@ def write_release(tmp: Path, rid: str, services: list[str], version: str = "2.0"
         pins[svc] = {"artifact": art.name, "digest": "sha256:" + hashlib.sha256(art.read_bytes()).hexdigest(),
                      "version": version}
     path = tmp / f"{rid}.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "primum/v1", "kind": "Release", "id": rid, "services": pins}))
+    path.write_text(yaml.safe_dump({"apiVersion": "primum/v1", "kind": "Release", "id": rid,
+                                    "ticket": "CHG-TEST-1", "services": pins}))
     return path
 
 

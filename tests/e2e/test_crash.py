@@ -28,10 +28,11 @@ PRIMUM = str(Path(sys.executable).parent / "primum")
 def estate_doc(steps: list, min_requests: int = 15) -> dict:
     return {
         "apiVersion": "primum/v1", "kind": "Estate", "name": "crash-test",
-        "environments": [{"name": "prod", "class": "prod"}],
+        # not a production class: these tests are about crashes, not about approvals (tests/governance)
+        "environments": [{"name": "prod", "class": "nonprod"}],
         "tenants": [{"id": "clinic-a"}, {"id": "clinic-b"}, {"id": "clinic-c"}, {"id": "clinic-d"}],
         "services": {"scheduling-api": {
-            "owner": "t", "tier": "clinical-critical", "data_class": "phi", "affinity": "none",
+            "owner": "t", "tier": "business", "data_class": "none", "affinity": "none",
             "strategy": {"type": "canary", "steps": steps},
             "slo": {"error_rate": 0.01, "p95_ms": 250},
             "analysis": {"min_samples": min_requests, "initial_delay": "0.5s"},

@@ -327,3 +327,57 @@ def test_inconclusive_limit_tolerates_inconclusive_measurements():
     paused = w.run(status, until=lambda s: s.phase is RolloutPhase.paused)
     outcomes = [m.outcome for m in paused.items[0].verdicts[-1].measurements]
     assert outcomes == ["Inconclusive", "Inconclusive"]  # the first was tolerated; the second exceeded the limit
+
+
+def test_governance_blocks_prod_until_the_gate_opens(world):
+    from primum.model.rollout import Gate
+    new = ref("sched", "2.0")
+    world.gates["prod"] = Gate(allowed=False, reason="waiting for approval in prod: needs 2 approval(s)",
+                               blocked_by="approvals", change_class="high-impact")
+    status = world.run(status_for(world, {"sched": new}),
+                       until=lambda s: s.items[0].phase is ItemPhase.succeeded and s.pause_reason is not None)
+    for _ in range(20):
+        status = world.tick(status).status
+    assert status.phase is RolloutPhase.running
+    assert status.pause_reason == "prod: waiting for approval in prod: needs 2 approval(s)"
+    assert status.items[1].phase is ItemPhase.pending
+    assert world.route("prod", "sched") == {ref("sched", "1.0").key: 100}  # prod untouched
+    assert world.events().count("blocked") == 1  # said once, not every tick
+    world.gates["prod"] = Gate(allowed=True, reason="2 of 2 approval(s)")
+    final = world.run(status)
+    assert final.phase is RolloutPhase.promoted and final.pause_reason is None
+    assert ("prod", True) in world.gate_asks
+
+
+def test_a_policy_denial_ends_the_release_and_keeps_what_passed(world):
+    from primum.model.rollout import Gate
+    new = ref("sched", "2.0")
+    world.gates["prod"] = Gate(allowed=False, reason="release has no ticket", blocked_by="policy",
+                               change_class="high-impact")
+    final = world.run(status_for(world, {"sched": new}))
+    assert final.phase is RolloutPhase.denied
+    assert final.reason == "policy denies prod: release has no ticket"
+    assert [i.phase for i in final.items] == [ItemPhase.succeeded, ItemPhase.not_started]
+    assert world.route("staging", "sched") == {new.key: 100}
+    assert world.route("prod", "sched") == {ref("sched", "1.0").key: 100}
+
+
+def test_a_closing_window_holds_an_in_flight_rollout_and_a_rollback_is_never_gated(world):
+    from primum.model.rollout import Gate
+    new = ref("sched", "2.0")
+    status = world.run(status_for(world, {"sched": new}, envs=["staging"]),
+                       until=lambda s: s.items[0].weight == 25)
+    world.gates["staging"] = Gate(allowed=False, reason="the year-end freeze started", blocked_by="window")
+    for _ in range(30):
+        status = world.tick(status).status
+    assert status.pause_reason == "staging: held in flight: the year-end freeze started"
+    assert world.route("staging", "sched")[new.key] == 25  # desired state kept while held
+    # a person aborts during the hold: the rollback runs although the window is still closed
+    world.commands = [Command(id=3, kind="abort", actor="dr-ops")]
+    asked = len(world.gate_asks)
+    ticks = len(world.history)
+    final = world.run(status)
+    assert final.phase is RolloutPhase.rolled_back
+    assert world.route("staging", "sched") == {ref("sched", "1.0").key: 100}
+    assert len(world.history) - ticks > 3
+    assert len(world.gate_asks) - asked == 1  # only the tick that took the abort; none while rolling back

@@ -18,7 +18,7 @@ from primum.engine.decide import Decision, Observations, decide, wanted_observat
 from primum.model.analysis import MetricKind
 from primum.model.estate import Estate
 from primum.model.load import runtime_spec
-from primum.model.rollout import Command, RolloutStatus
+from primum.model.rollout import Command, Gate, RolloutStatus
 from primum.model.runtime import VersionRef
 from primum.targets.noop import NoopTarget
 
@@ -51,6 +51,8 @@ class World:
         self.behaviour: dict[str, Behaviour] = {}
         self.requests: dict[str, list[Request]] = {}  # by "env/service"
         self.metrics = metrics
+        self.gates: dict[str, Gate] = {}  # env -> governance answer (default: allowed)
+        self.gate_asks: list[tuple[str, bool]] = []  # (env, starting) the decision asked for
         self.probe_ok: dict[str, list[bool]] = {}  # gate name -> answers of successive attempts (default: pass)
         self.probes_run: list[tuple[str, str, dict[str, int], str | None]] = []  # (item, gate, weights, preview)
         self.rng = random.Random(7)
@@ -121,10 +123,13 @@ class World:
                                        error=self.rng.random() < b.error_rate))
 
     def tick(self, status: RolloutStatus) -> Decision:
-        services, errors, measurements, probes = {}, {}, {}, {}
+        services, errors, measurements, probes, gates = {}, {}, {}, {}, {}
         for w in wanted_observations(status, self.now):
             key = f"{w.env}/{w.service}"
             services[key] = self.target.observe(self.spec(w.env, w.service))
+            if w.gate_env is not None:
+                self.gate_asks.append((w.gate_env, w.starting))
+                gates[w.gate_env] = self.gates.get(w.gate_env, Gate(allowed=True, reason="test: allowed"))
             if w.measure_from is not None:
                 measurements[key] = self.measure(status, w.measure_from, w.baseline_window)
             if w.probes:
@@ -138,7 +143,7 @@ class World:
                                                 reason="simulated pass" if ok else f"simulated failure of {name}")
                 probes[key] = answers
         obs = Observations(now=self.now, services=services, errors=errors, commands=list(self.commands),
-                           blocked_by=list(self.blocked_by), measurements=measurements, probes=probes)
+                           blocked_by=list(self.blocked_by), measurements=measurements, probes=probes, gates=gates)
         self.commands = []
         decision = decide(status, obs)
         self.history.append(decision)

@@ -14,7 +14,8 @@ from sqlalchemy import inspect, text
 from primum.store import db
 from primum.store.repository import Store
 
-TABLES = {"rollouts", "rollout_events", "rollout_commands", "fence_sequence", "approvals", "alembic_version"}
+TABLES = {"rollouts", "rollout_events", "rollout_commands", "fence_sequence", "approvals", "break_glass",
+          "alembic_version"}
 
 
 def test_database_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,6 +35,8 @@ release_app = typer.Typer(no_args_is_help=True, help="Submit releases.")
 app.add_typer(release_app, name="release")
 analysis_app = typer.Typer(no_args_is_help=True, help="Show the analysis behind each verdict.")
 app.add_typer(analysis_app, name="analysis")
+policy_app = typer.Typer(no_args_is_help=True, help="Evaluate and test release policy (Rego).")
+app.add_typer(policy_app, name="policy")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,11 +56,15 @@ def handled(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from primum.governance.policy.engine import PolicyError
         from primum.service import NotAllowed, NotFound
         from primum.store.repository import ReleaseConflict, RolloutLeased, RolloutNotFound
 
         try:
             return fn(*args, **kwargs)
+        except PolicyError as exc:
+            err_console.print(f"[red]policy error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         except InputError as exc:
             for problem in exc.problems:
                 err_console.print(f"[red]error:[/] {escape(problem.render())}", highlight=False)
@@ -394,6 +400,166 @@ def probe(
             mark = "[green]pass[/]" if r.ok else "[red]FAIL[/]"
             console.print(f"{mark} {escape(name)} ({r.probe} {escape(r.target)}): {escape(r.reason)}")
     raise typer.Exit(EXIT_OK if all(r.ok for _, r in results) else EXIT_RELEASE_FAILED)
+
+
+def _governance():
+    from primum.governance_service import GovernanceService
+
+    return GovernanceService(_store())
+
+
+As = Annotated[str | None, typer.Option("--as", help="who decides (default: $PRIMUM_USER)")]
+
+
+@app.command()
+@handled
+def approve(
+    release_id: Annotated[str, typer.Argument(metavar="ID")],
+    actor: As = None,
+    env: Annotated[str | None, typer.Option(help="the environment (default: the one the release waits for)")] = None,
+    comment: Annotated[str, typer.Option(help="why")] = "",
+    digest: Annotated[str | None, typer.Option(help="the digest you reviewed; refused if the release differs")] = None,
+) -> None:
+    """Approve a release for one environment (bound to its digest; separation of duties applies)."""
+    console.print(escape(_governance().decide(release_id, "approve", actor=actor, env=env, comment=comment,
+                                              digest=digest)))
+
+
+@app.command()
+@handled
+def reject(
+    release_id: Annotated[str, typer.Argument(metavar="ID")],
+    comment: Annotated[str, typer.Option(help="the reason (required)")],
+    actor: As = None,
+    env: Annotated[str | None, typer.Option(help="the environment (default: the one the release waits for)")] = None,
+) -> None:
+    """Reject a release for one environment, with a reason; it waits until that person approves."""
+    console.print(escape(_governance().decide(release_id, "reject", actor=actor, env=env, comment=comment)))
+
+
+@app.command()
+@handled
+def approvals(output: Annotated[Output, typer.Option("--output", "-o")] = Output.table) -> None:
+    """What waits on whom: every release held by policy, approvals or a change window."""
+    rows = _governance().waiting()
+    if output is Output.json:
+        print_json([row.__dict__ for row in rows])
+        return
+    if not rows:
+        console.print("nothing waits on governance")
+    for row in rows:
+        state = "[green]may start[/]" if row.blocked_by is None else f"[yellow]held by {row.blocked_by}[/]"
+        console.print(f"[bold]{escape(row.release)}[/] -> {row.env} (class {row.change_class or '?'}): {state}: "
+                      f"{escape(row.reason)}")
+        for a in row.approvals:
+            void = "" if a["current"] else " [dim](void: another digest)[/]"
+            console.print(f"    {a['decision']} by {escape(a['actor'])}{void}"
+                          + (f": {escape(a['comment'])}" if a["comment"] else ""))
+
+
+@app.command("break-glass")
+@handled
+def break_glass_cmd(
+    release_id: Annotated[str, typer.Argument(metavar="ID")],
+    justification: Annotated[str, typer.Option(help="what is broken and why it cannot wait (required)")],
+    actor: As = None,
+) -> None:
+    """Emergency path: bypass approvals and change windows (never analysis or rollback); recorded,
+    notified, and reviewed afterwards."""
+    use = _governance().break_glass(release_id, actor=actor, justification=justification)
+    due = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(use.review_due_at))
+    console.print(f"break-glass #{use.id} recorded for {escape(release_id)} by {escape(use.actor)}; "
+                  f"review due {due}; {escape(use.notified)}")
+
+
+@app.command()
+@handled
+def reviews(output: Annotated[Output, typer.Option("--output", "-o")] = Output.table) -> None:
+    """Break-glass uses and their retrospective reviews: open, overdue, done."""
+    rows = _governance().reviews()
+    if output is Output.json:
+        print_json([{**use.__dict__, "state": state} for use, state in rows])
+        return
+    if not rows:
+        console.print("no break-glass use on record")
+    for use, state in rows:
+        style = {"open": "yellow", "overdue": "bold red", "done": "green"}[state]
+        due = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(use.review_due_at))
+        console.print(f"#{use.id} [{style}]{state}[/] {escape(use.rollout_id)} by {escape(use.actor)} (due {due}): "
+                      f"{escape(use.justification)}"
+                      + (f" | reviewed by {escape(use.reviewed_by or '')}: {escape(use.review_notes or '')}"
+                         if use.reviewed_at else ""))
+    if any(state == "overdue" for _, state in rows):
+        raise typer.Exit(EXIT_RELEASE_FAILED)
+
+
+@app.command()
+@handled
+def review(
+    use_id: Annotated[int, typer.Argument(metavar="USE", help="the break-glass use number (`primum reviews`)")],
+    notes: Annotated[str, typer.Option(help="what happened and what follows from it (required)")],
+    actor: As = None,
+) -> None:
+    """Complete the retrospective review of a break-glass use."""
+    console.print(escape(_governance().complete_review(use_id, actor=actor, notes=notes)))
+
+
+@policy_app.command("eval")
+@handled
+def policy_eval(
+    release: Annotated[Path, typer.Argument(help="the release file")],
+    env: Annotated[str | None, typer.Option(help="one environment (default: every one)")] = None,
+    estate: Annotated[str | None, typer.Option(help="estate file (default: the one `primum up` runs)")] = None,
+    policy: Annotated[Path | None, typer.Option(help="organisation policy directory (default: the estate's)")] = None,
+    emergency: Annotated[bool, typer.Option(help="as if break-glass were used")] = False,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    """Show a release's change class, requirements, denials and warnings per environment."""
+    from primum.governance.policy.tools import evaluate
+    from primum.model.load import load_release
+    from primum.service import resolve_estate
+
+    est, _ = resolve_estate(estate, _home())
+    loaded = load_release(release, est)
+    decisions = evaluate(est, loaded.release, loaded.digest, env, emergency=emergency, now=time.time(),
+                         policy_dir=policy or est.governance.policy_dir)
+    if output is Output.json:
+        print_json({name: d.model_dump(mode="json") for name, d in decisions.items()})
+    else:
+        for name, d in decisions.items():
+            verdict = "[green]allowed[/]" if d.allowed else "[red]denied[/]"
+            console.print(f"[bold]{name}[/]: class [bold]{d.change_class}[/] {verdict}")
+            if d.requirements:
+                r = d.requirements
+                console.print(f"  requires: {r.approvals} approval(s) ({r.cab_approvals} from CAB), at least "
+                              f"{r.min_analysis_seconds}s of analysis" + (f", gates: {', '.join(r.gates)}"
+                                                                          if r.gates else "")
+                              + (", break-glass only" if r.break_glass_only else ""))
+            for svc, why in d.reasons.items():
+                console.print(f"  {escape(svc)}: {escape('; '.join(why))}")
+            for msg in d.deny:
+                console.print(f"  [red]deny:[/] {escape(msg)}")
+            for msg in d.warn:
+                console.print(f"  [yellow]warn:[/] {escape(msg)}")
+            console.print(f"  [dim]decision {d.log.decision_id}, bundle {d.log.bundle_revision[:19]}, input "
+                          f"{d.log.input_digest[:19]}[/]")
+    raise typer.Exit(EXIT_OK if all(d.allowed for d in decisions.values()) else EXIT_RELEASE_FAILED)
+
+
+@policy_app.command("test")
+@handled
+def policy_test(directory: Annotated[Path | None, typer.Argument(help="organisation policy directory")] = None
+                ) -> None:
+    """Run the Rego unit tests (rules named test_*) of the baseline and DIR; exit 0 only if all pass."""
+    from primum.governance.policy.tools import run_tests
+
+    summary = run_tests(directory)
+    for result in summary.results:
+        mark = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {escape(result.name)} ({escape(result.file)}:{result.line})"
+                      + (f": {escape(result.message)}" if result.message else ""))
+    console.print(f"{summary.passed} passed, {summary.failed} failed (bundle {summary.bundle_revision[:19]})")
+    raise typer.Exit(EXIT_OK if summary.failed == 0 else EXIT_RELEASE_FAILED)
 
 
 @analysis_app.command("list")

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 from primum.analysis import gather
 from primum.analysis.data import MeasurementData, ProbeResult
+from primum.controller.governance import Governance
 from primum.engine.decide import Observations, decide, wanted_observations
 from primum.model.estate import Estate
 from primum.model.load import runtime_spec
-from primum.model.rollout import TERMINAL, Command, Event, Probe, RolloutStatus
+from primum.model.rollout import TERMINAL, Command, Event, Gate, Probe, RolloutStatus
 from primum.model.runtime import ServiceRuntimeSpec
 from primum.store.records import Lease, NewEvent
 from primum.store.repository import Store
@@ -70,6 +71,7 @@ class Controller:
         self._estates: dict[str, Estate] = {}
         self._prepared: set[str] = set()
         self._last_action_error: dict[str, str] = {}
+        self.governance = Governance(store)
 
     # ------------------------------------------------------------------ loop
 
@@ -135,6 +137,7 @@ class Controller:
         now = self.clock()
         services, errors = {}, {}
         measurements: dict[str, MeasurementData] = {}
+        gates: dict[str, Gate] = {}
         probes: dict[str, dict[str, ProbeResult]] = {}
         item = status.active_item()
         for want in wanted_observations(status, now):
@@ -145,6 +148,9 @@ class Controller:
                 services[key] = target.observe(spec)
             except TargetError as exc:
                 errors[key] = str(exc)
+            if want.gate_env is not None and self.gated(estate, want.gate_env, want.starting):
+                gates[want.gate_env] = self.governance.gate(estate, record, want.gate_env, starting=want.starting,
+                                                            now=now)
             if item is None or item.key != key:
                 continue
             if want.measure_from is not None:
@@ -161,7 +167,8 @@ class Controller:
         if status.phase.value == "pending":
             blocked = [r.id for r in self.store.earlier_active(record)]
         decision = decide(status, Observations(now=now, services=services, errors=errors, commands=commands,
-                                               blocked_by=blocked, measurements=measurements, probes=probes))
+                                               blocked_by=blocked, measurements=measurements, probes=probes,
+                                               gates=gates))
         new_status = decision.status
         interval = FAR_FUTURE_S if decision.next_due_in is None else decision.next_due_in
         events = [NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service, data=e.data)
@@ -179,6 +186,14 @@ class Controller:
         if new_status.phase in TERMINAL:
             self.store.release(held)
         return held
+
+    @staticmethod
+    def gated(estate: Estate, env: str, starting: bool) -> bool:
+        """Starting an item is always gated; a running one only where windows hold rollouts in flight."""
+        if starting:
+            return True
+        windows = estate.environment(env).windows
+        return windows is not None and windows.in_flight.value == "hold"
 
     @staticmethod
     def _router_url(target: Target, spec: ServiceRuntimeSpec) -> str | None:

@@ -8,6 +8,7 @@ All names are fictional; every tenant is a synthetic clinic.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,48 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+IDENTITIES = """\
+# Who is who at St Elsewhere General (fictional people; synthetic only).
+# `primum approve|reject ID --as USER` checks separation of duties against this file.
+apiVersion: primum/v1
+kind: Identities
+groups:
+  team-scheduling: {roles: [release-author, service-owner-approver], services: [scheduling-api]}
+  team-integration: {roles: [release-author, service-owner-approver], services: [fhir-gateway, hl7-interface]}
+  team-digital-front-door: {roles: [release-author, service-owner-approver], services: [patient-portal]}
+  team-revenue-cycle: {roles: [release-author, service-owner-approver], services: [billing-sync]}
+  cab: {roles: [cab]}
+  release-managers: {roles: [release-manager]}
+  platform: {roles: [platform-admin]}
+  on-call: {roles: [operator, break-glass]}
+  audit: {roles: [auditor]}
+users:
+  - {id: sam-rivera, name: Sam Rivera (synthetic), groups: [team-scheduling]}
+  - {id: dr-okafor, name: Dr Ada Okafor (synthetic), groups: [team-integration]}
+  - {id: lee-chen, name: Lee Chen (synthetic), groups: [release-managers]}
+  - {id: cab-chair, name: Morgan Blake (synthetic), groups: [cab]}
+  - {id: pat-admin, name: Pat Admin (synthetic), groups: [platform]}
+  - {id: kim-oncall, name: Kim Osei (synthetic), groups: [on-call]}
+  - {id: ngozi-audit, name: Ngozi Eze (synthetic), groups: [audit]}
+"""
+AUTHOR = "sam-rivera"  # submits the demo's releases
+APPROVERS = ("lee-chen", "cab-chair")  # a release manager and the CAB chair approve them
+
+
+def demo_policy_params() -> str:
+    """The baseline's parameters with St Elsewhere's demo timing: the demo's analysis windows are
+    seconds long, so the minimum analysis time in prod is lowered (an organisation's own
+    ``params.rego`` replaces the baseline's, which is how any estate tunes these numbers)."""
+    from importlib import resources
+
+    text = resources.files("primum.governance").joinpath("policies/baseline/params.rego").read_text()
+    lowered, n = re.subn(r'"prod": \{"standard": 0, "normal": \d+, "high-impact": \d+\}',
+                         '"prod": {"standard": 0, "normal": 4, "high-impact": 4}', text)
+    if n != 1:
+        raise RuntimeError("the baseline params.rego changed shape; update primum.demo.files.demo_policy_params")
+    return "# St Elsewhere General: the baseline parameters with demo timing (min analysis 4 s in prod).\n" + lowered
+
+
 def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None) -> dict:
     window = "3.5s" if fast else "4s"
     analysis = {"initial_delay": "0.5s", "min_samples": 15 if fast else 20}
@@ -58,6 +101,7 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
             {"name": "prod", "class": "prod", "description": "serves the clinics"},
         ],
         "tenants": [{"id": tid, "name": name} for tid, name in TENANTS],
+        "governance": {"policy_dir": "policy", "identities": "identities.yaml"},
         "services": {
             "fhir-gateway": {
                 "template": "fhir-integration", "owner": "team-integration",
@@ -183,6 +227,9 @@ def write_demo(root: Path, fast: bool = False) -> DemoFiles:
     for path, doc in docs:
         path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
     (root / "primum.env").write_text(SETTINGS)
+    (root / "identities.yaml").write_text(IDENTITIES)
+    (root / "policy").mkdir(exist_ok=True)
+    (root / "policy" / "params.rego").write_text(demo_policy_params())
     return files
 
 
@@ -193,8 +240,8 @@ SETTINGS = """\
 PRIMUM_HOME=./.primum
 # The estate `primum release apply` and `primum validate` use when --estate is not given:
 PRIMUM_ESTATE=./estate.yaml
-# Who issues promote / abort / retry (recorded with every command):
-# PRIMUM_USER=your-name
+# Who issues promote / abort / retry / approve (recorded with every command; see identities.yaml):
+PRIMUM_USER=sam-rivera
 # Several controller replicas share one PostgreSQL database instead of SQLite:
 # PRIMUM_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/primum
 """

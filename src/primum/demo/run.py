@@ -21,7 +21,8 @@ from rich.markup import escape
 
 from primum.cli.output import console, event_line, styled
 from primum.controller.loop import Controller
-from primum.demo.files import FAULT_TENANT, DemoFiles, write_demo
+from primum.demo.files import APPROVERS, AUTHOR, FAULT_TENANT, DemoFiles, write_demo
+from primum.governance_service import GovernanceService
 from primum.model.load import load_estate
 from primum.model.rollout import TERMINAL, Event, RolloutStatus
 from primum.service import ReleaseService
@@ -97,13 +98,23 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
 
 def _release(service: ReleaseService, path: Path, estate, title: str, expected: str) -> Outcome:
     console.rule(title)
-    submitted = service.submit(path, estate)
+    submitted = service.submit(path, estate, actor=AUTHOR)
+    governance = GovernanceService(service.store)
+    approved: set[str] = set()
     deadline = time.time() + RELEASE_TIMEOUT_S
     while True:
         record = service.get(submitted.record.id)
         status = RolloutStatus.model_validate(record.status)
         if status.phase in TERMINAL:
             break
+        waiting = status.pause_reason or ""
+        item = status.active_item()
+        if item is not None and item.env not in approved and "waiting for approval" in waiting:
+            approved.add(item.env)  # the people a hospital would page: a release manager and the CAB chair
+            for person in APPROVERS:
+                said = governance.decide(record.id, "approve", actor=person, env=item.env,
+                                         comment="reviewed in the demo")
+                console.print(f"[dim]{escape(said)}[/]")
         if status.phase.value == "paused" or time.time() > deadline:
             # a person would decide here; the demo expects no pause, so it aborts and reports it
             service.abort(record.id, actor="primum-demo")

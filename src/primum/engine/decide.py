@@ -22,6 +22,7 @@ from primum.model.rollout import (
     Analyze,
     Command,
     Event,
+    Gate,
     ItemPhase,
     Measurement,
     Preview,
@@ -61,6 +62,8 @@ class Observations:
     measurements: Mapping[str, MeasurementData] = field(default_factory=dict)
     # by "env/service": probe gate name -> result, for a probe step that was due
     probes: Mapping[str, Mapping[str, ProbeResult]] = field(default_factory=dict)
+    # by environment: may the rollout start (or continue) there (policy, approvals, windows)
+    gates: Mapping[str, Gate] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class Wanted:
     measure_from: float | None = None  # collect a measurement of [measure_from, now] for the active item
     baseline_window: tuple[float, float] | None = None  # the baseline's own window, if not the same
     probes: tuple[str, ...] = ()  # run these probe gates of the active item
+    gate_env: str | None = None  # evaluate governance for this environment (starting: always; running: holds)
+    starting: bool = False  # the active item has not begun: the gate decides whether it may
 
 
 def wanted_observations(status: RolloutStatus, now: float) -> list[Wanted]:
@@ -89,6 +94,9 @@ def wanted_observations(status: RolloutStatus, now: float) -> list[Wanted]:
     if item is None:
         return []
     step = item.current_step()
+    # a rollback is never gated: undoing harm needs no approval and ignores change windows
+    gate_env = None if status.rollback_queue else item.env
+    starting = gate_env is not None and item.phase is ItemPhase.pending
     if item.phase is ItemPhase.progressing:
         if isinstance(step, Analyze) and item.interval_start is not None and \
                 now >= item.interval_start + step.interval:
@@ -97,10 +105,11 @@ def wanted_observations(status: RolloutStatus, now: float) -> list[Wanted]:
                 length = now - item.interval_start
                 baseline_window = (item.step_started_at - length, item.step_started_at)
             return [Wanted(item.env, item.service, measure_from=item.interval_start,
-                           baseline_window=baseline_window)]
+                           baseline_window=baseline_window, gate_env=gate_env, starting=starting)]
         if isinstance(step, Probe) and (item.next_probe_at is None or now >= item.next_probe_at):
-            return [Wanted(item.env, item.service, probes=tuple(step.gates))]
-    return [Wanted(item.env, item.service)]
+            return [Wanted(item.env, item.service, probes=tuple(step.gates), gate_env=gate_env,
+                           starting=starting)]
+    return [Wanted(item.env, item.service, gate_env=gate_env, starting=starting)]
 
 
 def decide(status: RolloutStatus, obs: Observations) -> Decision:
@@ -226,10 +235,36 @@ class _Tick:
         self.advance(item)
         return item.phase in (ItemPhase.succeeded, ItemPhase.skipped)
 
+    def gate_allows(self, item: ServiceRollout) -> bool:
+        """Governance for the item's environment: no gate (not evaluated) or a closed one never
+        starts an item. A policy denial ends the release; approvals and windows wait."""
+        s = self.s
+        gate = self.obs.gates.get(item.env)
+        if gate is None:
+            return False  # evaluate it first (next tick)
+        if gate.allowed:
+            if s.pause_reason and s.pause_reason.startswith(f"{item.env}: ") and s.phase is not RolloutPhase.paused:
+                s.pause_reason = None
+            return True
+        reason = f"{item.env}: {gate.reason}"
+        if gate.blocked_by == "policy":
+            s.reason = f"policy denies {item.env}: {gate.reason}"
+            s.phase = RolloutPhase.denied
+            s.finished_at = self.now
+            self.mark_not_started()
+            self.event("denied", s.reason, item, change_class=gate.change_class)
+            return False
+        if s.pause_reason != reason:
+            s.pause_reason = reason
+            self.event("blocked", reason, item, blocked_by=gate.blocked_by, change_class=gate.change_class)
+        return False
+
     def begin_item(self, item: ServiceRollout) -> bool:
         o = self.obs.services.get(item.key)
         if o is None:
             return False  # observe it first (next tick)
+        if not self.gate_allows(item):
+            return False
         stable = o.stable()
         if stable is not None and stable.digest == item.new.digest:
             item.phase = ItemPhase.skipped
@@ -256,6 +291,14 @@ class _Tick:
     def advance(self, item: ServiceRollout) -> None:
         if item.phase is ItemPhase.paused:
             return  # waits for a person (promote or abort)
+        gate = self.obs.gates.get(item.env)
+        if item.phase is ItemPhase.progressing and gate is not None and not gate.allowed \
+                and gate.blocked_by == "window":
+            reason = f"{item.env}: held in flight: {gate.reason}"  # desired state is kept, steps wait
+            if self.s.pause_reason != reason:
+                self.s.pause_reason = reason
+                self.event("held", reason, item)
+            return
         step = item.current_step()
         if step is None:
             self.end_item(item)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from primum.model.analysis import AnalysisSettings, ProbeGate
 from primum.model.types import Duration, Name
+from primum.model.windows import ChangeWindows
 
 
 class Strict(BaseModel):
@@ -201,8 +202,20 @@ class Environment(Strict):
     name: Name
     class_: EnvironmentClass = Field(alias="class")
     description: str = ""
+    windows: ChangeWindows | None = None  # change windows and freezes (docs/WINDOWS.md)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class GovernanceSettings(Strict):
+    """Where the estate's policy and people are, and how governance behaves (docs/GOVERNANCE.md).
+    Paths are relative to the estate file and stored resolved."""
+
+    policy_dir: str | None = None  # the organisation's Rego, added to (or replacing files of) the baseline
+    identities: str | None = None  # users, groups and roles (default: identities.yaml next to the estate)
+    approval_ttl: Duration = 7 * 86400.0  # an approval expires after this long
+    review_deadline: Duration = 24 * 3600.0  # a break-glass use must be reviewed within this
+    webhook: str | None = None  # POSTed a JSON notice on every break-glass use
 
 
 class Tenant(Strict):
@@ -220,6 +233,7 @@ class Estate(Strict):
     tenants: list[Tenant] = Field(default_factory=list)
     tenant_header: str = "x-tenant-id"
     services: dict[Name, Service] = Field(min_length=1)
+    governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -302,7 +302,31 @@ def estate_from_document(doc: LocatedDocument) -> Estate:
 def load_estate(path: str | Path) -> Estate:
     doc = load_yaml(path)
     _expect_kind(doc, "Estate")
-    return estate_from_document(doc)
+    return _resolve_governance(doc, estate_from_document(doc), Path(path).resolve().parent)
+
+
+def _resolve_governance(doc: LocatedDocument, estate: Estate, base: Path) -> Estate:
+    """Governance paths are relative to the estate file; store them resolved, checked to exist."""
+    gov = estate.governance
+    problems: list[Problem] = []
+    update: dict[str, str | None] = {}
+    for field, kind in (("policy_dir", "directory"), ("identities", "file")):
+        value = getattr(gov, field)
+        if value is None:
+            continue
+        resolved = (base / value).resolve()
+        exists = resolved.is_dir() if kind == "directory" else resolved.is_file()
+        if not exists:
+            problems.append(doc.problem(("governance", field), f"{kind} {value} not found (looked at {resolved})",
+                                        f"create it or correct the path (relative to {base})"))
+        update[field] = str(resolved)
+    if gov.identities is None and (base / "identities.yaml").is_file():
+        update["identities"] = str((base / "identities.yaml").resolve())
+    if problems:
+        raise InputError(problems)
+    if not update:
+        return estate
+    return estate.model_copy(update={"governance": gov.model_copy(update=update)})
 
 
 def _expect_kind(doc: LocatedDocument, kind: str) -> None:

@@ -126,9 +126,21 @@ class RolloutPhase(StrEnum):
     promoted = "promoted"
     rolled_back = "rolled_back"
     failed = "failed"
+    denied = "denied"  # policy refused the next environment; earlier environments keep what passed
 
 
-TERMINAL = {RolloutPhase.promoted, RolloutPhase.rolled_back, RolloutPhase.failed}
+TERMINAL = {RolloutPhase.promoted, RolloutPhase.rolled_back, RolloutPhase.failed, RolloutPhase.denied}
+
+
+class Gate(Model):
+    """Whether governance lets a rollout start (or, for in-flight holds, continue) in one environment:
+    the policy decision, the approvals and the change windows, combined by the controller."""
+
+    allowed: bool
+    reason: str  # one sentence: what allows it, or which check blocks it and why
+    blocked_by: Literal["policy", "approvals", "window"] | None = None
+    change_class: str | None = None
+    emergency: bool = False  # break-glass: approvals and freezes bypassed, analysis and rollback kept
 
 
 class ServiceRollout(Model):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ACTIVE_PHASES = ("pending", "running", "paused")
-TERMINAL_PHASES = ("promoted", "rolled_back", "failed")
+TERMINAL_PHASES = ("promoted", "rolled_back", "failed", "denied")
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,18 @@ class ApprovalRecord:
     owned_services: tuple[str, ...]
     at: float
     expires_at: float | None
+
+
+@dataclass(frozen=True)
+class BreakGlassRecord:
+    id: int
+    rollout_id: str
+    digest: str
+    actor: str
+    justification: str
+    at: float
+    review_due_at: float
+    notified: str
+    reviewed_at: float | None
+    reviewed_by: str | None
+    review_notes: str | None

@@ -39,6 +39,7 @@ from primum.store.records import (
     ACTIVE_PHASES,
     TERMINAL_PHASES,
     ApprovalRecord,
+    BreakGlassRecord,
     CommandRecord,
     EventRecord,
     Lease,
@@ -46,7 +47,7 @@ from primum.store.records import (
     NewRollout,
     RolloutRecord,
 )
-from primum.store.tables import approvals, fence_sequence, rollout_commands, rollout_events, rollouts
+from primum.store.tables import approvals, break_glass, fence_sequence, rollout_commands, rollout_events, rollouts
 
 _R = rollouts.c
 _C = rollout_commands.c
@@ -647,6 +648,37 @@ class Store:
                                    decision=r.decision, comment=r.comment, roles=tuple(r.roles or ()),
                                    owned_services=tuple(r.owned_services or ()), at=r.at, expires_at=r.expires_at)
                     for r in rows]
+
+    def add_break_glass(self, rollout_id: str, *, digest: str, actor: str, justification: str, at: float,
+                        review_due_at: float, notified: str) -> int:
+        try:
+            with self._engine.begin() as conn:
+                result = conn.execute(insert(break_glass).returning(break_glass.c.id), {
+                    "rollout_id": rollout_id, "digest": digest, "actor": actor, "justification": justification,
+                    "at": at, "review_due_at": review_due_at, "notified": notified})
+                return int(result.scalar_one())
+        except IntegrityError as exc:
+            if self.get_rollout(rollout_id) is None:
+                raise RolloutNotFound(rollout_id) from exc
+            raise
+
+    def break_glass_uses(self, rollout_id: str | None = None, *, open_only: bool = False) -> list[BreakGlassRecord]:
+        """Break-glass uses (of one rollout, or all), oldest first; ``open_only``: not yet reviewed."""
+        query = select(break_glass).order_by(break_glass.c.id)
+        if rollout_id is not None:
+            query = query.where(break_glass.c.rollout_id == rollout_id)
+        if open_only:
+            query = query.where(break_glass.c.reviewed_at.is_(None))
+        with self._reader.connect() as conn:
+            return [BreakGlassRecord(**row._asdict()) for row in conn.execute(query)]
+
+    def complete_review(self, use_id: int, *, by: str, notes: str, at: float) -> bool:
+        """Record the retrospective review of a break-glass use; False if it was already reviewed."""
+        with self._engine.begin() as conn:
+            result = conn.execute(update(break_glass)
+                                  .where(break_glass.c.id == use_id, break_glass.c.reviewed_at.is_(None))
+                                  .values(reviewed_at=at, reviewed_by=by, review_notes=notes))
+            return result.rowcount == 1
 
     def next_due_at(self) -> float | None:
         """The earliest next_due_at of any active rollout, None when none is active."""

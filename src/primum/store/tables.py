@@ -112,6 +112,24 @@ class Approval(Base):
     expires_at: Mapped[float | None] = mapped_column(Float)
 
 
+class BreakGlass(Base):
+    """An emergency use of the break-glass path, and its retrospective review."""
+
+    __tablename__ = "break_glass"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    justification: Mapped[str] = mapped_column(Text)
+    at: Mapped[float] = mapped_column(Float)
+    review_due_at: Mapped[float] = mapped_column(Float)
+    notified: Mapped[str] = mapped_column(Text)  # what the webhook answered, or why it was not sent
+    reviewed_at: Mapped[float | None] = mapped_column(Float)
+    reviewed_by: Mapped[str | None] = mapped_column(String)
+    review_notes: Mapped[str | None] = mapped_column(Text)
+
+
 class FenceSequence(Base):
     """Single-row counter issuing fencing tokens, increasing across all rollouts."""
 
@@ -127,3 +145,4 @@ rollout_events = cast(Table, RolloutEvent.__table__)
 rollout_commands = cast(Table, RolloutCommand.__table__)
 fence_sequence = cast(Table, FenceSequence.__table__)
 approvals = cast(Table, Approval.__table__)
+break_glass = cast(Table, BreakGlass.__table__)

@@ -1,4 +1,5 @@
-"""Approvals and rejections, bound to a release digest and an environment.
+"""Approvals and rejections (bound to a release digest and an environment), and break-glass uses
+with their retrospective reviews.
 
 Revision ID: 0002
 Revises: 0001
@@ -40,7 +41,28 @@ def upgrade() -> None:
     )
     op.create_index("ix_approvals_rollout_id", "approvals", ["rollout_id"])
 
+    op.create_table(
+        "break_glass",
+        sa.Column("id", AutoId, autoincrement=True, nullable=False),
+        sa.Column("rollout_id", sa.String(), nullable=False),
+        sa.Column("digest", sa.String(), nullable=False),
+        sa.Column("actor", sa.String(), nullable=False),
+        sa.Column("justification", sa.Text(), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("review_due_at", sa.Float(), nullable=False),
+        sa.Column("notified", sa.Text(), nullable=False),
+        sa.Column("reviewed_at", sa.Float(), nullable=True),
+        sa.Column("reviewed_by", sa.String(), nullable=True),
+        sa.Column("review_notes", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(["rollout_id"], ["rollouts.id"], name="fk_break_glass_rollout_id_rollouts",
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name="pk_break_glass"),
+    )
+    op.create_index("ix_break_glass_rollout_id", "break_glass", ["rollout_id"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_break_glass_rollout_id", table_name="break_glass")
+    op.drop_table("break_glass")
     op.drop_index("ix_approvals_rollout_id", table_name="approvals")
     op.drop_table("approvals")

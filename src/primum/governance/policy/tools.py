@@ -1,0 +1,44 @@
+"""Policy tooling behind ``primum policy eval`` and ``primum policy test``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from primum.governance.policy.engine import PolicyBundle, PolicyDecision, run_tests
+from primum.governance.policy.inputs import policy_input
+from primum.model.estate import Estate
+from primum.model.release import Release
+
+__all__ = ["evaluate", "run_tests"]
+
+
+def evaluate(
+    estate: Estate,
+    release: Release,
+    digest: str,
+    env: str | None = None,
+    *,
+    policy_dir: Path | str | None = None,
+    bundle: PolicyBundle | None = None,
+    emergency: bool = False,
+    now: float,
+    checks: Mapping[str, Any] | None = None,
+) -> dict[str, PolicyDecision]:
+    """Decide ``release`` in ``env`` (default: every environment, in promotion order).
+
+    The bundle is ``bundle`` if given, else the baseline extended by ``policy_dir``
+    (compiled once per revision and cached). Raises ``PolicyError`` when the
+    policy does not compile and ``KeyError`` for an unknown environment.
+    """
+    policy = bundle if bundle is not None else PolicyBundle.load(policy_dir)
+    envs = [estate.environment(env).name] if env is not None else estate.environment_names()
+    return {
+        name: policy.decide(policy_input(estate, release, digest, name, emergency=emergency, now=now,
+                                         checks=checks), now=now)
+        for name in envs
+    }
+
+
+
