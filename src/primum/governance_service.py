@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from primum.controller.governance import Governance
-from primum.governance.approvals import ineligible
+from primum.governance.approvals import ineligible, may_break_glass, may_review
 from primum.governance.identities import APPROVING_ROLES, Identities, Role, load_identities
 from primum.model.estate import EnvironmentClass, Estate
 from primum.model.rollout import ItemPhase, RolloutStatus
@@ -140,9 +140,9 @@ class GovernanceService:
                              "a reviewer can act on (what is broken, why it cannot wait)")
         estate = estate_of(record)
         identities = identities_of(estate)
-        if Role.break_glass not in identities.roles_of(actor):
-            raise NotAllowed(f"{actor} does not hold the break-glass role; only the named emergency group may "
-                             "use it")
+        refused = may_break_glass(r.value for r in identities.roles_of(actor))
+        if refused is not None:
+            raise NotAllowed(f"{actor} {refused}")
         now = self.clock()
         due = now + estate.governance.review_deadline
         notice = {"event": "break_glass", "estate": estate.name, "release": record.id, "digest": record.digest,
@@ -174,11 +174,10 @@ class GovernanceService:
             raise NotFound(f"no break-glass use #{use_id}; `primum reviews` lists them")
         if not notes.strip():
             raise NotAllowed("a review needs notes: what happened, and what follows from it")
-        if actor == use.actor:
-            raise NotAllowed(f"{actor} used break-glass #{use_id} and cannot review their own use")
         identities = identities_of(estate_of(self._record(use.rollout_id)))
-        if not identities.roles_of(actor) & {Role.cab, Role.release_manager}:
-            raise NotAllowed(f"{actor} may not review break-glass uses: it takes the cab or release-manager role")
+        refused = may_review(actor, (r.value for r in identities.roles_of(actor)), use.actor)
+        if refused is not None:
+            raise NotAllowed(f"{actor} {refused} (#{use_id})")
         now = self.clock()
         if not self.store.complete_review(use_id, by=actor, notes=notes, at=now):
             raise NotAllowed(f"break-glass use #{use_id} was already reviewed")

@@ -4,30 +4,46 @@ from __future__ import annotations
 
 import pytest
 
-from primum.governance.approvals import Decision, Requirement, evaluate, ineligible
+from primum.governance.approvals import (
+    Decision,
+    Requirement,
+    evaluate,
+    ineligible,
+    may_break_glass,
+    may_review,
+)
 from primum.governance.identities import Role
 
 D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64
 SERVICES = ["scheduling-api"]
 
-# role -> (may approve a non-production release, may approve a production release)
+# role -> (approve or reject a non-production release, a production release, use break-glass,
+#          review someone else's break-glass use)
 MATRIX = {
-    Role.release_author: (False, False),
-    Role.service_owner_approver: (True, True),  # for a service their group owns
-    Role.cab: (True, True),
-    Role.release_manager: (True, True),
-    Role.platform_admin: (False, False),
-    Role.operator: (False, False),
-    Role.auditor: (False, False),
-    Role.break_glass: (False, False),
+    Role.release_author: (False, False, False, False),
+    Role.service_owner_approver: (True, True, False, False),  # for a service their group owns
+    Role.cab: (True, True, False, True),
+    Role.release_manager: (True, True, False, True),
+    Role.platform_admin: (False, False, False, False),
+    Role.operator: (False, False, False, False),
+    Role.auditor: (False, False, False, False),
+    Role.break_glass: (False, False, True, False),
 }
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_separation_of_duties_matrix_for_break_glass_and_reviews(role: Role) -> None:
+    _, _, glass, review = MATRIX[role]
+    assert (may_break_glass([role.value]) is None) is glass
+    assert (may_review("pat", [role.value], used_by="kim") is None) is review
+    assert may_review("kim", [role.value], used_by="kim") == "used break-glass and cannot review their own use"
 
 
 @pytest.mark.parametrize("role", list(Role))
 @pytest.mark.parametrize("production", [False, True])
 def test_separation_of_duties_matrix(role: Role, production: bool) -> None:
-    allowed = MATRIX[role][production]
+    allowed = MATRIX[role][int(production)]
     why = ineligible("pat", [role.value], SERVICES, author="alice", services=SERVICES, production=production)
     assert (why is None) is allowed, why
     status = evaluate([Decision("pat", "approve", "prod", D1, at=1.0, roles=(role.value,),
@@ -35,6 +51,12 @@ def test_separation_of_duties_matrix(role: Role, production: bool) -> None:
                       digest=D1, env="prod", author="alice", services=SERVICES,
                       requirement=Requirement(approvals=1, production=production), now=2.0)
     assert status.satisfied is allowed, status.reason
+    # a rejection by someone who may approve blocks; by anyone else it is ignored
+    blocked = evaluate([Decision("pat", "reject", "prod", D1, at=1.0, roles=(role.value,),
+                                 owned_services=tuple(SERVICES), comment="no")],
+                       digest=D1, env="prod", author="alice", services=SERVICES,
+                       requirement=Requirement(approvals=0, production=production), now=2.0)
+    assert (blocked.rejected_by == "pat") is allowed
 
 
 @pytest.mark.parametrize("role", list(Role))

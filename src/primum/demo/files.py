@@ -88,6 +88,34 @@ def demo_policy_params() -> str:
     return "# St Elsewhere General: the baseline parameters with demo timing (min analysis 4 s in prod).\n" + lowered
 
 
+DEMO_POLICY_TEST = """\
+# St Elsewhere's own policy tests (`primum policy test policy`): the demo timing, and that the
+# baseline's approval rules still hold. They use the baseline's test fixtures (fx_*).
+package primum.release
+
+import rego.v1
+
+test_demo_timing_lets_a_4_second_analysis_into_prod if {
+	svc := fx_service_with("clinical-critical", "phi", [], {"analysis_seconds": 4})
+	d := fx_decision(fx_input({"services": {"scheduling-api": svc}}))
+	d.requirements.min_analysis_seconds == 4
+	d.deny == set()
+}
+
+test_a_shorter_analysis_is_still_denied_in_prod if {
+	svc := fx_service_with("clinical-critical", "phi", [], {"analysis_seconds": 2})
+	d := fx_decision(fx_input({"services": {"scheduling-api": svc}}))
+	count(d.deny) == 1
+}
+
+test_high_impact_still_needs_two_approvals_one_from_cab_in_prod if {
+	d := fx_decision(fx_input({"services": {"scheduling-api": fx_service("clinical-critical", "phi", [])}}))
+	d.requirements.approvals == 2
+	d.requirements.cab_approvals == 1
+}
+"""
+
+
 def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None) -> dict:
     window = "3.5s" if fast else "4s"
     analysis = {"initial_delay": "0.5s", "min_samples": 15 if fast else 20}
@@ -230,6 +258,7 @@ def write_demo(root: Path, fast: bool = False) -> DemoFiles:
     (root / "identities.yaml").write_text(IDENTITIES)
     (root / "policy").mkdir(exist_ok=True)
     (root / "policy" / "params.rego").write_text(demo_policy_params())
+    (root / "policy" / "st_elsewhere_test.rego").write_text(DEMO_POLICY_TEST)
     return files
 
 

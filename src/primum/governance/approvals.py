@@ -121,3 +121,22 @@ def evaluate(decisions: Iterable[Decision], *, digest: str, env: str, author: st
         have += f", {len(cab)} from CAB"
     return ApprovalStatus(False, f"waiting for approval in {env}: needs {' and '.join(wants)}; {have}",
                           tuple(approvers), tuple(cab), None, tuple(ignored))
+
+
+REVIEWING_ROLES = frozenset({Role.cab.value, Role.release_manager.value})
+
+
+def may_break_glass(roles: Iterable[str]) -> str | None:
+    """Why these roles may not use break-glass, or None."""
+    if Role.break_glass.value in set(roles):
+        return None
+    return "does not hold the break-glass role; only the named emergency group may use it"
+
+
+def may_review(actor: str, roles: Iterable[str], used_by: str) -> str | None:
+    """Why ``actor`` may not complete the retrospective review of a break-glass use by ``used_by``, or None."""
+    if actor == used_by:
+        return "used break-glass and cannot review their own use"
+    if not set(roles) & REVIEWING_ROLES:
+        return "may not review break-glass uses: it takes the cab or release-manager role"
+    return None

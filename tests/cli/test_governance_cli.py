@@ -1,0 +1,93 @@
+"""The governance commands as a person uses them: policy eval/test, approve, reject, approvals,
+break-glass and reviews, on the example `primum init` writes (synthetic people)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .test_cli import Cli
+from .test_cli import cli as cli
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("gov")
+    result = Cli(home=base / "home", cwd=base)("init", base / "ex")
+    assert result.code == 0, result
+    return base / "ex"
+
+
+def test_policy_eval_shows_class_requirements_and_denials(cli: Cli, example: Path, tmp_path: Path) -> None:
+    ok = cli("policy", "eval", example / "releases" / "1-scheduling-2.0.0.yaml", "--estate", example / "estate.yaml")
+    assert ok.code == 0, ok
+    assert "prod: class high-impact allowed" in ok.flat_out
+    assert "requires: 2 approval(s) (1 from CAB), at least 4s of analysis" in ok.flat_out
+    assert "scheduling-api: data class phi; tier clinical-critical" in ok.flat_out
+    doc = yaml.safe_load((example / "releases" / "1-scheduling-2.0.0.yaml").read_text())
+    doc["ticket"] = ""
+    doc["services"]["scheduling-api"]["artifact"] = str(
+        (example / "releases" / doc["services"]["scheduling-api"]["artifact"]).resolve())
+    no_ticket = tmp_path / "no-ticket.yaml"
+    no_ticket.write_text(yaml.safe_dump(doc))
+    denied = cli("policy", "eval", no_ticket, "--estate", example / "estate.yaml", "--output", "json")
+    assert denied.code == 1, denied
+    decisions = json.loads(denied.out)
+    assert decisions["staging"]["allowed"] is True
+    assert decisions["prod"]["allowed"] is False
+    assert decisions["prod"]["deny"] == ["prod is a production environment: the release needs a change ticket "
+                                         "(release.ticket)"]
+    assert decisions["prod"]["log"]["bundle_revision"].startswith("sha256:")
+
+
+def test_policy_test_runs_the_rego_tests_and_a_broken_file_is_a_clear_error(cli: Cli, example: Path,
+                                                                            tmp_path: Path) -> None:
+    ok = cli("policy", "test", example / "policy")
+    assert ok.code == 0 and "3 passed, 0 failed" in ok.out, ok
+    base = cli("policy", "test")
+    assert base.code == 0 and " 0 failed" in base.out, base
+    broken = tmp_path / "policy"
+    shutil.copytree(example / "policy", broken)
+    (broken / "extra.rego").write_text("package primum.release\n\ndeny contains msg if {\n  msg := \n}\n")
+    bad = cli("policy", "test", broken)
+    assert bad.code == 2 and "policy error" in bad.err and "extra.rego" in bad.flat_err, bad
+
+
+def test_approve_reject_approvals_break_glass_and_reviews(cli: Cli, example: Path) -> None:
+    estate = example / "estate.yaml"
+    submitted = cli("release", "apply", example / "releases" / "1-scheduling-2.0.0.yaml", "--estate", estate,
+                    "--no-wait")
+    assert submitted.code == 0, submitted
+    rid = "rel-2026-11-sched-2.0.0"
+    stranger = cli("approve", rid, "--as", "test-user")  # who submitted it, and nobody the file knows
+    assert stranger.code == 2 and "not in the identities file" in stranger.flat_err, stranger
+    admin = cli("approve", rid, "--as", "pat-admin")
+    assert admin.code == 2 and "holds none of the approving roles" in admin.flat_err, admin
+    ok = cli("approve", rid, "--as", "lee-chen", "--comment", "tested in the demo")
+    assert ok.code == 0 and "lee-chen (release-manager) approved" in ok.flat_out and "for staging" in ok.out, ok
+    no_reason = cli("reject", rid, "--as", "cab-chair", "--comment", " ")
+    assert no_reason.code == 2 and "needs a reason" in no_reason.flat_err, no_reason
+    rejected = cli("reject", rid, "--as", "cab-chair", "--comment", "no rollback plan")
+    assert rejected.code == 0, rejected
+    waiting = cli.json("approvals")
+    [row] = waiting
+    assert row["release"] == rid and row["env"] == "staging" and row["blocked_by"] == "approvals"
+    assert row["reason"] == "rejected by cab-chair: no rollback plan"
+    assert [(a["actor"], a["decision"]) for a in row["approvals"]] == [("lee-chen", "approve"),
+                                                                       ("cab-chair", "reject")]
+    refused = cli("break-glass", rid, "--as", "lee-chen", "--justification", "the booking outage needs this now")
+    assert refused.code == 2 and "break-glass role" in refused.flat_err, refused
+    used = cli("break-glass", rid, "--as", "kim-oncall", "--justification", "the booking outage needs this now")
+    assert used.code == 0 and "break-glass #1 recorded" in used.out and "no webhook configured" in used.out, used
+    reviews = cli.json("reviews")
+    assert [(r["id"], r["state"], r["actor"]) for r in reviews] == [(1, "open", "kim-oncall")]
+    own = cli("review", "1", "--as", "kim-oncall", "--notes", "fine")
+    assert own.code == 2 and "cannot review their own use" in own.flat_err, own
+    done = cli("review", "1", "--as", "cab-chair", "--notes", "outage fix confirmed")
+    assert done.code == 0, done
+    assert cli.json("reviews")[0]["state"] == "done"
+    assert cli.json("approvals")[0]["blocked_by"] is None  # break-glass: approvals bypassed
