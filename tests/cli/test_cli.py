@@ -179,11 +179,11 @@ def digest_in(text: str) -> str:
 
 def test_help_lists_every_command_of_the_readme(cli: Cli) -> None:
     table = README.read_text().split("## Commands", 1)[1].split("**Exit codes:**", 1)[0]
-    documented = re.findall(r"^\| `primum ([a-z]+)", table, flags=re.MULTILINE)
+    documented = re.findall(r"^\| `primum ([a-z-]+)", table, flags=re.MULTILINE)
     assert {"init", "validate", "release", "controller", "history", "abort", "retry"} <= set(documented), documented
     result, release = cli.many(("--help",), ("release", "--help"))
     assert result.code == 0, result
-    listed = set(re.findall(r"^\W*([a-z]+)\s{2,}", result.out, flags=re.MULTILINE))
+    listed = set(re.findall(r"^\W*([a-z-]+)\s{2,}", result.out, flags=re.MULTILINE))
     missing = [c for c in documented if c not in listed]
     assert not missing, f"--help does not list {missing}:\n{result.out}"
     assert release.code == 0 and re.search(r"^\W*apply\s", release.out, flags=re.MULTILINE), release
