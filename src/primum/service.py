@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from primum.model.load import LoadedRelease, load_estate, load_release
 from primum.model.release import Release, canonical_digest
 from primum.model.rollout import TERMINAL, RolloutPhase, RolloutStatus
 from primum.model.runtime import VersionRef
+from primum.redaction import safe
 from primum.store.records import EventRecord, NewEvent, NewRollout, RolloutRecord
 from primum.store.repository import Store
 
@@ -54,12 +56,14 @@ class ReleaseService:
     # ---------------------------------------------------------------- submit
 
     def submit(self, release_file: str | Path, estate: Estate, until_env: str | None = None,
-               actor: str | None = None) -> Submitted:
+               actor: str | None = None, scan: Sequence[str | Path] = ()) -> Submitted:
+        """Submit a release. Its file (and ``scan``: the estate file, infrastructure files) is scanned for
+        committed secrets; findings go into the stored release, where the policy denies it."""
         loaded = load_release(release_file, estate)
-        return self.submit_loaded(loaded, estate, until_env, actor)
+        return self.submit_loaded(loaded, estate, until_env, actor, secrets=scan_for_secrets([release_file, *scan]))
 
     def submit_loaded(self, loaded: LoadedRelease, estate: Estate, until_env: str | None = None,
-                      actor: str | None = None) -> Submitted:
+                      actor: str | None = None, secrets: Sequence[dict[str, Any]] = ()) -> Submitted:
         now = self.clock()
         path = promotion_path(estate, until_env)
         status = plan(estate, loaded.release, loaded.digest, loaded.versions, path, now)
@@ -69,15 +73,15 @@ class ReleaseService:
             estate=estate.model_dump(mode="json", by_alias=True),
             release={"release": loaded.release.model_dump(mode="json", by_alias=True),
                      "versions": {k: v.model_dump(mode="json") for k, v in loaded.versions.items()},
-                     "environments": path, "file": loaded.file},
+                     "environments": path, "file": loaded.file, "secrets": list(secrets)},
             status=status.model_dump(mode="json"),
         )
         record, created = self.store.create_rollout(new, now)
         if created:
-            self.store.add_events(record.id, [NewEvent(
+            self.store.add_events(record.id, safe([NewEvent(
                 kind="submitted", message=f"release {record.id} ({record.digest[:19]}) submitted by "
                 f"{actor or current_user()} for {' -> '.join(path)}",
-                data={"actor": actor or current_user(), "digest": record.digest})], now)
+                data={"actor": actor or current_user(), "digest": record.digest})]), now)
         return Submitted(record, created)
 
     # -------------------------------------------------------------- commands
@@ -116,8 +120,9 @@ class ReleaseService:
         now = self.clock()
         status = plan(estate, release, record.digest, versions, record.release["environments"], now)
         who = actor or current_user()
+        [event] = safe([NewEvent(kind="retried", message=f"retried by {who}", data={"actor": who})])
         return self.store.reset(rollout_id, status=status.model_dump(mode="json"), phase="pending", now=now,
-                                event=NewEvent(kind="retried", message=f"retried by {who}", data={"actor": who}))
+                                event=event)
 
     # --------------------------------------------------------------- queries
 
@@ -169,6 +174,14 @@ def summary(record: RolloutRecord) -> dict[str, Any]:
         "created_at": record.created_at,
         "finished_at": status.finished_at,
     }
+
+
+def scan_for_secrets(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Committed secrets in these files: file, line and type only (never the value or a hash of it)."""
+    from primum.evidence.scan import scan_paths
+
+    report = scan_paths([p for p in paths if Path(p).is_file()])
+    return list(report.as_policy_input()["secrets"])
 
 
 def resolve_estate(explicit: str | None, home: Path) -> tuple[Estate, str]:

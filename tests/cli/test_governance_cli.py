@@ -91,3 +91,20 @@ def test_approve_reject_approvals_break_glass_and_reviews(cli: Cli, example: Pat
     assert done.code == 0, done
     assert cli.json("reviews")[0]["state"] == "done"
     assert cli.json("approvals")[0]["blocked_by"] is None  # break-glass: approvals bypassed
+
+
+def test_a_secret_committed_in_the_release_file_is_denied(cli: Cli, example: Path, tmp_path: Path) -> None:
+    text = (example / "releases" / "1-scheduling-2.0.0.yaml").read_text()
+    artifact = yaml.safe_load(text)["services"]["scheduling-api"]["artifact"]
+    text = text.replace(artifact, str((example / "releases" / artifact).resolve()))
+    leaked = tmp_path / "leaked.yaml"
+    # AWS's documented example key: a synthetic secret, pasted into the description
+    doc = yaml.safe_load(text)
+    doc["description"] = "deploy with key AKIAIOSFODNN7EXAMPLE"
+    leaked.write_text(yaml.safe_dump(doc))
+    denied = cli("policy", "eval", leaked, "--estate", example / "estate.yaml", "--output", "json")
+    assert denied.code == 1, denied
+    decisions = json.loads(denied.out)
+    for env in ("staging", "prod"):
+        [msg] = [m for m in decisions[env]["deny"] if "committed" in m]
+        assert "leaked.yaml line" in msg and "AKIA" not in msg

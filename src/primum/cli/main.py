@@ -290,9 +290,9 @@ def release_apply(
     from primum.service import resolve_estate
 
     home = _home()
-    est, _ = resolve_estate(estate, home)
+    est, estate_path = resolve_estate(estate, home)
     service = _service()
-    submitted = service.submit(file, est, env)
+    submitted = service.submit(file, est, env, scan=[estate_path])
     record = submitted.record
     verb = "submitted" if submitted.created else "already submitted (same digest)"
     console.print(f"release [bold]{record.id}[/] {record.digest} {verb}")
@@ -517,12 +517,13 @@ def policy_eval(
     """Show a release's change class, requirements, denials and warnings per environment."""
     from primum.governance.policy.tools import evaluate
     from primum.model.load import load_release
-    from primum.service import resolve_estate
+    from primum.service import resolve_estate, scan_for_secrets
 
-    est, _ = resolve_estate(estate, _home())
+    est, estate_path = resolve_estate(estate, _home())
     loaded = load_release(release, est)
     decisions = evaluate(est, loaded.release, loaded.digest, env, emergency=emergency, now=time.time(),
-                         policy_dir=policy or est.governance.policy_dir)
+                         policy_dir=policy or est.governance.policy_dir,
+                         secrets=scan_for_secrets([release, estate_path]))
     if output is Output.json:
         print_json({name: d.model_dump(mode="json") for name, d in decisions.items()})
     else:

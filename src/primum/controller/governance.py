@@ -25,6 +25,7 @@ from primum.governance.windows import may_continue, may_start
 from primum.model.estate import EnvironmentClass, Estate
 from primum.model.release import Release
 from primum.model.rollout import Gate, RolloutStatus
+from primum.redaction import safe
 from primum.store.records import NewEvent, RolloutRecord
 from primum.store.repository import Store
 
@@ -57,7 +58,7 @@ class Governance:
         try:
             release = Release.model_validate(record.release["release"])
             document = policy_input(estate, release, record.digest, env, emergency=emergency, now=now,
-                                    checks=self.checks(record, env))
+                                    checks=self.checks(record, env), secrets=record.release.get("secrets", []))
             return self.bundle(estate).decide(document, now=now)
         except PolicyError as exc:
             return f"the policy could not be loaded: {exc}"
@@ -111,9 +112,9 @@ class Governance:
             return
         self._logged[(record.id, env)] = fingerprint
         verdict = "allows" if decision.allowed else "denies"
-        self.store.add_events(record.id, [NewEvent(
+        self.store.add_events(record.id, safe([NewEvent(
             kind="policy_decision", env=env,
             message=f"policy {verdict} {record.id} in {env}: class {decision.change_class}"
                     + (f"; denied: {'; '.join(decision.deny)}" if decision.deny else "")
                     + (f"; warnings: {'; '.join(decision.warn)}" if decision.warn else ""),
-            data={"decision": decision.model_dump(mode="json")})], now)
+            data={"decision": decision.model_dump(mode="json")})]), now)

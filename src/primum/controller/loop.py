@@ -26,6 +26,7 @@ from primum.model.estate import Estate
 from primum.model.load import runtime_spec
 from primum.model.rollout import TERMINAL, Command, Event, Gate, Probe, RolloutStatus
 from primum.model.runtime import ServiceRuntimeSpec
+from primum.redaction import safe
 from primum.store.records import Lease, NewEvent
 from primum.store.repository import Store
 from primum.targets.base import StaleFenceError, Target, TargetError
@@ -171,8 +172,8 @@ class Controller:
                                                gates=gates))
         new_status = decision.status
         interval = FAR_FUTURE_S if decision.next_due_in is None else decision.next_due_in
-        events = [NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service, data=e.data)
-                  for e in decision.events]
+        events = safe([NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service, data=e.data)
+                       for e in decision.events])
         held = self.store.persist(lease, status=new_status.model_dump(mode="json"), phase=new_status.phase.value,
                                   next_due_at=now + interval, now=now, ttl=self.lease_ttl, events=events,
                                   consumed_commands=decision.consumed)
@@ -224,6 +225,6 @@ class Controller:
                 message = str(exc)
                 if self._last_action_error.get(key) != message:
                     self._last_action_error[key] = message
-                    self.store.add_events(lease.rollout.id, [NewEvent(
+                    self.store.add_events(lease.rollout.id, safe([NewEvent(
                         kind="action_failed", message=f"{action.kind} failed: {message}", env=action.env,
-                        service=action.service)], self.clock())
+                        service=action.service)]), self.clock())

@@ -8,7 +8,7 @@ The shape is the contract between primum and every policy; see docs/POLICY.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from primum.model.estate import (
@@ -74,6 +74,7 @@ def policy_input(
     emergency: bool = False,
     now: float,
     checks: Mapping[str, Any] | None = None,
+    secrets: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The input document for deciding ``release`` (``digest``) in environment ``env``.
 
@@ -116,6 +117,9 @@ def policy_input(
         "estate": {"name": estate.name},
         "services": services,
         "checks": _checks(checks),
+        # committed secrets found in the release's own files: {file, line, type}, never the value
+        "secrets": [{"file": str(s.get("file", "")), "line": int(s.get("line", 0)), "type": str(s.get("type", ""))}
+                    for s in secrets],
         "emergency": bool(emergency),
         "now_ns": round(now * 1_000_000) * 1000,  # microsecond precision, exact in a float
     }

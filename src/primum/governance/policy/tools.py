@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ def evaluate(
     emergency: bool = False,
     now: float,
     checks: Mapping[str, Any] | None = None,
+    secrets: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, PolicyDecision]:
     """Decide ``release`` in ``env`` (default: every environment, in promotion order).
 
@@ -36,7 +37,7 @@ def evaluate(
     envs = [estate.environment(env).name] if env is not None else estate.environment_names()
     return {
         name: policy.decide(policy_input(estate, release, digest, name, emergency=emergency, now=now,
-                                         checks=checks), now=now)
+                                         checks=checks, secrets=secrets), now=now)
         for name in envs
     }
 

@@ -122,3 +122,14 @@ violation contains v if {
 		"details": {"service": name, "environment": env_name, "seconds": svc.analysis_seconds, "minimum": minimum},
 	}
 }
+
+# A secret committed in the release's own files (found by primum's scanner when the release was
+# submitted): the release is denied in every environment. Remove the secret and rotate it.
+violation contains v if {
+	some secret in input.secrets
+	v := {
+		"msg": sprintf("a %s is committed in %s line %v: remove it from the file and rotate it", [secret.type, secret.file, secret.line]),
+		"rule": "committed-secret",
+		"details": {"file": secret.file, "line": secret.line, "type": secret.type},
+	}
+}

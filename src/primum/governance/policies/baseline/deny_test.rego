@@ -112,3 +112,16 @@ test_every_violation_is_a_deny if {
 	count(d.violation) == 2
 	d.deny == {v.msg | some v in d.violation}
 }
+
+test_a_committed_secret_denies_in_every_environment if {
+	secret := {"file": "releases/rel.yaml", "line": 3, "type": "AWS Access Key"}
+	every env in ["ephemeral", "nonprod", "prod"] {
+		d := fx_decision(fx_input({"environment": fx_envs[env], "secrets": [secret]}))
+		"committed-secret" in fx_rules(d)
+	}
+}
+
+test_no_secrets_no_denial if {
+	d := fx_decision(fx_input({"secrets": []}))
+	not "committed-secret" in fx_rules(d)
+}

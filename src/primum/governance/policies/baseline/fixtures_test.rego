@@ -45,6 +45,7 @@ fx_base := {
 	"estate": {"name": "test-estate"},
 	"services": {"svc": fx_service("internal", "none", [])},
 	"checks": {"previous_environment_passed": true, "required": ["unit-tests"], "green": ["unit-tests"]},
+	"secrets": [],
 	"emergency": false,
 	"now_ns": 1798761600000000000,
 }
@@ -78,6 +79,7 @@ fx_decision(inp) := d if {
 		with input.estate as inp.estate
 		with input.services as inp.services
 		with input.checks as inp.checks
+		with input.secrets as inp.secrets
 		with input.emergency as inp.emergency
 		with input.now_ns as inp.now_ns
 }
