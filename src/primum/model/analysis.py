@@ -156,6 +156,9 @@ class EffectSize(Strict):
     critical_increase: float | None = Field(default=None, gt=0)
     allowed_decrease: float = Field(default=1.0, gt=0)
     critical_decrease: float | None = Field(default=None, gt=0)
+    # primum mode: the smallest absolute shift (Hodges-Lehmann estimate, in the metric's unit) that
+    # matters. A significant shift smaller than this is practically harmless (e.g. +3 ms on 7 ms).
+    min_shift: float = Field(default=0.0, ge=0)
 
 
 class TailCheck(Strict):
@@ -214,7 +217,7 @@ def default_metrics() -> list[MetricSpec]:
     return [
         MetricSpec(name="error-rate", kind=MetricKind.errors, group="errors", critical=True),
         MetricSpec(name="latency", kind=MetricKind.latency, group="latency",
-                   effect=EffectSize(allowed_increase=1.2, critical_increase=2.0), tail=TailCheck()),
+                   effect=EffectSize(allowed_increase=1.2, critical_increase=2.0, min_shift=0.01), tail=TailCheck()),
     ]
 
 

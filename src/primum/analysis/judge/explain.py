@@ -104,6 +104,9 @@ def shift_reason(s: Subject, test: ShiftTest, limit: Limits, medians: tuple[floa
         allowed = limit.allowed_increase if sh.low > 0 else limit.allowed_decrease
         return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}) but {effect} is within "
                 f"the allowed {allowed:g}; {mw}")
+    if test.why is Why.small:
+        return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}), {effect}, but smaller "
+                f"than the {s.value(s.metric.effect.min_shift)} that matters (min_shift); {mw}")
     if test.why is Why.harmless:
         return (f"{s.name} holds: {where}, a shift of {s.signed(sh.estimate)} ({ci}) in the direction that does "
                 f"not matter (only an {s.metric.direction.value} does); {mw}")

@@ -21,7 +21,8 @@ SHIFT_CHECK = "mann-whitney"
 def shift_test(ctx: Context, subject: Subject, baseline: Cleaned, canary: Cleaned) -> ShiftTest:
     m = subject.metric
     return compare(canary.values, baseline.values, direction=m.direction, limit=limits(m.effect),
-                   tolerance=ctx.settings.tolerance, confidence=ctx.settings.confidence)
+                   tolerance=ctx.settings.tolerance, confidence=ctx.settings.confidence,
+                   min_shift=m.effect.min_shift if ctx.mode is JudgeMode.primum else 0.0)
 
 
 def shift_row(ctx: Context, subject: Subject, test: ShiftTest, baseline: Cleaned, canary: Cleaned,

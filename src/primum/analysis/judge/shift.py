@@ -33,6 +33,7 @@ class Why(StrEnum):
     constant = "constant"  # one value on both sides (Kayenta's early Pass)
     within = "within"  # the interval reaches into the tolerance band
     effect = "effect"  # a clear shift, but the effect is within the allowed one
+    small = "small"  # a clear shift, but smaller than the metric's min_shift (primum mode)
     harmless = "harmless"  # a clear shift in a direction the metric does not mind
     high = "high"
     low = "low"
@@ -75,8 +76,9 @@ class ShiftTest:
 
 
 def compare(canary: FloatArray, baseline: FloatArray, *, direction: Direction, limit: Limits,
-            tolerance: float, confidence: float) -> ShiftTest:
-    """Compare two sorted, non-empty samples."""
+            tolerance: float, confidence: float, min_shift: float = 0.0) -> ShiftTest:
+    """Compare two sorted, non-empty samples. ``min_shift`` (primum mode): a High or Low whose
+    shift estimate is smaller in size than this is a Pass (statistically clear, practically harmless)."""
     mw = mann_whitney(canary, baseline)
     shift = hodges_lehmann(canary, baseline, confidence)
     ratio = mean_ratio(canary, baseline)
@@ -99,12 +101,16 @@ def compare(canary: FloatArray, baseline: FloatArray, *, direction: Direction, l
         if not up:
             return result(Classification.passed, Why.harmless)
         if unknown or effect >= limit.allowed_increase:
+            if abs(shift.estimate) < min_shift:
+                return result(Classification.passed, Why.small)
             return result(Classification.high, Why.high)
         return result(Classification.passed, Why.effect)
     if shift.high < -bound:
         if not down:
             return result(Classification.passed, Why.harmless)
         if unknown or effect <= limit.allowed_decrease:
+            if abs(shift.estimate) < min_shift:
+                return result(Classification.passed, Why.small)
             return result(Classification.low, Why.low)
         return result(Classification.passed, Why.effect)
     return result(Classification.passed, Why.within)
