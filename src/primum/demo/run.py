@@ -192,6 +192,6 @@ def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftover
         behaved = False
     verdict = "[green]primum behaved correctly[/]" if behaved else "[red]primum did NOT behave as expected[/]"
     console.print(f"{verdict} in {elapsed:.0f}s; no process left behind: {'yes' if not leftovers else 'NO'}")
-    console.print(f"try it yourself: primum init my-estate  (writes these files: {files.estate.name}, releases/, "
-                  "artifacts/)")
+    console.print(f"try it yourself: primum init my-estate  (writes {files.estate.name}, identities.yaml, policy/, "
+                  "releases/, artifacts/)")
     return behaved
