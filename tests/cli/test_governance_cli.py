@@ -108,3 +108,15 @@ def test_a_secret_committed_in_the_release_file_is_denied(cli: Cli, example: Pat
     for env in ("staging", "prod"):
         [msg] = [m for m in decisions[env]["deny"] if "committed" in m]
         assert "leaked.yaml line" in msg and "AKIA" not in msg
+
+
+def test_keys_init_rotate_list(cli: Cli) -> None:
+    first = cli("keys", "init")
+    assert first.code == 0 and "current (signs)" in first.out, first
+    again = cli("keys", "init")
+    assert again.code == 2 and "a signing key already exists" in again.flat_err, again
+    rotated = cli("keys", "rotate")
+    assert rotated.code == 0 and rotated.out.count("retired (verifies old evidence only)") == 1, rotated
+    listed = cli("keys", "list")
+    assert listed.code == 0 and listed.out.count("current (signs)") == 1 and "retired" in listed.out, listed
+    assert oct((cli.home / "keys" / "signing.pem").stat().st_mode & 0o777) == "0o600"

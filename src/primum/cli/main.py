@@ -37,6 +37,8 @@ analysis_app = typer.Typer(no_args_is_help=True, help="Show the analysis behind 
 app.add_typer(analysis_app, name="analysis")
 policy_app = typer.Typer(no_args_is_help=True, help="Evaluate and test release policy (Rego).")
 app.add_typer(policy_app, name="policy")
+keys_app = typer.Typer(no_args_is_help=True, help="Evidence signing keys (Ed25519) in $PRIMUM_HOME/keys.")
+app.add_typer(keys_app, name="keys")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -569,6 +571,51 @@ def policy_test(
     failed = sum(1 for r in results if not r.passed)
     console.print(f"{len(results) - failed} passed, {failed} failed (bundle {summary.bundle_revision[:19]})")
     raise typer.Exit(EXIT_OK if failed == 0 and results else EXIT_RELEASE_FAILED)
+
+
+def _print_keyring(keyring: Any, directory: Path) -> None:
+    current = keyring.current.keyid if keyring.can_sign else None
+    console.print(f"keys in {directory}")
+    for keyid in keyring.keyids():
+        state = "current (signs)" if keyid == current else "retired (verifies old evidence only)"
+        console.print(f"  {keyid}  {state}")
+
+
+@keys_app.command("init")
+@handled
+def keys_init() -> None:
+    """Generate the first signing key (private key 0600; public keys kept for verification)."""
+    from primum.evidence.keys import init_keyring, keys_dir
+
+    _home()
+    directory = keys_dir()
+    _print_keyring(init_keyring(directory), directory)
+
+
+@keys_app.command("rotate")
+@handled
+def keys_rotate() -> None:
+    """Replace the signing key; the old public key stays so old evidence still verifies."""
+    from primum.evidence.keys import keys_dir, rotate_keyring
+
+    directory = keys_dir()
+    _print_keyring(rotate_keyring(directory), directory)
+
+
+@keys_app.command("list")
+@handled
+def keys_list() -> None:
+    """List the key ids: the current signing key and the retired ones."""
+    from primum.evidence.keys import keys_dir, load_public_keyring
+
+    directory = keys_dir()
+    keyring = load_public_keyring(directory)
+    signing = directory / "signing.pem"
+    if signing.is_file():
+        from primum.evidence.keys import load_keyring
+
+        keyring = load_keyring(directory)
+    _print_keyring(keyring, directory)
 
 
 @analysis_app.command("list")

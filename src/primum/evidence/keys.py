@@ -163,7 +163,7 @@ def init_keyring(directory: Path) -> Keyring:
     """Generate the first signing key in an empty key directory."""
     if (directory / SIGNING_KEY_FILE).exists():
         raise KeyFileError(directory / SIGNING_KEY_FILE, "a signing key already exists",
-                           "keep it, or rotate it (keys.rotate_keyring) so old evidence still verifies")
+                           "keep it, or rotate it (`primum keys rotate`) so old evidence still verifies")
     keyring = Keyring.generate()
     save_keyring(keyring, directory)
     return keyring
@@ -214,7 +214,7 @@ def load_public_keyring(directory: Path) -> Keyring:
 
 def _load_private_key(path: Path) -> Ed25519PrivateKey:
     if not path.is_file():
-        raise KeyFileError(path, "no signing key", "generate one (keys.init_keyring) or restore signing.pem")
+        raise KeyFileError(path, "no signing key", "generate one (`primum keys init`) or restore signing.pem")
     if os.name == "posix":
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
@@ -227,7 +227,7 @@ def _load_private_key(path: Path) -> Ed25519PrivateKey:
                            "restore signing.pem from backup, or rotate to a new key") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(path, f"a {type(key).__name__}, not an Ed25519 private key",
-                           "evidence is signed with Ed25519 only: generate a key with keys.init_keyring")
+                           "evidence is signed with Ed25519 only: generate a key with `primum keys init`")
     return key
 
 
