@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
+
+from tests.local import Backend, Processes, processes_fixture
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -57,3 +61,29 @@ def postgres_url(postgres_server: URL) -> Iterator[str]:
             conn.execute(text("SET LOCAL lock_timeout = '20s'"))
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+# ------------------------------------------------------- router test fixtures (tests/local, providers)
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    """Child processes (routers, services) of one test; all gone afterwards."""
+    yield from processes_fixture(tmp_path)
+
+
+@pytest.fixture
+def backends() -> Iterator[tuple[Backend, Backend]]:
+    """Two tiny in-process HTTP backends, A and B."""
+    a, b = Backend("A"), Backend("B")
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=15, trust_env=False) as c:
+        yield c

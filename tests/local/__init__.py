@@ -235,3 +235,4 @@ def request_counts(text: str) -> dict[tuple[str, str, str], int]:
         d = dict(labels)
         counts[(d["version"], d["status"], d["tenant"])] = int(value)
     return counts
+

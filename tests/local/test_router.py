@@ -14,8 +14,6 @@ import itertools
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +21,7 @@ import pytest
 
 from primum.targets.local.router import ConfigError, RouteConfig
 
-from . import Backend, Processes, free_port, parse_metrics, processes_fixture, request_counts
+from . import Backend, Processes, free_port, parse_metrics, request_counts
 
 KEY_A = "aaaaaaaaaaa1"
 KEY_B = "bbbbbbbbbbb2"
@@ -31,27 +29,6 @@ TENANTS = ["clinic-north", "clinic-south", "st-elsewhere-ed"]
 
 
 # ------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    yield from processes_fixture(tmp_path)
-
-
-@pytest.fixture
-def backends() -> Iterator[tuple[Backend, Backend]]:
-    a, b = Backend("A"), Backend("B")
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=15, trust_env=False) as c:
-        yield c
 
 
 _fences = itertools.count(1)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,34 +18,13 @@ import pytest
 from primum.targets.base import TargetError
 from primum.targets.local.router_client import RouterClient, RouterSamples, parse_samples
 
-from . import Backend, Processes, processes_fixture, request_counts
+from . import Backend, Processes, request_counts
 
 KEY_A = "aaaaaaaaaaa1"
 KEY_B = "bbbbbbbbbbb2"
 TENANTS = ["clinic-north", "clinic-south"]
 
 _fence = iter(range(1, 10_000))
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    yield from processes_fixture(tmp_path)
-
-
-@pytest.fixture
-def backends() -> Iterator[tuple[Backend, Backend]]:
-    a, b = Backend("A"), Backend("B")
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=15, trust_env=False) as c:
-        yield c
 
 
 def push(client: httpx.Client, url: str, a: Backend, b: Backend, weights: tuple[int, int]) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +15,7 @@ from primum.analysis.providers.base import ProviderError
 from primum.analysis.providers.builtin import BuiltinProvider
 from primum.model.analysis import MetricKind, MetricSpec
 from primum.targets.local.router_client import RouterClient, RouterSamples
-from tests.local import Backend, Processes, processes_fixture
+from tests.local import Backend, Processes
 
 from . import free_port, scope
 
@@ -28,21 +26,6 @@ KEY_B = "bbbbbbbbbbb2"
 TENANTS = ["clinic-north", "clinic-south", "st-elsewhere-ed"]
 LATENCY = MetricSpec(name="latency", kind=MetricKind.latency)
 ERRORS = MetricSpec(name="error-rate", kind=MetricKind.errors)
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    yield from processes_fixture(tmp_path)
-
-
-@pytest.fixture
-def backends() -> Iterator[tuple[Backend, Backend]]:
-    a, b = Backend("A"), Backend("B")
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
 
 
 def push(url: str, a: Backend, b: Backend, weights: tuple[int, int] = (50, 50)) -> None:
