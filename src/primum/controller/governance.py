@@ -75,7 +75,9 @@ class Governance:
         previous = [i for i in status.items if i.env == envs[index - 1]]
         return {"previous_environment_passed": all(i.phase.value in ("succeeded", "skipped") for i in previous)}
 
-    def gate(self, estate: Estate, record: RolloutRecord, env: str, *, starting: bool, now: float) -> Gate:
+    def gate(self, estate: Estate, record: RolloutRecord, env: str, *, starting: bool, now: float,
+             log: bool = True) -> Gate:
+        """``log``: record the policy decision (the controller does; a read-only listing does not)."""
         environment = estate.environment(env)
         env_class = environment.class_
         by = self.emergency(record)
@@ -87,7 +89,8 @@ class Governance:
         decision = self.decide(estate, record, env, emergency=by is not None, now=now)
         if isinstance(decision, str):
             return Gate(allowed=False, reason=decision, blocked_by="policy")
-        self.log_decision(record, env, decision, now)
+        if log:
+            self.log_decision(record, env, decision, now)
         window = may_start(environment.windows, env_class, now)
         approval = None
         if decision.allowed and decision.requirements is not None:

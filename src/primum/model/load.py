@@ -173,30 +173,23 @@ def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
                 problems.append(doc.problem((*base, "depends_on", i), f"unknown service '{dep}'",
                                             f"use one of: {', '.join(sorted(estate.services))}"))
         if isinstance(svc.target, LocalTargetSettings):
-            for env, port in svc.target.ports.items():
-                loc = (*base, "target", "ports", env)
-                if env not in envs:
-                    problems.append(doc.problem(loc, f"unknown environment '{env}'",
-                                                f"use one of: {', '.join(estate.environment_names())}"))
-                if port in ports:
-                    problems.append(doc.problem(loc, f"port {port} is already used by {ports[port]}",
-                                                "give every router its own port"))
-                ports[port] = f"{name}/{env}"
+            # router ports and MLLP listener ports share one namespace: no two may collide
+            for field, what, suffix in (("ports", "router", ""), ("mllp_ports", "listener", " (MLLP)")):
+                for env, port in getattr(svc.target, field).items():
+                    loc = (*base, "target", field, env)
+                    if env not in envs:
+                        problems.append(doc.problem(loc, f"unknown environment '{env}'",
+                                                    f"use one of: {', '.join(estate.environment_names())}"))
+                    if port in ports:
+                        problems.append(doc.problem(loc, f"port {port} is already used by {ports[port]}",
+                                                    f"give every {what} its own port"))
+                    ports[port] = f"{name}/{env}{suffix}"
             tokens = [*svc.target.command, *svc.target.env.values()]
             if not any("{artifact}" in tok or "{unpacked}" in tok for tok in tokens):
                 problems.append(doc.problem((*base, "target", "command"),
                                             "neither the command nor its env mentions {artifact} or {unpacked}",
                                             "include {artifact} (or {unpacked} for an archive) so the pinned "
                                             "artifact is what runs"))
-            for env, port in svc.target.mllp_ports.items():
-                loc = (*base, "target", "mllp_ports", env)
-                if env not in envs:
-                    problems.append(doc.problem(loc, f"unknown environment '{env}'",
-                                                f"use one of: {', '.join(estate.environment_names())}"))
-                if port in ports:
-                    problems.append(doc.problem(loc, f"port {port} is already used by {ports[port]}",
-                                                "give every listener its own port"))
-                ports[port] = f"{name}/{env} (MLLP)"
             if any("{mllp_port}" in tok for tok in svc.target.command):
                 missing = sorted(envs - set(svc.target.mllp_ports))
                 if missing:
