@@ -163,7 +163,8 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
                 "strategy": {"type": "blue_green", "preview_analysis": window, "post_analysis": window,
                              "scale_down_delay": "2s"},
                 "analysis": dict(analysis),
-                "traffic": {"rate": 20, "paths": ["/", "/appointments"], "preview_share": 0.4},
+                # enough preview traffic that the pre-switch analysis has its minimum samples with margin
+                "traffic": {"rate": 30, "paths": ["/", "/appointments"], "preview_share": 0.5},
             },
             "hl7-interface": {
                 "template": "hl7-interface", "owner": "team-integration", "depends_on": ["fhir-gateway"],
