@@ -17,6 +17,13 @@ from tests.local import Backend, Processes, processes_fixture
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
+# Stores that are not SQLite files (PostgreSQL) keep their evidence keys under $PRIMUM_HOME/keys:
+# never the checkout's own .primum. Tests that need their own home set PRIMUM_HOME themselves.
+if "PRIMUM_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["PRIMUM_HOME"] = tempfile.mkdtemp(prefix="primum-test-home-")
+
 
 def _postgres_base_url() -> URL:
     url = make_url(os.environ.get("PRIMUM_TEST_POSTGRES_URL") or DEFAULT_TEST_POSTGRES_URL)

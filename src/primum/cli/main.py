@@ -39,6 +39,9 @@ policy_app = typer.Typer(no_args_is_help=True, help="Evaluate and test release p
 app.add_typer(policy_app, name="policy")
 keys_app = typer.Typer(no_args_is_help=True, help="Evidence signing keys (Ed25519) in $PRIMUM_HOME/keys.")
 app.add_typer(keys_app, name="keys")
+evidence_app = typer.Typer(no_args_is_help=True, help="Signed evidence: CI ingest, the transparency log, audit "
+                           "bundles, legal holds and retention.")
+app.add_typer(evidence_app, name="evidence")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -602,6 +605,29 @@ def keys_rotate() -> None:
     _print_keyring(rotate_keyring(directory), directory)
 
 
+@keys_app.command("export")
+@handled
+def keys_export(
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")] = None,
+    all_keys: Annotated[bool, typer.Option("--all", help="every public key, retired ones too")] = False,
+) -> None:
+    """The public key(s) an auditor needs for `primum evidence verify FILE --key PUB.pem` (PEM)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from primum.evidence.keys import keys_dir, load_keyring, load_public_keyring
+
+    directory = keys_dir()
+    keyring = load_keyring(directory) if (directory / "signing.pem").is_file() else load_public_keyring(directory)
+    chosen = keyring.public_keys().values() if all_keys or not keyring.can_sign else [keyring.current.public_key]
+    pem = b"".join(k.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                   for k in chosen)
+    if out is None:
+        sys.stdout.write(pem.decode())
+    else:
+        out.write_bytes(pem)
+        err_console.print(f"wrote {out}", highlight=False)
+
+
 @keys_app.command("list")
 @handled
 def keys_list() -> None:
@@ -616,6 +642,189 @@ def keys_list() -> None:
 
         keyring = load_keyring(directory)
     _print_keyring(keyring, directory)
+
+
+def _evidence():
+    from primum.evidence_service import EvidenceService
+
+    return EvidenceService(_store())
+
+
+def _public_keys(paths: list[Path]) -> list[Any]:
+    """Ed25519 public keys from PEM files (or key directories holding <keyid>.pem files)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    keys: list[Any] = []
+    for path in paths:
+        files = sorted(path.glob("*.pem")) if path.is_dir() else [path]
+        if not files:
+            raise InputError.single(str(path), "no .pem public keys in this directory",
+                                    "pass the public key file given with the bundle, e.g. --key primum-evidence.pem")
+        for file in files:
+            try:
+                text = file.read_bytes()
+                marker = b"-----BEGIN PUBLIC KEY-----"
+                blocks = [marker + b for b in text.split(marker)[1:]] or [text]  # a file may hold several
+                loaded = [load_pem_public_key(block) for block in blocks]
+            except (OSError, ValueError) as exc:
+                raise InputError.single(str(file), f"not a readable PEM public key ({exc})",
+                                        "pass the evidence log's Ed25519 public key (PEM)") from None
+            for key in loaded:
+                if not isinstance(key, Ed25519PublicKey):
+                    raise InputError.single(str(file), "not an Ed25519 public key",
+                                            "pass the evidence log's Ed25519 public key")
+                keys.append(key)
+    return keys
+
+
+@evidence_app.command("add")
+@handled
+def evidence_add(
+    artifact: Annotated[str, typer.Argument(metavar="ARTIFACT", help="sha256:<hex> or NAME@sha256:<hex>")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="SLSA provenance, JUnit XML, SARIF, Trivy/Grype "
+                                         "JSON or a CycloneDX SBOM")],
+    fmt: Annotated[str | None, typer.Option("--format", help="slsa|junit|sarif|trivy|grype|cyclonedx "
+                                            "(default: detected)")] = None,
+    trust_key: Annotated[list[Path] | None, typer.Option("--trust-key", help="a builder's public key (PEM) to "
+                                                         "verify signed provenance with")] = None,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    """Attach CI evidence to an artifact digest, signed into the log (policy can then require it)."""
+    added = _evidence().add(artifact, file, fmt=fmt, trusted_keys=_public_keys(trust_key) if trust_key else None)
+    if output is Output.json:
+        print_json({"index": added.index, "kind": added.kind, "artifact": added.artifact, "summary": added.summary})
+        return
+    console.print(f"recorded {added.kind} evidence for {added.artifact[:19]}… as log entry {added.index}: "
+                  + ", ".join(f"{k} {v}" for k, v in added.summary.items()), highlight=False)
+
+
+@evidence_app.command("verify")
+@handled
+def evidence_verify(
+    bundle: Annotated[Path | None, typer.Argument(metavar="[FILE.tar.gz]", help="an audit bundle; without "
+                                                  "it, the whole local log is verified")] = None,
+    key: Annotated[list[Path] | None, typer.Option("--key", help="public key PEM (or a directory of them); "
+                                                   "repeat for rotated keys")] = None,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    """Verify an audit bundle with only a public key, or the whole log; names the first bad entry (exit 1)."""
+    if bundle is not None:
+        from primum.evidence.bundle import verify_bundle
+
+        if not key:
+            raise InputError.single(str(bundle), "verifying a bundle needs the public key you trust",
+                                    "pass --key PUB.pem (obtained from the log operator, not from the bundle)")
+        if not bundle.is_file():
+            raise InputError.single(str(bundle), "bundle file not found", "pass the .tar.gz written by "
+                                    "`primum evidence export`")
+        result = verify_bundle(bundle, _public_keys(key))
+        if output is Output.json:
+            print_json({"ok": result.ok, "problems": result.problems, "release": result.release_id,
+                        "digest": result.release_digest, "entries": result.entries, "purged": result.purged,
+                        "tree_size": result.tree_size, "root_hash": result.root_hash.hex()
+                        if isinstance(result.root_hash, bytes) else result.root_hash})
+        elif result.ok:
+            console.print(f"[green]verified[/] {bundle}: release {result.release_id} ({result.release_digest[:19]}…),"
+                          f" {result.entries} signed statements ({result.purged} purged) included in the log at "
+                          f"tree size {result.tree_size}", highlight=False)
+        else:
+            err_console.print(f"[red]NOT verified[/] {bundle}: {escape(result.problems[0])}", highlight=False)
+            for problem in result.problems[1:5]:
+                err_console.print(f"  also: {escape(problem)}", highlight=False)
+        raise typer.Exit(EXIT_OK if result.ok else EXIT_RELEASE_FAILED)
+    store = _store()
+    keyring = None
+    if key:
+        from primum.evidence.keys import Keyring
+
+        keyring = Keyring(None, _public_keys(key))
+    report = store.verify_evidence(keyring)
+    if output is Output.json:
+        print_json({"ok": report.ok, "problem": report.problem, "bad_index": report.bad_index,
+                    "origin": report.origin, "size": report.size, "entries": report.entries,
+                    "purged": report.purged, "checkpoints": report.checkpoints, "root_hash": report.root_hash.hex()})
+    elif report.ok:
+        console.print(f"[green]verified[/] log {report.origin}: {report.entries} entries ({report.purged} purged), "
+                      f"{report.checkpoints} signed checkpoints, root {report.root_hash.hex()[:16]}…",
+                      highlight=False)
+    else:
+        err_console.print(f"[red]NOT verified[/] log {report.origin}: {escape(report.problem or '')}",
+                          highlight=False)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_RELEASE_FAILED)
+
+
+@evidence_app.command("export")
+@handled
+def evidence_export(
+    release_id: Annotated[str, typer.Argument(metavar="RELEASE")],
+    out: Annotated[Path, typer.Option("--output", "-o", help="the .tar.gz to write")],
+) -> None:
+    """Write a release's audit bundle: envelopes, inclusion proofs, checkpoint, public keys, report."""
+    summary = _evidence().export(release_id, out)
+    console.print(f"wrote {out}: {summary.entries} statements, checkpoint at tree size {summary.tree_size}; "
+                  f"verify anywhere with `primum evidence verify {out} --key PUB.pem`", highlight=False)
+
+
+@evidence_app.command("list")
+@handled
+def evidence_list(
+    release_id: Annotated[str | None, typer.Argument(metavar="[RELEASE]")] = None,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    """The log's entries (of one release and its artifacts' CI evidence, or all)."""
+    store = _store()
+    artifacts: list[str] = []
+    if release_id is not None:
+        record = store.get_rollout(release_id)
+        if record is None:
+            raise InputError.single("RELEASE", f"no release with id {release_id!r}", "`primum history` lists them")
+        artifacts = [p["digest"] for p in record.release.get("release", {}).get("services", {}).values()]
+    entries = store.evidence_entries(release_id, artifacts)
+    rows = [{"index": e.index, "kind": e.kind, "predicate_type": e.predicate_type, "release": e.rollout_id,
+             "artifact": e.artifact, "at": e.at, "purged": e.purged_at is not None} for e in entries]
+    if output is Output.json:
+        print_json(rows)
+        return
+    for r in rows:
+        what = r["release"] or (r["artifact"] or "")[:19]
+        console.print(f"{r['index']:>7}  {r['kind']:<20} {what:<24} {r['predicate_type']}"
+                      + ("  (purged)" if r["purged"] else ""), highlight=False)
+
+
+@evidence_app.command("hold")
+@handled
+def evidence_hold(
+    release_id: Annotated[str, typer.Argument(metavar="RELEASE")],
+    reason: Annotated[str, typer.Option("--reason", help="the matter or ticket the hold is for")],
+) -> None:
+    """Place a legal hold: nothing of this release's evidence is purged until the hold is released."""
+    hold_id = _evidence().hold(release_id, reason)
+    console.print(f"legal hold {hold_id} on {release_id}: its evidence is kept until `primum evidence unhold "
+                  f"{release_id}`", highlight=False)
+
+
+@evidence_app.command("unhold")
+@handled
+def evidence_unhold(release_id: Annotated[str, typer.Argument(metavar="RELEASE")]) -> None:
+    """Release the legal holds on a release; its evidence follows the retention period again."""
+    count = _evidence().unhold(release_id)
+    console.print(f"released {count} legal hold(s) on {release_id}", highlight=False)
+
+
+@evidence_app.command("purge")
+@handled
+def evidence_purge(
+    retention: Annotated[str, typer.Option("--retention", help="keep this long: 6y (default) or days, 2190d")] = "6y",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say what would be purged")] = False,
+    allow_short: Annotated[bool, typer.Option("--allow-short-retention",
+                                              help="allow less than 6 years (test installations)")] = False,
+) -> None:
+    """Purge evidence older than the retention period (legal holds excepted); the log stays verifiable."""
+    purged = _evidence().purge(retention, dry_run=dry_run, allow_short=allow_short)
+    verb = "would purge" if dry_run else "purged"
+    console.print(f"{verb} {len(purged)} entries older than {retention}"
+                  + (f" (indices {purged[0]}..{purged[-1]})" if purged else ""), highlight=False)
 
 
 @analysis_app.command("list")

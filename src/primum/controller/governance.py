@@ -86,6 +86,9 @@ class Governance:
             started = status.started_at or now
             return running_gate(window=may_continue(environment.windows, env_class, now, started),
                                 emergency=by is not None)
+        unpromoted = self.promotion(estate, record, env)
+        if unpromoted:
+            return Gate(allowed=False, reason=unpromoted, blocked_by="policy")
         decision = self.decide(estate, record, env, emergency=by is not None, now=now)
         if isinstance(decision, str):
             return Gate(allowed=False, reason=decision, blocked_by="policy")
@@ -105,6 +108,31 @@ class Governance:
                                               requirement=requirement, now=now)
         return starting_gate(decision=decision, window=window, approvals=approval, emergency=by is not None,
                              emergency_by=by)
+
+    def promotion(self, estate: Estate, record: RolloutRecord, env: str) -> str | None:
+        """Promotion by digest: why an artifact may not enter ``env`` yet, or None.
+
+        Each pinned digest must have passed the environment before ``env`` (in the estate's
+        order), in this release or an earlier one; a rebuilt artifact (a new digest) therefore
+        starts again at the first environment. Break-glass does not bypass this.
+        """
+        names = estate.environment_names()
+        index = names.index(env)
+        if index == 0:
+            return None
+        previous = names[index - 1]
+        status = RolloutStatus.model_validate(record.status)
+        missing = []
+        for item in status.items:
+            if item.env != env:
+                continue
+            if previous not in self.store.passed_environments(item.service, item.new.digest):
+                missing.append(f"{item.service} {item.new.digest[:19]}… has not passed {previous}")
+        if not missing:
+            return None
+        return ("promotion by digest: " + "; ".join(missing)
+                + f" (an artifact enters {env} only after it passed {previous}; a rebuilt artifact starts again "
+                  f"at {names[0]})")
 
     def log_decision(self, record: RolloutRecord, env: str, decision: PolicyDecision, now: float) -> None:
         entry = decision.log

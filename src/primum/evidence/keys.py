@@ -154,7 +154,10 @@ class Keyring:
 
 
 def keys_dir(home: Path | str | None = None) -> Path:
-    """``<home>/keys``, with home defaulting to ``$PRIMUM_HOME`` or ``./.primum``."""
+    """``$PRIMUM_KEYS_DIR`` if set (and no home is given), else ``<home>/keys``, with home defaulting to
+    ``$PRIMUM_HOME`` or ``./.primum``."""
+    if home is None and os.environ.get("PRIMUM_KEYS_DIR"):
+        return Path(os.environ["PRIMUM_KEYS_DIR"]).expanduser().resolve()
     base = Path(home) if home is not None else Path(os.environ.get("PRIMUM_HOME") or ".primum")
     return base.expanduser().resolve() / "keys"
 

@@ -48,6 +48,17 @@ class CompactRange:
         self._nodes: list[bytes] = []
         self._size = 0
 
+    @classmethod
+    def restore(cls, size: int, nodes: Sequence[bytes]) -> CompactRange:
+        """The range saved as ``(size, nodes)``; the node count must be the number of set bits of size."""
+        if size < 0 or len(nodes) != bin(size).count("1") or not all(_is_hash(n) for n in nodes):
+            raise ValueError(f"a compact range of size {size} has {bin(max(size, 0)).count('1')} "
+                             f"32-byte nodes, got {len(nodes)}")
+        cr = cls()
+        cr._nodes = list(nodes)
+        cr._size = size
+        return cr
+
     @property
     def size(self) -> int:
         return self._size
@@ -119,6 +130,48 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int, size: int | None =
             lo, m = lo + k, m - k
     path.reverse()
     return path
+
+
+def inclusion_proofs(
+    leaf_hashes: Sequence[bytes], indices: Iterable[int], size: int | None = None
+) -> dict[int, list[bytes]]:
+    """:func:`inclusion_proof` for many leaves at once: the tree is hashed once (O(n)), each proof is O(log n).
+
+    Level ``l`` holds the roots of the complete subtrees of ``2**l`` leaves. An RFC 9162 tree is not
+    perfect: its right edge has incomplete subtrees, whose roots are computed once per level
+    (``edge[l]``, the root of the leaves from ``(n - 1) >> l << l`` to ``n``). Walking up from a leaf,
+    the sibling at each level is a complete node, the right-edge node, or absent (the node is
+    carried up unchanged, as RFC 9162 splits never leave a lone child).
+    """
+    n = len(leaf_hashes) if size is None else size
+    wanted = sorted(set(indices))
+    for index in wanted:
+        if not 0 <= index < n <= len(leaf_hashes):
+            raise ValueError(
+                f"no inclusion proof for leaf {index} in a tree of size {n} ({len(leaf_hashes)} leaves known)")
+    if not wanted:
+        return {}
+    levels: list[Sequence[bytes]] = [leaf_hashes[:n]]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([_sha256(_NODE_PREFIX + below[i] + below[i + 1]).digest() for i in range(0, len(below) - 1, 2)])
+    depth = (n - 1).bit_length()  # the number of levels below the root
+    edge = [levels[0][n - 1]]
+    for level in range(depth):
+        last = (n - 1) >> level
+        # The right-edge node is a right child: hash it with its complete left sibling; else carry it up.
+        edge.append(node_hash(levels[level][last - 1], edge[level]) if last & 1 else edge[level])
+    proofs: dict[int, list[bytes]] = {}
+    for index in wanted:
+        path: list[bytes] = []
+        for level in range(depth):
+            sibling, last = (index >> level) ^ 1, (n - 1) >> level
+            if sibling < last:
+                path.append(levels[level][sibling])
+            elif sibling == last:
+                path.append(edge[level])
+        proofs[index] = path
+    return proofs
 
 
 def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int, new_size: int | None = None) -> list[bytes]:
@@ -280,15 +333,30 @@ def _short(h: bytes) -> str:
     return h.hex()[:16]
 
 
-def _hashed_with_lookahead(entries: Iterable[bytes]) -> Iterator[tuple[bytes, bytes | None]]:
+@dataclass(frozen=True)
+class Purged:
+    """A log entry whose bytes were purged under retention: only its recorded leaf hash is left.
+
+    ``verify_log`` takes the hash as given; the signed roots still cover it, so a changed
+    hash is caught as a root mismatch, and the entries around it verify as before.
+    """
+
+    leaf_hash: bytes
+
+
+def _leaf(entry: bytes | Purged) -> bytes:
+    return entry.leaf_hash if isinstance(entry, Purged) else leaf_hash(entry)
+
+
+def _hashed_with_lookahead(entries: Iterable[bytes | Purged]) -> Iterator[tuple[bytes, bytes | None]]:
     """Each entry's leaf hash, paired with the next entry's (None at the end); every entry is hashed once."""
     it = iter(entries)
     first = next(it, None)
     if first is None:
         return
-    cur = leaf_hash(first)
+    cur = _leaf(first)
     for entry in it:
-        nxt = leaf_hash(entry)
+        nxt = _leaf(entry)
         yield cur, nxt
         cur = nxt
     yield cur, None
@@ -325,7 +393,7 @@ def _classify(
 
 
 def verify_log(
-    entries: Iterable[bytes],
+    entries: Iterable[bytes | Purged],
     expected_leaf_hashes: Sequence[bytes] | None,
     checkpoint: TreeHead,
     *,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +35,18 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
+from primum.evidence.events import event_to_statement
+from primum.evidence.keys import Keyring, keys_dir
 from primum.store import db
+from primum.store.evidence import (
+    EvidenceKeys,
+    EvidenceLog,
+    LogReport,
+    PendingEntry,
+    StoredCheckpoint,
+    StoredEntry,
+    verify_stored_log,
+)
 from primum.store.records import (
     ACTIVE_PHASES,
     TERMINAL_PHASES,
@@ -47,7 +59,17 @@ from primum.store.records import (
     NewRollout,
     RolloutRecord,
 )
-from primum.store.tables import approvals, break_glass, fence_sequence, rollout_commands, rollout_events, rollouts
+from primum.store.tables import (
+    approvals,
+    artifact_promotions,
+    break_glass,
+    evidence_entries,
+    fence_sequence,
+    legal_holds,
+    rollout_commands,
+    rollout_events,
+    rollouts,
+)
 
 _R = rollouts.c
 _C = rollout_commands.c
@@ -229,7 +251,11 @@ _PENDING_COMMANDS = (
     select(rollout_commands).where(_C.rollout_id == _b("id"), _C.consumed_at.is_(None)).order_by(_C.id)
 )
 
-_INSERT_EVENTS = insert(rollout_events)
+# Events after which an artifact digest counts as having passed an environment.
+PASSING_KINDS = ("item_succeeded", "item_skipped")
+
+_INSERT_EVENTS_RETURNING = insert(rollout_events).returning(rollout_events.c.id, sort_by_parameter_order=True)
+_SUBJECT_COLUMNS = select(_R.digest, _R.release).where(_R.id == _b("id"))
 
 _EVENTS = (
     select(rollout_events)
@@ -295,11 +321,22 @@ def _event(row: Row[Any]) -> EventRecord:
 class Store:
     """Persistence of rollouts for the service layer and the controllers."""
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+    def __init__(self, url: str | None = None, *, migrate: bool = True,
+                 keys: Keyring | Path | None = None) -> None:
+        """``keys``: the evidence signing keyring, or its directory (default: ``$PRIMUM_KEYS_DIR``, else
+        ``$PRIMUM_HOME/keys``, as for ``primum keys``); a directory without a key gets one on first use."""
         parsed = db.normalize_url(url or db.default_database_url())
         self.url: str = parsed.render_as_string(hide_password=False)
         self._engine = db.make_engine(parsed)
         self._postgres = self._engine.dialect.name == "postgresql"
+        in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+        if isinstance(keys, Keyring):
+            evidence_keys = EvidenceKeys(keyring=keys)
+        elif keys is None and in_memory:
+            evidence_keys = EvidenceKeys(keyring=Keyring.generate())  # a throwaway store: a throwaway key
+        else:
+            evidence_keys = EvidenceKeys(directory=keys or keys_dir())
+        self.evidence = EvidenceLog(evidence_keys, self._postgres)
         # Pure reads use a deferred BEGIN on SQLite so they never queue behind writers.
         # Each is one statement: on PostgreSQL it runs in autocommit mode, which reads
         # the same snapshot without the BEGIN and ROLLBACK round trips.
@@ -472,7 +509,7 @@ class Store:
                 revision = conn.execute(_PERSIST, params).scalar()
                 if revision is None:
                     return None
-            self._insert_events(conn, rollout_id, events, now)
+            self._insert_events(conn, rollout_id, events, now, lease.rollout)
             if consumed_commands:
                 conn.execute(_CONSUME_COMMANDS, {"b_id": rollout_id, "b_ids": list(consumed_commands), "b_now": now})
             if check_arrived and self._command_arrived(conn, rollout_id, lease):
@@ -588,12 +625,26 @@ class Store:
                 raise RolloutNotFound(rollout_id) from exc
             raise
 
-    @staticmethod
-    def _insert_events(conn: Connection, rollout_id: str, events: Sequence[NewEvent], now: float) -> None:
+    def _insert_events(self, conn: Connection, rollout_id: str, events: Sequence[NewEvent], now: float,
+                       record: RolloutRecord | None = None) -> None:
+        """Insert the events and, in the same transaction, their signed statements in the evidence log.
+
+        An ``item_succeeded`` event (or ``item_skipped``: the target confirmed the environment
+        already runs that exact digest) also records that the item's artifact digest passed its
+        environment (promotion by digest).
+        """
         if not events:
             return
-        conn.execute(
-            _INSERT_EVENTS,
+        if record is None:
+            row = conn.execute(_SUBJECT_COLUMNS, {"b_id": rollout_id}).first()
+            if row is None:
+                raise RolloutNotFound(rollout_id)
+            digest, release = row.digest, row.release
+        else:
+            digest, release = record.digest, record.release
+        subjects = self.evidence.subjects(rollout_id, digest, release)
+        ids = conn.execute(
+            _INSERT_EVENTS_RETURNING,
             [
                 {
                     "rollout_id": rollout_id,
@@ -606,7 +657,20 @@ class Store:
                 }
                 for event in events
             ],
-        )
+        ).scalars().all()
+        pending = [
+            PendingEntry(statement=event_to_statement(subjects, kind=event.kind, message=event.message, at=now,
+                                                      env=event.env, service=event.service, data=event.data),
+                         kind=event.kind, rollout_id=rollout_id, event_id=int(event_id))
+            for event, event_id in zip(events, ids, strict=True)
+        ]
+        self.evidence.append(conn, pending, now)
+        pins = release.get("release", {}).get("services", {})
+        passed = [{"service": e.service, "digest": pins[e.service]["digest"], "env": e.env,
+                   "rollout_id": rollout_id, "at": now}
+                  for e in events if e.kind in PASSING_KINDS and e.env and e.service in pins]
+        if passed:
+            conn.execute(insert(artifact_promotions), passed)
 
     def events(self, rollout_id: str, after_id: int = 0) -> list[EventRecord]:
         """Events of a rollout with id greater than ``after_id``, in order."""
@@ -679,6 +743,91 @@ class Store:
                                   .where(break_glass.c.id == use_id, break_glass.c.reviewed_at.is_(None))
                                   .values(reviewed_at=at, reviewed_by=by, review_notes=notes))
             return result.rowcount == 1
+
+    # evidence
+
+    def append_evidence(self, entries: Sequence[PendingEntry], now: float) -> list[int]:
+        """Append statements that are not events (CI evidence, purges) to the log; returns their indices."""
+        with self._engine.begin() as conn:
+            return self.evidence.append(conn, entries, now)
+
+    def evidence_entries(self, rollout_id: str | None = None, artifacts: Sequence[str] = ()) -> list[StoredEntry]:
+        """Log entries in order: all, or a release's and those about its artifact digests."""
+        with self._reader.connect() as conn:
+            return list(self.evidence.entries(conn, rollout_id=rollout_id, artifacts=artifacts))
+
+    def artifact_evidence(self, artifacts: Sequence[str]) -> list[StoredEntry]:
+        """CI evidence entries about these artifact digests, oldest first."""
+        if not artifacts:
+            return []
+        with self._reader.connect() as conn:
+            return list(self.evidence.entries(conn, artifacts=artifacts))
+
+    def evidence_snapshot(self) -> tuple[str, StoredCheckpoint | None, list[bytes]]:
+        """The log's origin, newest checkpoint and the leaf hashes it covers, read consistently."""
+        with self._engine.begin() as conn:
+            origin = self.evidence.origin(conn)
+            latest = self.evidence.latest_checkpoint(conn)
+            hashes = self.evidence.leaf_hashes(conn, latest.size if latest else 0)
+        return origin, latest, hashes
+
+    def verify_evidence(self, keyring: Keyring | None = None) -> LogReport:
+        """Verify the whole evidence log (signatures, checkpoints, Merkle tree); names the first bad entry."""
+        with self._reader.connect() as conn:
+            return verify_stored_log(conn, keyring or self.evidence.keys.keyring())
+
+    def passed_environments(self, service: str, digest: str) -> set[str]:
+        """The environments in which this artifact digest of ``service`` passed (its item succeeded)."""
+        c = artifact_promotions.c
+        with self._reader.connect() as conn:
+            return {env for (env,) in conn.execute(select(c.env).where(c.service == service, c.digest == digest))}
+
+    def add_legal_hold(self, rollout_id: str, *, reason: str, actor: str, at: float) -> int:
+        with self._engine.begin() as conn:
+            return int(conn.execute(insert(legal_holds).returning(legal_holds.c.id), {
+                "rollout_id": rollout_id, "reason": reason, "actor": actor, "at": at}).scalar_one())
+
+    def release_legal_hold(self, rollout_id: str, *, actor: str, at: float) -> int:
+        """Release every open hold on a release; returns how many were open."""
+        c = legal_holds.c
+        with self._engine.begin() as conn:
+            result = conn.execute(update(legal_holds).where(c.rollout_id == rollout_id, c.released_at.is_(None))
+                                  .values(released_at=at, released_by=actor))
+            return int(result.rowcount)
+
+    def legal_holds(self, rollout_id: str | None = None, *, open_only: bool = True) -> list[dict[str, Any]]:
+        c = legal_holds.c
+        query = select(legal_holds).order_by(c.id)
+        if rollout_id is not None:
+            query = query.where(c.rollout_id == rollout_id)
+        if open_only:
+            query = query.where(c.released_at.is_(None))
+        with self._reader.connect() as conn:
+            return [dict(row._asdict()) for row in conn.execute(query)]
+
+    def purge_evidence(self, *, before: float, now: float, dry_run: bool = False) -> list[int]:
+        """Drop the envelopes of entries recorded before ``before`` whose release has no open legal hold.
+
+        Only the envelope bytes go: the leaf hash stays, so every checkpoint still verifies and the
+        entries around a purged one keep their inclusion proofs. CI evidence about an artifact is
+        kept while any release that pins that artifact is held. Returns the purged indices.
+        """
+        c = evidence_entries.c
+        with self._engine.begin() as conn:
+            held = {r for (r,) in conn.execute(select(legal_holds.c.rollout_id)
+                                               .where(legal_holds.c.released_at.is_(None)))}
+            held_artifacts: set[str] = set()
+            for (release,) in conn.execute(select(_R.release).where(_R.id.in_(list(held)))):
+                for pin in release.get("release", {}).get("services", {}).values():
+                    held_artifacts.add(pin.get("digest", ""))
+            rows = conn.execute(select(c.idx, c.rollout_id, c.artifact).where(
+                c.at < before, c.envelope.is_not(None)).order_by(c.idx)).all()
+            purge = [int(r.idx) for r in rows if r.rollout_id not in held and r.artifact not in held_artifacts]
+            if purge and not dry_run:
+                for i in range(0, len(purge), 500):
+                    conn.execute(update(evidence_entries).where(c.idx.in_(purge[i:i + 500]))
+                                 .values(envelope=None, purged_at=now))
+        return purge
 
     def next_due_at(self) -> float | None:
         """The earliest next_due_at of any active rollout, None when none is active."""

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -140,9 +141,84 @@ class FenceSequence(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+class EvidenceHead(Base):
+    """Single row: the transparency log's origin, size and compact Merkle range (hex node hashes)."""
+
+    __tablename__ = "evidence_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    origin: Mapped[str] = mapped_column(String)
+    size: Mapped[int] = mapped_column(BigInteger)
+    nodes: Mapped[str] = mapped_column(Text)  # space-separated hex hashes, largest subtree first
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class EvidenceEntry(Base):
+    """One signed DSSE envelope at position ``idx`` of the transparency log."""
+
+    __tablename__ = "evidence_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    rollout_id: Mapped[str | None] = mapped_column(String, index=True)  # no FK: evidence outlives rows
+    artifact: Mapped[str | None] = mapped_column(String, index=True)  # "sha256:..." for CI evidence
+    kind: Mapped[str] = mapped_column(String)
+    predicate_type: Mapped[str] = mapped_column(String)
+    at: Mapped[float] = mapped_column(Float)
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    summary: Mapped[str | None] = mapped_column(Text)  # JSON summary of CI evidence for the policy input
+    envelope: Mapped[bytes | None] = mapped_column(LargeBinary)  # None once purged under retention
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    purged_at: Mapped[float | None] = mapped_column(Float)
+
+
+class EvidenceCheckpoint(Base):
+    """A signed C2SP checkpoint of the log at ``size`` entries."""
+
+    __tablename__ = "evidence_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String)  # DSSE key id (sha256 of the public key) of the signer
+    at: Mapped[float] = mapped_column(Float)
+
+
+class LegalHold(Base):
+    """A legal hold on a release's evidence: nothing of it is purged while the hold is open."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(String, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String)
+    at: Mapped[float] = mapped_column(Float)
+    released_at: Mapped[float | None] = mapped_column(Float)
+    released_by: Mapped[str | None] = mapped_column(String)
+
+
+class ArtifactPromotion(Base):
+    """An artifact digest of a service passed an environment (its item succeeded there)."""
+
+    __tablename__ = "artifact_promotions"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String)
+    digest: Mapped[str] = mapped_column(String, index=True)
+    env: Mapped[str] = mapped_column(String)
+    rollout_id: Mapped[str] = mapped_column(String)
+    at: Mapped[float] = mapped_column(Float)
+
+
 rollouts = cast(Table, Rollout.__table__)
 rollout_events = cast(Table, RolloutEvent.__table__)
 rollout_commands = cast(Table, RolloutCommand.__table__)
 fence_sequence = cast(Table, FenceSequence.__table__)
 approvals = cast(Table, Approval.__table__)
 break_glass = cast(Table, BreakGlass.__table__)
+evidence_head = cast(Table, EvidenceHead.__table__)
+evidence_entries = cast(Table, EvidenceEntry.__table__)
+evidence_checkpoints = cast(Table, EvidenceCheckpoint.__table__)
+legal_holds = cast(Table, LegalHold.__table__)
+artifact_promotions = cast(Table, ArtifactPromotion.__table__)
