@@ -195,3 +195,15 @@ def test_replicas_append_in_one_total_order(postgres_url: str, tmp_path: Path) -
     assert stores[1].verify_evidence().bad_index == 77
     for s in stores:
         s.close()
+
+
+def test_non_finite_numbers_in_a_report_become_protobuf_json_strings(store: Store) -> None:
+    store.create_rollout(rollout("rel-1"), T0)
+    report = {"outcome": "Successful", "reason": "ok", "ratio": float("nan"), "upper": float("inf")}
+    store.add_events("rel-1", [NewEvent(kind="analysis", message="m", data={"report": report})], T0)
+    [entry] = store.evidence_entries("rel-1")
+    stmt = json.loads(dsse.verify(entry.envelope or b"", store.evidence.keys.keyring()))
+    gate = stmt["predicate"]["primumGate"]
+    assert gate["passed"] and gate["data"]["report"]["ratio"] == "NaN"
+    assert gate["data"]["report"]["upper"] == "Infinity"
+    assert store.events("rel-1")[0].data["report"]["ratio"] == "NaN"  # the event row agrees (PostgreSQL has no NaN)

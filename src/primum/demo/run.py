@@ -9,11 +9,15 @@ exits 0 only then. It leaves no process behind.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +56,7 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
     scratch.mkdir(parents=True, exist_ok=True)
     files = write_demo(scratch / "files", fast=fast)
     estate = load_estate(files.estate)
-    store = Store(f"sqlite:///{scratch / 'primum.db'}")
+    store = Store(f"sqlite:///{scratch / 'primum.db'}", keys=scratch / "keys")
     targets = Targets(scratch)
     service = ReleaseService(store)
     stop = threading.Event()
@@ -63,6 +67,7 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
                   f"{' -> '.join(estate.environment_names())}; files in {files.root}")
     outcomes: list[Outcome] = []
     leftovers: list[int] = []
+    bundles: Bundles | None = None
     analyses: dict[str, list[EventRecord]] = {}
     # SIGTERM (a CI timeout, `kill`) must still run the clean-up below.
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -84,6 +89,8 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
         for o in outcomes:
             analyses[o.release_id] = service.analyses(o.release_id)
         controller.shutdown()
+        if outcomes:
+            bundles = _export_evidence(store, [o.release_id for o in outcomes], keep)
         runtime = LocalRuntime(scratch, estate.name)
         pids = runtime.all_pids()
         runtime.stop_all()
@@ -92,8 +99,56 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
         if keep is None and not leftovers:
             shutil.rmtree(scratch, ignore_errors=True)
-    behaved = _summary(outcomes, files, time.time() - started, leftovers, analyses, keep)
+    behaved = _summary(outcomes, files, time.time() - started, leftovers, analyses, keep, bundles)
     return 0 if behaved else 1
+
+
+@dataclass
+class Bundles:
+    directory: Path
+    public_key: Path
+    log: str  # `primum evidence verify` of the whole log, in words
+    log_ok: bool
+    verified: dict[str, tuple[Path, bool, str]]  # release -> (bundle, verified elsewhere, what the verifier said)
+
+
+def _export_evidence(store: Store, release_ids: list[str], keep: Path | None) -> Bundles:
+    """Export each release's audit bundle and verify it in a separate process with only the public key."""
+    from cryptography.hazmat.primitives import serialization
+
+    from primum.evidence_service import EvidenceService
+
+    home = Path(os.environ.get("PRIMUM_HOME") or ".primum").expanduser().resolve()
+    directory = (keep / "evidence") if keep is not None else home / "demo-evidence"
+    directory.mkdir(parents=True, exist_ok=True)
+    public_key = directory / "primum-evidence.pub.pem"
+    keyring = store.evidence.keys.keyring()
+    public_key.write_bytes(b"".join(k.public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+                                    for k in keyring.public_keys().values()))
+    report = store.verify_evidence()
+    log = (f"{report.entries} signed entries, {report.checkpoints} signed checkpoints, root "
+           f"{report.root_hash.hex()[:16]}…" if report.ok else f"NOT verified: {report.problem}")
+    evidence = EvidenceService(store)
+    paths = {}
+    for rid in release_ids:
+        paths[rid] = directory / f"{rid}.tar.gz"
+        evidence.export(rid, paths[rid])
+
+    def verify(rid: str) -> tuple[str, tuple[Path, bool, str]]:
+        # another process, another home, no database and no key directory: only the bundle and the public key
+        with tempfile.TemporaryDirectory(prefix="primum-auditor-") as auditor:
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PRIMUM_HOME": auditor, "NO_COLOR": "1",
+                   "COLUMNS": "200"}
+            proc = subprocess.run([sys.executable, "-m", "primum", "evidence", "verify", str(paths[rid]), "--key",
+                                   str(public_key)], cwd=auditor, env=env, capture_output=True, text=True,
+                                  timeout=120)
+        said = " ".join((proc.stdout if proc.returncode == 0 else proc.stderr).split())
+        return rid, (paths[rid], proc.returncode == 0, said)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        verified = dict(pool.map(verify, release_ids))
+    return Bundles(directory, public_key, log, report.ok, verified)
 
 
 def _release(service: ReleaseService, path: Path, estate, title: str, expected: str) -> Outcome:
@@ -150,7 +205,7 @@ def _failed_rows(events: list[EventRecord]) -> list[dict]:
 
 
 def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftovers: list[int],
-             analyses: dict[str, list[EventRecord]], keep: Path | None) -> bool:
+             analyses: dict[str, list[EventRecord]], keep: Path | None, bundles: Bundles | None) -> bool:
     console.rule("[bold]what happened and why[/]")
     for o in outcomes:
         mark = "[green]as expected[/]" if o.ok else f"[red]expected {o.expected}[/]"
@@ -187,6 +242,21 @@ def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftover
         console.print(f"regression caught by analysis: {'yes' if caught else 'NO'}; one-clinic regression caught "
                       f"by the {FAULT_TENANT} slice: {'yes' if tenant_rows else 'NO'}; "
                       f"a bad version reached prod: {'no' if never_prod else 'YES'}")
+    if bundles is not None:
+        console.rule("[bold]evidence[/]: signed, in a transparency log, verified offline")
+        console.print(f"the log: {escape(bundles.log)}")
+        for rid, (path, ok, said) in bundles.verified.items():
+            mark = "[green]verified[/]" if ok else "[red]NOT verified[/]"
+            console.print(f"  {rid}: {path}  {mark} by a separate process with only the public key")
+            if not ok:
+                console.print(f"    {escape(said)}")
+        console.print(f"audit bundles (envelopes, proofs, checkpoint, report.md/.html) in {bundles.directory}")
+        console.print(f"verify one yourself: primum evidence verify {next(iter(bundles.verified.values()))[0]} "
+                      f"--key {bundles.public_key}")
+        behaved = behaved and bundles.log_ok and all(ok for _, ok, _ in bundles.verified.values())
+    elif outcomes:
+        console.print("[red]no audit bundle was exported[/]")
+        behaved = False
     if leftovers:
         console.print(f"[red]processes left behind: {leftovers}[/]")
         behaved = False

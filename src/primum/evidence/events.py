@@ -9,6 +9,7 @@ mapping cannot read is recorded as a failed gate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,11 +52,26 @@ def _probe(data: Mapping[str, Any]) -> tuple[bool, str, list[str]]:
 _READERS = {"policy": _policy, "analysis": _analysis, "probe": _probe}
 
 
+def plain(value: Any) -> Any:
+    """``value`` with non-finite floats written as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
+
+    Statements are canonical JSON, which has no NaN; an analysis report has them (a ratio with no
+    baseline). The strings are protobuf's JSON mapping of the same doubles, so in-toto readers agree.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def event_to_statement(subjects: Sequence[Subject], *, kind: str, message: str, at: float,
                        env: str | None = None, service: str | None = None,
                        data: Mapping[str, Any] | None = None) -> Statement:
     """The statement recording one event about the release named by ``subjects``."""
-    data = dict(data or {})
+    data = plain(dict(data or {}))
     actor = data.get("actor") if isinstance(data.get("actor"), str) else None
     gate = GATE_KINDS.get(kind)
     if gate is None:

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
-from primum.evidence.events import event_to_statement
+from primum.evidence.events import event_to_statement, plain
 from primum.evidence.keys import Keyring, keys_dir
 from primum.store import db
 from primum.store.evidence import (
@@ -653,7 +653,7 @@ class Store:
                     "env": event.env,
                     "service": event.service,
                     "message": event.message,
-                    "data": event.data,
+                    "data": plain(event.data),  # no NaN: PostgreSQL's JSON and canonical JSON have none
                 }
                 for event in events
             ],
