@@ -207,3 +207,67 @@ def test_non_finite_numbers_in_a_report_become_protobuf_json_strings(store: Stor
     assert gate["passed"] and gate["data"]["report"]["ratio"] == "NaN"
     assert gate["data"]["report"]["upper"] == "Infinity"
     assert store.events("rel-1")[0].data["report"]["ratio"] == "NaN"  # the event row agrees (PostgreSQL has no NaN)
+
+
+def test_property_any_single_tampering_is_detected_at_its_entry(tmp_path: Path) -> None:
+    """Hypothesis picks an entry and a way to tamper with it; verification must fail and name it."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}", keys=tmp_path / "keys")
+    store.create_rollout(rollout("rel-1"), T0)
+    for i in range(6):
+        store.add_events("rel-1", events(5), T0 + i)
+    original = {e.index: e for e in store.evidence_entries()}
+    assert store.verify_evidence().ok
+    engine = create_engine(store.url)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(index=st.integers(0, 29), how=st.sampled_from(["flip", "delete", "swap", "truncate", "rehash"]),
+           offset=st.integers(0, 10_000), other=st.integers(0, 29))
+    def check(index: int, how: str, offset: int, other: int) -> None:
+        entry = original[index]
+        envelope = entry.envelope or b""
+        with engine.begin() as conn:
+            if how == "flip":
+                pos = offset % len(envelope)
+                changed = envelope[:pos] + bytes([envelope[pos] ^ 0x01]) + envelope[pos + 1:]
+                conn.execute(update(evidence_entries).where(evidence_entries.c.idx == index).values(envelope=changed))
+                expected = index
+            elif how == "rehash":  # the attacker also rewrites the recorded leaf hash
+                from primum.evidence.tlog import leaf_hash
+                changed = envelope.replace(b'"sig":"', b'"sig":"A', 1)
+                conn.execute(update(evidence_entries).where(evidence_entries.c.idx == index)
+                             .values(envelope=changed, leaf_hash=leaf_hash(changed)))
+                expected = index
+            elif how == "delete":
+                conn.execute(evidence_entries.delete().where(evidence_entries.c.idx == index))
+                expected = index
+            elif how == "truncate":
+                conn.execute(evidence_entries.delete().where(evidence_entries.c.idx >= index))
+                expected = index
+            else:
+                j = other if other != index else (index + 1) % 30
+                a, b = sorted((index, j))
+                conn.execute(update(evidence_entries).where(evidence_entries.c.idx == a).values(idx=-1))
+                conn.execute(update(evidence_entries).where(evidence_entries.c.idx == b).values(idx=a))
+                conn.execute(update(evidence_entries).where(evidence_entries.c.idx == -1).values(idx=b))
+                expected = a
+        try:
+            result = store.verify_evidence()
+            assert not result.ok, (how, index)
+            # the first bad entry is named; for a swap within one checkpoint's batch the range starts there
+            assert result.bad_index is not None and result.bad_index <= expected, (how, index, result.problem)
+            assert result.bad_index >= expected - expected % 5, (how, index, result.problem)
+        finally:
+            with engine.begin() as conn:
+                conn.execute(evidence_entries.delete())
+                conn.execute(evidence_entries.insert(), [{
+                    "idx": e.index, "rollout_id": e.rollout_id, "artifact": e.artifact, "kind": e.kind,
+                    "predicate_type": e.predicate_type, "at": e.at, "event_id": e.event_id, "summary": None,
+                    "envelope": e.envelope, "leaf_hash": e.leaf_hash, "purged_at": None} for e in original.values()])
+            assert store.verify_evidence().ok
+
+    check()
+    engine.dispose()
+    store.close()
