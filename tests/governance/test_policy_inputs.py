@@ -101,3 +101,25 @@ def test_unknown_environment() -> None:
 ])
 def test_analysis_seconds_follows_the_engine(strategy: Any, replicas: int, seconds: float) -> None:
     assert analysis_seconds(strategy, replicas) == seconds
+
+
+def test_evidence_defaults_to_all_absent_for_every_changed_service() -> None:
+    from primum.evidence.ingest import evidence_summary
+
+    doc = policy_input(make_estate(), make_release(), "d", "prod", now=NOW)
+    assert doc["evidence"] == {"svc": evidence_summary([])}
+    assert doc["evidence"]["svc"]["tests"] == {"present": False, "passed": False, "failed": 0, "total": 0}
+
+
+def test_evidence_is_passed_per_service_and_completed() -> None:
+    from primum.evidence.ingest import evidence_summary
+
+    tests = {"present": True, "passed": False, "failed": 3, "total": 40}
+    doc = policy_input(make_estate(), make_release(), "d", "prod", now=NOW,
+                       evidence={"svc": {"tests": tests, "vulns": {"present": True, "critical": 1}},
+                                 "other": {"tests": tests}})  # not changed by the release: left out
+    assert list(doc["evidence"]) == ["svc"]
+    expected = evidence_summary([])
+    expected["tests"] = tests
+    expected["vulns"] = {"present": True, "critical": 1, "high": 0}  # missing fields filled in
+    assert doc["evidence"]["svc"] == expected

@@ -58,13 +58,24 @@ class Governance:
         try:
             release = Release.model_validate(record.release["release"])
             document = policy_input(estate, release, record.digest, env, emergency=emergency, now=now,
-                                    checks=self.checks(record, env), secrets=record.release.get("secrets", []))
+                                    checks=self.checks(record, env), secrets=record.release.get("secrets", []),
+                                    evidence=self.evidence(release))
             return self.bundle(estate).decide(document, now=now)
         except PolicyError as exc:
             return f"the policy could not be loaded: {exc}"
         except Exception as exc:  # fail closed, say why
             log.exception("policy decision for %s in %s failed", record.id, env)
             return f"the policy decision failed: {type(exc).__name__}: {exc}"
+
+    def evidence(self, release: Release) -> dict[str, dict[str, Any]]:
+        """Per service: the summary of the CI evidence ingested for its pinned artifact digest."""
+        from primum.evidence.ingest import evidence_summary
+
+        out = {}
+        for name, pin in release.services.items():
+            entries = self.store.artifact_evidence([pin.digest])
+            out[name] = evidence_summary([(e.kind, e.summary) for e in entries if e.summary is not None])
+        return out
 
     def checks(self, record: RolloutRecord, env: str) -> dict[str, Any]:
         status = RolloutStatus.model_validate(record.status)

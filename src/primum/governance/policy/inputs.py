@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from primum.evidence.ingest import evidence_summary
 from primum.model.estate import (
     AnalysisStep,
     BlueGreenStrategy,
@@ -65,6 +66,16 @@ def _checks(checks: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _evidence(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One service's evidence summary: the all-absent summary with the given parts laid over it,
+    so the policy always sees every kind and every field."""
+    summary = evidence_summary([])
+    for kind, part in (given or {}).items():
+        if kind in summary and isinstance(part, Mapping):
+            summary[kind] = {**summary[kind], **{k: v for k, v in part.items() if k in summary[kind]}}
+    return summary
+
+
 def policy_input(
     estate: Estate,
     release: Release,
@@ -75,12 +86,19 @@ def policy_input(
     now: float,
     checks: Mapping[str, Any] | None = None,
     secrets: Sequence[Mapping[str, Any]] = (),
+    evidence: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The input document for deciding ``release`` (``digest``) in environment ``env``.
 
     ``checks``: ``previous_environment_passed`` (bool, or None when unknown or
     not applicable), ``required`` and ``green`` (names of CI checks). ``now``:
     epoch seconds, passed to the policy as integer nanoseconds (``now_ns``).
+    ``secrets``: committed secrets found in the release's files (``{file, line, type}``).
+    ``evidence``: service name -> the ``primum.evidence.ingest.evidence_summary`` of the CI
+    evidence ingested for that service's pinned artifact; it becomes ``input.evidence``, with an
+    entry for every service the release changes (a service with none gets the all-absent
+    summary ``evidence_summary([])``; so does every service when ``evidence`` is None). Entries
+    for services the release does not change are left out.
     Raises ``KeyError`` for an unknown environment or service.
     """
     names = estate.environment_names()
@@ -120,6 +138,8 @@ def policy_input(
         # committed secrets found in the release's own files: {file, line, type}, never the value
         "secrets": [{"file": str(s.get("file", "")), "line": int(s.get("line", 0)), "type": str(s.get("type", ""))}
                     for s in secrets],
+        # CI evidence about each changed service's artifact: provenance, tests, vulns, sbom
+        "evidence": {name: _evidence((evidence or {}).get(name)) for name in services},
         "emergency": bool(emergency),
         "now_ns": round(now * 1_000_000) * 1000,  # microsecond precision, exact in a float
     }

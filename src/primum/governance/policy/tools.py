@@ -26,6 +26,7 @@ def evaluate(
     now: float,
     checks: Mapping[str, Any] | None = None,
     secrets: Sequence[Mapping[str, Any]] = (),
+    evidence: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, PolicyDecision]:
     """Decide ``release`` in ``env`` (default: every environment, in promotion order).
 
@@ -37,7 +38,7 @@ def evaluate(
     envs = [estate.environment(env).name] if env is not None else estate.environment_names()
     return {
         name: policy.decide(policy_input(estate, release, digest, name, emergency=emergency, now=now,
-                                         checks=checks, secrets=secrets), now=now)
+                                         checks=checks, secrets=secrets, evidence=evidence), now=now)
         for name in envs
     }
 

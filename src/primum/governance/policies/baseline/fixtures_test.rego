@@ -46,6 +46,7 @@ fx_base := {
 	"services": {"svc": fx_service("internal", "none", [])},
 	"checks": {"previous_environment_passed": true, "required": ["unit-tests"], "green": ["unit-tests"]},
 	"secrets": [],
+	"evidence": {},
 	"emergency": false,
 	"now_ns": 1798761600000000000,
 }
@@ -80,6 +81,7 @@ fx_decision(inp) := d if {
 		with input.services as inp.services
 		with input.checks as inp.checks
 		with input.secrets as inp.secrets
+		with input.evidence as inp.evidence
 		with input.emergency as inp.emergency
 		with input.now_ns as inp.now_ns
 }
@@ -89,3 +91,6 @@ fx_rules(d) := {v.rule | some v in d.violation}
 
 # A service with `patch`'s keys replaced (e.g. analysis_seconds, has_probe_gates).
 fx_service_with(tier, data_class, touches, patch) := fx_merge(fx_service(tier, data_class, touches), patch)
+
+# An evidence summary (input.evidence[service]): no evidence, with `patch`'s kinds replaced.
+fx_evidence(patch) := fx_merge(no_evidence, patch)

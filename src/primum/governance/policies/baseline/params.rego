@@ -42,3 +42,28 @@ gates_required := {
 	"nonprod": {"standard": [], "normal": [], "high-impact": ["probe"]},
 	"ephemeral": {"standard": [], "normal": [], "high-impact": []},
 }
+
+# CI evidence (input.evidence: provenance, tests, vulns, sbom; see evidence.rego). These three
+# keys are read by evidence.rego; a missing key, or a missing environment class in one of them,
+# denies every release (`evidence-params`).
+#
+# The kinds of evidence ("provenance", "tests", "vulns", "sbom") every changed service's artifact
+# must have before it enters an environment of this class. Empty by default: releases without
+# ingested evidence keep working until an organisation turns this on.
+evidence_required := {
+	"prod": [],
+	"nonprod": [],
+	"ephemeral": [],
+}
+
+# Builder ids (SLSA `runDetails.builder.id`) allowed to build what is released. Empty: any builder.
+# Otherwise every builder named by a service's provenance must be in the list.
+allowed_builders := []
+
+# The most critical vulnerabilities (newest scan of each scanner, added up) a changed service's
+# artifact may carry into an environment of this class; -1: no limit.
+max_critical_vulns := {
+	"prod": 0,
+	"nonprod": 0,
+	"ephemeral": -1,
+}
