@@ -204,9 +204,14 @@ def test_init_writes_estate_releases_and_artifacts(example: Path) -> None:
     assert (example / "estate.yaml").is_file()
     releases = sorted(p.name for p in (example / "releases").glob("*.yaml"))
     assert releases == ["0-baseline.yaml", "1-scheduling-2.0.0.yaml", "2-scheduling-2.0.2.yaml",
-                        "3-scheduling-2.0.1.yaml"]
+                        "3-scheduling-2.0.1.yaml", "4-billing-1.1.0.yaml"]
     artifacts = list((example / "artifacts").iterdir())
-    assert len(artifacts) == 10 and all(p.stat().st_size > 0 for p in artifacts)
+    assert len(artifacts) == 11 and all(p.stat().st_size > 0 for p in artifacts)
+    # CI evidence for every artifact, and the script that attaches it
+    adds = [line.split() for line in (example / "ci" / "add-evidence.sh").read_text().splitlines()
+            if line.startswith("primum evidence add")]
+    assert len(adds) == 3 * len(artifacts)
+    assert all(DIGEST.search(ref) and (example / path).is_file() for *_, ref, path in adds)
     assert yaml.safe_load((example / "estate.yaml").read_text())["kind"] == "Estate"
 
 

@@ -23,6 +23,15 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_policy_eval_shows_class_requirements_and_denials(cli: Cli, example: Path, tmp_path: Path) -> None:
+    without = cli("policy", "eval", example / "releases" / "1-scheduling-2.0.0.yaml", "--estate",
+                  example / "estate.yaml")
+    # the demo's prod requires CI evidence
+    assert without.code == 1 and "no build provenance" in without.flat_out, without
+    for line in (example / "ci" / "add-evidence.sh").read_text().splitlines():
+        if line.startswith("primum evidence add") and "/scheduling-api-2.0.0/" in line:
+            *_, ref, path = line.split()
+            added = cli("evidence", "add", ref, example / path)
+            assert added.code == 0, added
     ok = cli("policy", "eval", example / "releases" / "1-scheduling-2.0.0.yaml", "--estate", example / "estate.yaml")
     assert ok.code == 0, ok
     assert "prod: class high-impact allowed" in ok.flat_out
@@ -47,7 +56,7 @@ def test_policy_eval_shows_class_requirements_and_denials(cli: Cli, example: Pat
 def test_policy_test_runs_the_rego_tests_and_a_broken_file_is_a_clear_error(cli: Cli, example: Path,
                                                                             tmp_path: Path) -> None:
     ok = cli("policy", "test", example / "policy")
-    assert ok.code == 0 and "3 passed, 0 failed" in ok.out, ok
+    assert ok.code == 0 and "5 passed, 0 failed" in ok.out, ok
     base = cli("policy", "test")
     assert base.code == 0 and " 0 failed" in base.out, base
     broken = tmp_path / "policy"

@@ -526,9 +526,12 @@ def policy_eval(
 
     est, estate_path = resolve_estate(estate, _home())
     loaded = load_release(release, est)
+    from primum.controller.governance import Governance
+
     decisions = evaluate(est, loaded.release, loaded.digest, env, emergency=emergency, now=time.time(),
                          policy_dir=policy or est.governance.policy_dir,
-                         secrets=scan_for_secrets([release, estate_path]))
+                         secrets=scan_for_secrets([release, estate_path]),
+                         evidence=Governance(_store()).evidence(loaded.release))  # as the controller sees it
     if output is Output.json:
         print_json({name: d.model_dump(mode="json") for name, d in decisions.items()})
     else:

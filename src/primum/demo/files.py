@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from primum.demo.ci import BUILDER, write_ci_evidence
 from primum.demo.render import write_artifact
 
 ESTATE_NAME = "st-elsewhere-general"
@@ -34,6 +35,9 @@ class DemoFiles:
     regression: Path  # release A: scheduling-api with an injected regression
     healthy: Path  # release B: a healthy scheduling-api, portal and HL7 interface
     one_tenant: Path  # release C: scheduling-api that regresses for one clinic only
+    vulnerable: Path  # release D: billing-sync whose scan finds a critical vulnerability
+    # release file -> its artifacts' CI evidence: (ARTIFACT for `primum evidence add`, file)
+    ci: dict[Path, list[tuple[str, Path]]] = field(default_factory=dict)
 
 
 # The clinic whose traffic release C breaks (a synthetic tenant).
@@ -85,7 +89,16 @@ def demo_policy_params() -> str:
                          '"prod": {"standard": 0, "normal": 4, "high-impact": 4}', text)
     if n != 1:
         raise RuntimeError("the baseline params.rego changed shape; update primum.demo.files.demo_policy_params")
-    return "# St Elsewhere General: the baseline parameters with demo timing (min analysis 4 s in prod).\n" + lowered
+    # St Elsewhere's CI attaches provenance, tests and a scan to every artifact; prod requires all three,
+    # built by its own builder.
+    for old, new in ((r'evidence_required := \{\n\t"prod": \[\],',
+                      'evidence_required := {\n\t"prod": ["provenance", "tests", "vulns"],'),
+                     (r"allowed_builders := \[\]", f'allowed_builders := ["{BUILDER}"]')):
+        lowered, n = re.subn(old, new, lowered)
+        if n != 1:
+            raise RuntimeError("the baseline params.rego changed shape; update primum.demo.files.demo_policy_params")
+    return ("# St Elsewhere General: the baseline parameters with demo timing (min analysis 4 s in prod)\n"
+            "# and its CI evidence required in prod.\n" + lowered)
 
 
 DEMO_POLICY_TEST = """\
@@ -95,16 +108,35 @@ package primum.release
 
 import rego.v1
 
+ci_evidence := fx_evidence({
+	"provenance": {"present": true, "builders": ["https://ci.st-elsewhere.example/builders/hosted-runner@v2"]},
+	"tests": {"present": true, "passed": true, "failed": 0, "total": 4},
+	"vulns": {"present": true, "critical": 0, "high": 0},
+})
+
 test_demo_timing_lets_a_4_second_analysis_into_prod if {
 	svc := fx_service_with("clinical-critical", "phi", [], {"analysis_seconds": 4})
-	d := fx_decision(fx_input({"services": {"scheduling-api": svc}}))
+	d := fx_decision(fx_input({"services": {"scheduling-api": svc}, "evidence": {"scheduling-api": ci_evidence}}))
 	d.requirements.min_analysis_seconds == 4
 	d.deny == set()
 }
 
+test_prod_requires_the_ci_evidence if {
+	svc := fx_service_with("clinical-critical", "phi", [], {"analysis_seconds": 4})
+	d := fx_decision(fx_input({"services": {"scheduling-api": svc}, "evidence": {"scheduling-api": fx_evidence({})}}))
+	"evidence-required" in fx_rules(d)
+}
+
+test_another_builder_is_denied if {
+	svc := fx_service_with("clinical-critical", "phi", [], {"analysis_seconds": 4})
+	other := object.union(ci_evidence, {"provenance": {"present": true, "builders": ["https://laptop.example/me"]}})
+	d := fx_decision(fx_input({"services": {"scheduling-api": svc}, "evidence": {"scheduling-api": other}}))
+	"evidence-builder" in fx_rules(d)
+}
+
 test_a_shorter_analysis_is_still_denied_in_prod if {
 	svc := fx_service_with("clinical-critical", "phi", [], {"analysis_seconds": 2})
-	d := fx_decision(fx_input({"services": {"scheduling-api": svc}}))
+	d := fx_decision(fx_input({"services": {"scheduling-api": svc}, "evidence": {"scheduling-api": ci_evidence}}))
 	count(d.deny) == 1
 }
 
@@ -228,6 +260,7 @@ def write_demo(root: Path, fast: bool = False) -> DemoFiles:
         "patient-portal": art("patient-portal", "1.1.0"),
         "hl7-interface": art("hl7-interface", "1.1.0"),
     }
+    vulnerable = {"billing-sync": art("billing-sync", "1.1.0")}
     files = DemoFiles(
         root=root,
         estate=root / "estate.yaml",
@@ -235,6 +268,7 @@ def write_demo(root: Path, fast: bool = False) -> DemoFiles:
         regression=releases / "1-scheduling-2.0.0.yaml",
         healthy=releases / "3-scheduling-2.0.1.yaml",
         one_tenant=releases / "2-scheduling-2.0.2.yaml",
+        vulnerable=releases / "4-billing-1.1.0.yaml",
     )
     header = "# Written by `primum init`. Edit freely; `primum validate FILE` checks it.\n"
     mllp_ports = {"staging": free_port(), "prod": free_port()}
@@ -252,9 +286,25 @@ def write_demo(root: Path, fast: bool = False) -> DemoFiles:
                                                                           {"analysis": {"duration": "5s"}}]})),
         (files.healthy, _release("rel-2026-11-sched-2.0.1", "scheduling-api 2.0.1 (fixed), patient-portal "
                                  "1.1.0, hl7-interface 1.1.0", "CHG-1003", healthy, root)),
+        (files.vulnerable, _release("rel-2026-11-billing-1.1.0", "billing-sync 1.1.0: ERP batch export (its "
+                                    "image scan finds a critical vulnerability)", "CHG-1004", vulnerable, root)),
     ]
     for path, doc in docs:
         path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+    pins = {files.baseline: baseline, files.regression: regression, files.one_tenant: one_tenant,
+            files.healthy: healthy, files.vulnerable: vulnerable}
+    script = ["#!/bin/sh",
+              "# What St Elsewhere's CI does after each build: attach its evidence to the artifact digest.",
+              "# (The demo's policy requires provenance, tests and a scan in prod.) Run from this directory.",
+              "set -e"]
+    for path, services in pins.items():
+        files.ci[path] = []
+        for name, (_, digest, version) in services.items():
+            ref = f"{name}@{digest}"
+            for ci_file in write_ci_evidence(root, name, version, digest, critical=path == files.vulnerable):
+                files.ci[path].append((ref, ci_file))
+                script.append(f"primum evidence add {ref} {ci_file.relative_to(root)}")
+    (root / "ci" / "add-evidence.sh").write_text("\n".join(script) + "\n")
     (root / "primum.env").write_text(SETTINGS)
     (root / "identities.yaml").write_text(IDENTITIES)
     (root / "policy").mkdir(exist_ok=True)

@@ -55,6 +55,8 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="primum-demo-")) if keep is None else keep
     scratch.mkdir(parents=True, exist_ok=True)
     files = write_demo(scratch / "files", fast=fast)
+    _FILES_CI.clear()
+    _FILES_CI.update(files.ci)
     estate = load_estate(files.estate)
     store = Store(f"sqlite:///{scratch / 'primum.db'}", keys=scratch / "keys")
     targets = Targets(scratch)
@@ -83,6 +85,8 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
                                      f"one clinic only ({FAULT_TENANT})", "rolled_back"))
             outcomes.append(_release(service, files.healthy, estate, "C. scheduling-api 2.0.1, patient-portal "
                                      "1.1.0 (blue-green), hl7-interface 1.1.0 (rolling)", "promoted"))
+            outcomes.append(_release(service, files.vulnerable, estate, "D. billing-sync 1.1.0, whose image scan "
+                                     "finds a critical vulnerability", "denied"))
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -153,6 +157,7 @@ def _export_evidence(store: Store, release_ids: list[str], keep: Path | None) ->
 
 def _release(service: ReleaseService, path: Path, estate, title: str, expected: str) -> Outcome:
     console.rule(title)
+    _attach_ci_evidence(service.store, path)
     submitted = service.submit(path, estate, actor=AUTHOR)
     governance = GovernanceService(service.store)
     approved: set[str] = set()
@@ -176,6 +181,23 @@ def _release(service: ReleaseService, path: Path, estate, title: str, expected: 
             deadline = time.time() + 60
         time.sleep(0.25)
     return Outcome(title, record.id, expected, status)
+
+
+def _attach_ci_evidence(store: Store, release_file: Path) -> None:
+    """What CI does after a build: `primum evidence add` its provenance, tests and scan for each artifact."""
+    from primum.evidence_service import EvidenceService
+
+    evidence = EvidenceService(store)
+    added: dict[str, list[str]] = {}
+    for ref, ci_file in _FILES_CI.get(release_file, []):
+        done = evidence.add(ref, ci_file)
+        extra = f" ({done.summary['critical']} critical)" if done.summary.get("critical") else ""
+        added.setdefault(ref.split("@")[0], []).append(f"{done.kind} #{done.index}{extra}")
+    for name, kinds in added.items():
+        console.print(f"[dim]CI evidence for {name}: {', '.join(kinds)} (signed into the log)[/]")
+
+
+_FILES_CI: dict[Path, list[tuple[str, Path]]] = {}
 
 
 def _show(rollout_id: str, event: Event) -> None:
@@ -230,18 +252,21 @@ def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftover
             hint = f"primum analysis list {o.release_id}" + (f"  (PRIMUM_HOME={keep})" if keep else
                                                              "  (run the demo with --keep DIR to keep them)")
             console.print(f"  {len(events)} measurement(s) stored with their inputs: {escape(hint)}")
-    behaved = len(outcomes) == 4 and all(o.ok for o in outcomes)
-    if len(outcomes) == 4:
+    behaved = len(outcomes) == 5 and all(o.ok for o in outcomes)
+    if len(outcomes) == 5:
         bad = outcomes[1].status
         caught = bad.reason is not None and "analysis failed" in bad.reason
         never_prod = all(i.phase.value == "not_started" for i in (*bad.items, *outcomes[2].status.items)
                          if i.env == "prod")
         tenant_rows = [r for r in _failed_rows(analyses.get(outcomes[2].release_id, []))
                        if r.get("slice") == FAULT_TENANT]
-        behaved = behaved and caught and never_prod and bool(tenant_rows)
+        vulnerable = outcomes[4].status.reason or ""
+        scan_denied = "critical vulnerabilit" in vulnerable
+        behaved = behaved and caught and never_prod and bool(tenant_rows) and scan_denied
         console.print(f"regression caught by analysis: {'yes' if caught else 'NO'}; one-clinic regression caught "
                       f"by the {FAULT_TENANT} slice: {'yes' if tenant_rows else 'NO'}; "
-                      f"a bad version reached prod: {'no' if never_prod else 'YES'}")
+                      f"a bad version reached prod: {'no' if never_prod else 'YES'}; the critical vulnerability "
+                      f"denied by policy: {'yes' if scan_denied else 'NO'}")
     if bundles is not None:
         console.rule("[bold]evidence[/]: signed, in a transparency log, verified offline")
         console.print(f"the log: {escape(bundles.log)}")
@@ -263,5 +288,5 @@ def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftover
     verdict = "[green]primum behaved correctly[/]" if behaved else "[red]primum did NOT behave as expected[/]"
     console.print(f"{verdict} in {elapsed:.0f}s; no process left behind: {'yes' if not leftovers else 'NO'}")
     console.print(f"try it yourself: primum init my-estate  (writes {files.estate.name}, identities.yaml, policy/, "
-                  "releases/, artifacts/)")
+                  "releases/, artifacts/, ci/)")
     return behaved
