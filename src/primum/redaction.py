@@ -7,9 +7,12 @@ redacted with ``primum.evidence.redact`` and each replacement is noted in the ev
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Iterable
+from typing import TextIO
 
-from primum.evidence.redact import redact, redact_text
+from primum.evidence.redact import RedactingFilter, redact, redact_text
 from primum.store.records import NewEvent
 
 
@@ -24,3 +27,19 @@ def safe(events: Iterable[NewEvent]) -> list[NewEvent]:
             event = NewEvent(kind=event.kind, message=message, env=event.env, service=event.service, data=data)
         out.append(event)
     return out
+
+
+def configure_logging(stream: TextIO | None = None, level: int = logging.WARNING) -> logging.Handler:
+    """Send primum's log records to ``stream`` (stderr) through redaction: a secret or PHI-like value in
+    a log message is replaced before any handler writes it. The command line calls this at start."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(RedactingFilter())  # a handler filter sees every record, child loggers' too
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("primum")
+    for old in [h for h in logger.handlers if getattr(h, "primum_redacting", False)]:
+        logger.removeHandler(old)
+    handler.primum_redacting = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(min(logger.level or level, level))
+    logger.propagate = False
+    return handler

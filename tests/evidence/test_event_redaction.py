@@ -24,3 +24,22 @@ def test_a_clean_event_is_unchanged() -> None:
     clean = NewEvent(kind="step", message="scheduling-api in staging: step 2/6 route 25% to the new version",
                      data={"digest": "sha256:" + "ab" * 32, "version": "2.0.1"})
     assert safe([clean]) == [clean]
+
+
+def test_log_lines_are_redacted_before_any_handler_writes_them() -> None:
+    import io
+    import logging
+
+    from primum.redaction import configure_logging
+
+    stream = io.StringIO()
+    handler = configure_logging(stream)
+    try:
+        logging.getLogger("primum.controller").warning("probe failed: Authorization: Bearer abc123def456ghi "
+                                                        "for patient MRN: 00123456")
+        text = stream.getvalue()
+        assert "abc123def456ghi" not in text and "00123456" not in text
+        assert "[REDACTED:" in text and "probe failed" in text
+    finally:
+        logging.getLogger("primum").removeHandler(handler)
+        logging.getLogger("primum").propagate = True

@@ -923,4 +923,7 @@ def demo(
 
 
 def main() -> None:  # pragma: no cover
+    from primum.redaction import configure_logging
+
+    configure_logging()  # every log line passes redaction: no secret or PHI-like value reaches a log
     sys.exit(app())

@@ -38,6 +38,7 @@ EVENT_KINDS = (
     "item_started", "step", "analysis", "probe", "paused", "promoted_by_person", "item_succeeded",
     "item_skipped", "rollback_started", "item_rolled_back", "rollback_failed", "promoted", "rolled_back",
     "aborted", "retried", "action_failed", "command_ignored", "freeze_override", "break_glass", "review",
+    "legal_hold", "legal_hold_released", "purge",
 )
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
