@@ -222,6 +222,12 @@ def test_a_production_freeze_blocks_promotion_across_dst_and_break_glass_opens_i
         assert w.gov.reviews()[0][1] == "done"
         kinds = [e.kind for e in w.store.events(rid)]
         assert "break_glass" in kinds and "review" in kinds
+        assert kinds.count("freeze_override") == 1  # recorded once, as signed evidence like every event
+        entries = {e.kind: e for e in w.store.evidence_entries(rid)}
+        assert {"break_glass", "freeze_override", "review"} <= set(entries)
+        override = next(e for e in w.store.events(rid) if e.kind == "freeze_override")
+        assert override.data["actor"] == "kim" and "year-end" in override.message
+        assert w.store.verify_evidence().ok
     finally:
         server.shutdown()
         w.store.close()

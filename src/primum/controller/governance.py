@@ -95,8 +95,10 @@ class Governance:
         if not starting:
             status = RolloutStatus.model_validate(record.status)
             started = status.started_at or now
-            return running_gate(window=may_continue(environment.windows, env_class, now, started),
-                                emergency=by is not None)
+            running = may_continue(environment.windows, env_class, now, started)
+            if by is not None and not running.open and log:
+                self.log_freeze_override(record, env, by, running.reason, now)
+            return running_gate(window=running, emergency=by is not None)
         unpromoted = self.promotion(estate, record, env)
         if unpromoted:
             return Gate(allowed=False, reason=unpromoted, blocked_by="policy")
@@ -106,6 +108,8 @@ class Governance:
         if log:
             self.log_decision(record, env, decision, now)
         window = may_start(environment.windows, env_class, now)
+        if by is not None and not window.open and log and not isinstance(decision, str) and decision.allowed:
+            self.log_freeze_override(record, env, by, window.reason, now)
         approval = None
         if decision.allowed and decision.requirements is not None:
             req = decision.requirements
@@ -144,6 +148,17 @@ class Governance:
         return ("promotion by digest: " + "; ".join(missing)
                 + f" (an artifact enters {env} only after it passed {previous}; a rebuilt artifact starts again "
                   f"at {names[0]})")
+
+    def log_freeze_override(self, record: RolloutRecord, env: str, by: str, reason: str, now: float) -> None:
+        """Record, once per release and environment, that break-glass carried it through a closed window."""
+        key = (record.id, f"{env}#freeze-override")
+        if key in self._logged:
+            return
+        self._logged[key] = reason
+        self.store.add_events(record.id, safe([NewEvent(
+            kind="freeze_override", env=env,
+            message=f"break-glass by {by} overrides a closed change window in {env}: {reason}",
+            data={"actor": by, "window": reason})]), now)
 
     def log_decision(self, record: RolloutRecord, env: str, decision: PolicyDecision, now: float) -> None:
         entry = decision.log
