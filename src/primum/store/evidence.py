@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from primum.evidence import keys as keys_mod
 from primum.evidence.checkpoint import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
@@ -33,6 +33,13 @@ from primum.evidence.tlog import CompactRange
 from primum.store.tables import evidence_checkpoints, evidence_entries, evidence_head
 
 log = logging.getLogger("primum.evidence")
+
+
+# Built once: an append runs inside the controller's hot path (every persisted event).
+_INSERT_ENTRIES = insert(evidence_entries)
+_INSERT_CHECKPOINT = insert(evidence_checkpoints)
+_UPDATE_HEAD = update(evidence_head).where(evidence_head.c.id == 1).values(
+    size=bindparam("b_size"), nodes=bindparam("b_nodes"), updated_at=bindparam("b_at"))
 
 
 @dataclass(frozen=True)
@@ -159,13 +166,13 @@ class EvidenceLog:
                 "event_id": entry.event_id,
                 "summary": None if entry.summary is None else json.dumps(entry.summary, sort_keys=True),
                 "envelope": envelope, "leaf_hash": leaf, "purged_at": None})
-        conn.execute(insert(evidence_entries), rows)
-        conn.execute(update(evidence_head).where(evidence_head.c.id == 1).values(
-            size=tree.size, nodes=" ".join(n.hex() for n in tree.nodes), updated_at=now))
+        conn.execute(_INSERT_ENTRIES, rows)
+        conn.execute(_UPDATE_HEAD, {"b_size": tree.size, "b_nodes": " ".join(n.hex() for n in tree.nodes),
+                                    "b_at": now})
         root = tree.root()
         note = sign_checkpoint(Checkpoint(row.origin, tree.size, root), [note_signer(row.origin, signer)])
-        conn.execute(insert(evidence_checkpoints), {"size": tree.size, "root_hash": root, "note": note,
-                                                    "key_id": signer.keyid, "at": now})
+        conn.execute(_INSERT_CHECKPOINT, {"size": tree.size, "root_hash": root, "note": note,
+                                          "key_id": signer.keyid, "at": now})
         return list(range(first, tree.size))
 
     # ------------------------------------------------------------------ reading
