@@ -21,7 +21,7 @@ from primum.evidence.bundle import BundleError, LogEntry, read_members, verify_b
 from primum.evidence.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from primum.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, sign
 from primum.evidence.keys import Keyring, SigningKey
-from primum.evidence.tlog import leaf_hash, root
+from primum.evidence.tlog import consistency_proof, leaf_hash, root
 
 ORIGIN = "primum.example/evidence"
 RELEASE = "rel-42"
@@ -546,3 +546,158 @@ def test_a_failed_write_leaves_the_previous_bundle_and_no_temporary_file(
         export(log, path)
     assert path.read_bytes() == b"previous bundle"
     assert [p.name for p in tmp_path.iterdir()] == ["b.tar.gz"]
+
+
+# --- consistency with a checkpoint the auditor kept ----------------------------------------------
+
+KEPT_SIZE = 6
+
+
+def kept_checkpoint(log: Log, size: int = KEPT_SIZE, signer: NoteSigner | None = None,
+                    leaf_hashes: Sequence[bytes] | None = None) -> str:
+    """The signed checkpoint of the log's first ``size`` entries, as an auditor saw it earlier."""
+    hashes = log.leaf_hashes if leaf_hashes is None else leaf_hashes
+    return sign_checkpoint(Checkpoint(ORIGIN, size, root(hashes[:size])),
+                           [signer or bd.note_signer(ORIGIN, log.signer)])
+
+
+@pytest.fixture(scope="module")
+def since_bundle(log: Log, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("since") / "rel-42-since.tar.gz"
+    summary = export(log, path, previous_checkpoint=kept_checkpoint(log),
+                     consistency=consistency_proof(log.leaf_hashes, KEPT_SIZE))
+    assert summary.previous_size == KEPT_SIZE
+    return path
+
+
+def test_a_bundle_with_a_kept_checkpoint_proves_the_log_extends_it(log: Log, since_bundle: Path,
+                                                                  bundle: Path) -> None:
+    files = raw_members(since_bundle)
+    assert files["previous-checkpoint.txt"] == kept_checkpoint(log).encode()
+    proof = json.loads(files["consistency.json"])
+    assert proof == {"old_size": KEPT_SIZE, "new_size": LOG_SIZE,
+                     "hashes": [h.hex() for h in consistency_proof(log.leaf_hashes, KEPT_SIZE)]}
+    manifest = json.loads(files["manifest.json"])
+    assert manifest["log"]["previous"] == {"tree_size": KEPT_SIZE, "root_hash": root(log.leaf_hashes[:6]).hex()}
+    assert {"previous-checkpoint.txt", "consistency.json"} <= set(manifest["files"])
+    signed = st.open_statement(files["manifest.dsse.json"], log.keys)
+    assert {"previous-checkpoint.txt", "consistency.json"} <= {s["name"] for s in signed["subject"]}
+    assert signed["predicate"]["log"] == manifest["log"]
+    assert "extends the checkpoint at size 6 you kept: consistency proof included" in files["report.md"].decode()
+    assert "extends the checkpoint at size 6 you kept" in files["report.html"].decode()
+
+    result = verify_bundle(since_bundle, log.keys)
+    assert result.ok, result.problems
+    assert (result.previous_size, result.previous_root_hash) == (KEPT_SIZE, root(log.leaf_hashes[:6]).hex())
+    # a bundle without them verifies as before, and says nothing about a previous checkpoint
+    plain = verify_bundle(bundle, log.keys)
+    assert plain.ok and plain.previous_size is None
+    assert "you kept" not in raw_members(bundle)["report.md"].decode()
+
+
+def test_a_kept_checkpoint_of_the_same_size_needs_no_proof(log: Log, tmp_path: Path) -> None:
+    path = tmp_path / "same.tar.gz"
+    export(log, path, previous_checkpoint=kept_checkpoint(log, LOG_SIZE), consistency=[])
+    result = verify_bundle(path, log.keys)
+    assert result.ok and result.previous_size == LOG_SIZE, result.problems
+
+
+def _rewrite_consistency(files: dict[str, bytes]) -> None:
+    doc = json.loads(files["consistency.json"])
+    doc["hashes"][0] = "00" * 32
+    files["consistency.json"] = json.dumps(doc).encode()
+
+
+def _rewritten_history(log: Log) -> list[bytes]:
+    """The leaf hashes of a log whose entry 2 was replaced: what a rewritten log's checkpoint would cover."""
+    hashes = list(log.leaf_hashes)
+    hashes[2] = leaf_hash(b"a different entry 2")
+    return hashes
+
+
+def _swap_previous(log: Log, note: str) -> Callable[[dict[str, bytes]], None]:
+    """An insider holding the signing key replaces the kept checkpoint (and the manifest's record of it)."""
+    def change(files: dict[str, bytes]) -> None:
+        files["previous-checkpoint.txt"] = note.encode()
+        manifest = json.loads(files[bd.MANIFEST])
+        opened = bd.cp.parse_checkpoint_body(note.split("\n\n")[0] + "\n")
+        manifest["log"]["previous"] = {"tree_size": opened.size, "root_hash": opened.root_hash.hex()}
+        files[bd.MANIFEST] = json.dumps(manifest).encode()
+        resign(files, log.signer)
+    return change
+
+
+CONSISTENCY_TAMPERING: dict[str, tuple[Callable[[Log], Callable[[dict[str, bytes]], object]], str]] = {
+    "proof hash": (lambda log: _rewrite_consistency, "consistency.json: changed after signing"),
+    "proof hash, re-signed": (lambda log: lambda f: (_rewrite_consistency(f), resign(f, log.signer)),
+                              "consistency.json: does not prove that the log at tree size 10 (checkpoint.txt) "
+                              "extends the previous checkpoint at size 6"),
+    "proof sizes, re-signed": (lambda log: lambda f: (
+        f.update({"consistency.json": f["consistency.json"].replace(b'"old_size": 6', b'"old_size": 5')}),
+        resign(f, log.signer)), "consistency.json: old_size 5 is not the previous checkpoint's 6"),
+    "previous removed": (lambda log: lambda f: (f.pop("previous-checkpoint.txt"), resign(f, log.signer)),
+                         "previous-checkpoint.txt: missing, but manifest.json's log names a previous checkpoint"),
+    "previous signed by another key": (
+        lambda log: _swap_previous(log, kept_checkpoint(log, signer=NoteSigner.generate(ORIGIN))),
+        "previous-checkpoint.txt: note has no signature from a known key"),
+    "previous of another log": (
+        lambda log: lambda f: (f.update({"previous-checkpoint.txt": sign_checkpoint(
+            Checkpoint("other.example/log", KEPT_SIZE, root(log.leaf_hashes[:6])),
+            [bd.note_signer("other.example/log", log.signer)]).encode()}), resign(f, log.signer)),
+        "previous-checkpoint.txt: note has no signature from a known key"),
+    "previous of a rewritten log": (
+        lambda log: _swap_previous(log, kept_checkpoint(log, leaf_hashes=_rewritten_history(log))),
+        "consistency.json: does not prove"),
+    "previous not the manifest's": (
+        lambda log: lambda f: (f.update({"previous-checkpoint.txt": kept_checkpoint(log, 7).encode()}),
+                               resign(f, log.signer)),
+        "previous-checkpoint.txt: tree size 7 and root"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONSISTENCY_TAMPERING))
+def test_a_tampered_consistency_proof_or_previous_checkpoint_fails(
+        case: str, log: Log, since_bundle: Path, tmp_path: Path) -> None:
+    make, first = CONSISTENCY_TAMPERING[case]
+    result = verify_bundle(tampered(since_bundle, tmp_path, make(log)), log.keys)
+    assert not result.ok and result.previous_size is None
+    assert result.problems[0].startswith(first), result.problems
+
+
+def test_previous_files_smuggled_into_a_plain_bundle_are_problems(log: Log, bundle: Path, tmp_path: Path) -> None:
+    def smuggle(files: dict[str, bytes]) -> None:
+        files["previous-checkpoint.txt"] = kept_checkpoint(log).encode()
+        files["consistency.json"] = b"{}"
+        resign(files, log.signer)
+
+    result = verify_bundle(tampered(bundle, tmp_path, smuggle), log.keys)
+    assert result.problems == [
+        "previous-checkpoint.txt: present, but manifest.json's log names no previous checkpoint",
+        "consistency.json: present, but manifest.json's log names no previous checkpoint"]
+
+
+CONSISTENCY_EXPORT_ERRORS: dict[str, tuple[Callable[[Log], dict[str, Any]], str]] = {
+    "only the checkpoint": (lambda log: {"previous_checkpoint": kept_checkpoint(log)},
+                            "previous_checkpoint and consistency: give both"),
+    "only the proof": (lambda log: {"consistency": []}, "previous_checkpoint and consistency: give both"),
+    "another key": (lambda log: {"previous_checkpoint": kept_checkpoint(log, signer=NoteSigner.generate(ORIGIN)),
+                                 "consistency": consistency_proof(log.leaf_hashes, KEPT_SIZE)},
+                    "previous_checkpoint: note has no signature from a known key"),
+    "larger": (lambda log: {"previous_checkpoint": kept_checkpoint(log, 11, leaf_hashes=[*log.leaf_hashes, b"x" * 32]),
+                            "consistency": []}, "previous_checkpoint: covers 11 entries, more than the 10"),
+    "rewritten": (lambda log: {"previous_checkpoint": kept_checkpoint(log, leaf_hashes=_rewritten_history(log)),
+                               "consistency": consistency_proof(log.leaf_hashes, KEPT_SIZE)},
+                  "consistency: does not prove that the checkpoint at size 10 extends the previous checkpoint at "
+                  "size 6"),
+    "wrong proof": (lambda log: {"previous_checkpoint": kept_checkpoint(log),
+                                 "consistency": consistency_proof(log.leaf_hashes, 5)}, "consistency: does not prove"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONSISTENCY_EXPORT_ERRORS))
+def test_export_refuses_a_previous_checkpoint_it_cannot_prove(case: str, log: Log, tmp_path: Path) -> None:
+    overrides, message = CONSISTENCY_EXPORT_ERRORS[case]
+    with pytest.raises(BundleError) as err:
+        export(log, tmp_path / "b.tar.gz", **overrides(log))
+    assert str(err.value).startswith(message), str(err.value)
+    assert list(tmp_path.iterdir()) == []

@@ -271,3 +271,58 @@ def test_property_any_single_tampering_is_detected_at_its_entry(tmp_path: Path) 
     check()
     engine.dispose()
     store.close()
+
+
+def test_consistency_proves_the_log_extends_a_kept_checkpoint_until_it_is_rewritten(store: Store) -> None:
+    from primum.evidence.tlog import leaf_hash, verify_consistency
+    from primum.store.evidence import ConsistencyError
+
+    store.create_rollout(rollout("rel-1"), T0)
+    seen = []  # every checkpoint, as an auditor looking after each batch would have kept it
+    for i in range(3):
+        store.add_events("rel-1", events(3), T0 + i)  # batches of 3: checkpoints at 3, 6, 9
+        seen.append(store.evidence_checkpoint()[1])
+    origin, kept_row = store.evidence_checkpoint()
+    assert kept_row is not None and kept_row.size == 9
+    vkeys = verifier_keys(origin, store.evidence.keys.keyring())
+    kept = open_checkpoint(kept_row.note, vkeys, origin=origin)  # what the auditor keeps: the signed note
+    for i in range(4):
+        store.add_events("rel-1", events(2), T0 + 10 + i)  # the log grows to 17
+        seen.append(store.evidence_checkpoint()[1])
+
+    current, proof = store.consistency(kept.size)
+    new = open_checkpoint(current.note, vkeys, origin=origin)
+    assert new.size == 17 and proof
+    assert verify_consistency(kept.size, new.size, kept.root_hash, new.root_hash, proof)
+    assert store.consistency(new.size)[1] == []  # the same tree: nothing to prove
+    assert [c.size for c in seen if c] == [3, 6, 9, 11, 13, 15, 17]
+    for c in seen:  # every earlier checkpoint is extended too
+        assert c is not None
+        old = open_checkpoint(c.note, vkeys, origin=origin)
+        assert verify_consistency(old.size, new.size, old.root_hash, new.root_hash, store.consistency(old.size)[1])
+    with pytest.raises(ConsistencyError, match="fewer than the 18"):
+        store.consistency(18)
+    with pytest.raises(ValueError, match="old_size"):
+        store.consistency(-1)
+
+    # rewrite entry 4 (below the kept size) and its recorded leaf hash, as an attacker without the key would
+    junk = json.dumps({"payloadType": "application/vnd.in-toto+json", "payload": "e30=",
+                       "signatures": [{"keyid": "", "sig": "AAAA"}]}).encode()
+    raw(store, "UPDATE evidence_entries SET leaf_hash = :hash, envelope = :junk WHERE idx = 4",
+        junk=junk, hash=leaf_hash(junk))
+    current, proof = store.consistency(kept.size)
+    assert current.size == new.size
+    assert not verify_consistency(kept.size, new.size, kept.root_hash, new.root_hash, proof)
+
+    # an entry deleted below the newest checkpoint: no proof can be given at all
+    raw(store, "DELETE FROM evidence_entries WHERE idx = 12")
+    with pytest.raises(ConsistencyError, match="entries were deleted"):
+        store.consistency(kept.size)
+
+
+def test_consistency_of_an_empty_log_is_an_error(store: Store) -> None:
+    from primum.store.evidence import ConsistencyError
+
+    assert store.evidence_checkpoint()[1] is None
+    with pytest.raises(ConsistencyError, match="empty"):
+        store.consistency(0)

@@ -722,15 +722,19 @@ def evidence_verify(
             raise InputError.single(str(bundle), "bundle file not found", "pass the .tar.gz written by "
                                     "`primum evidence export`")
         result = verify_bundle(bundle, _public_keys(key))
+        previous = None if result.previous_size is None else {
+            "tree_size": result.previous_size, "root_hash": result.previous_root_hash}
         if output is Output.json:
             print_json({"ok": result.ok, "problems": result.problems, "release": result.release_id,
                         "digest": result.release_digest, "entries": result.entries, "purged": result.purged,
                         "tree_size": result.tree_size, "root_hash": result.root_hash.hex()
-                        if isinstance(result.root_hash, bytes) else result.root_hash})
+                        if isinstance(result.root_hash, bytes) else result.root_hash, "previous": previous})
         elif result.ok:
+            since = ("" if previous is None else f"; the log extends the previous checkpoint at tree size "
+                     f"{result.previous_size} (consistency proof verified)")
             console.print(f"[green]verified[/] {bundle}: release {result.release_id} ({result.release_digest[:19]}…),"
                           f" {result.entries} signed statements ({result.purged} purged) included in the log at "
-                          f"tree size {result.tree_size}", highlight=False)
+                          f"tree size {result.tree_size}{since}", highlight=False)
         else:
             err_console.print(f"[red]NOT verified[/] {bundle}: {escape(result.problems[0])}", highlight=False)
             for problem in result.problems[1:5]:
@@ -762,11 +766,65 @@ def evidence_verify(
 def evidence_export(
     release_id: Annotated[str, typer.Argument(metavar="RELEASE")],
     out: Annotated[Path, typer.Option("--output", "-o", help="the .tar.gz to write")],
+    since: Annotated[Path | None, typer.Option("--since", metavar="OLD_CHECKPOINT",
+                                               help="an earlier checkpoint of this log (from `primum evidence "
+                                               "checkpoint -o FILE`): include it and the consistency proof from "
+                                               "it")] = None,
 ) -> None:
     """Write a release's audit bundle: envelopes, inclusion proofs, checkpoint, public keys, report."""
-    summary = _evidence().export(release_id, out)
-    console.print(f"wrote {out}: {summary.entries} statements, checkpoint at tree size {summary.tree_size}; "
-                  f"verify anywhere with `primum evidence verify {out} --key PUB.pem`", highlight=False)
+    summary = _evidence().export(release_id, out, since=since)
+    extends = ("" if summary.previous_size is None else
+               f", consistency proof from the checkpoint at size {summary.previous_size} in {since}")
+    console.print(f"wrote {out}: {summary.entries} statements, checkpoint at tree size {summary.tree_size}"
+                  f"{extends}; verify anywhere with `primum evidence verify {out} --key PUB.pem`", highlight=False)
+
+
+@evidence_app.command("checkpoint")
+@handled
+def evidence_checkpoint(
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="write the checkpoint to this file "
+                                             "(default: print it)")] = None,
+) -> None:
+    """The log's newest signed checkpoint, exactly as stored: keep it to check the log later."""
+    origin, latest = _evidence().checkpoint()
+    if out is None:
+        sys.stdout.write(latest.note)
+        sys.stdout.flush()
+        return
+    try:
+        out.write_bytes(latest.note.encode())
+    except OSError as exc:
+        raise InputError.single(str(out), f"cannot write the checkpoint ({exc.strerror or exc})",
+                                "pass a writable file path to --output") from None
+    console.print(f"wrote {out}: checkpoint of {origin} at tree size {latest.size}; later, `primum evidence "
+                  f"consistency {out}` checks that the log still extends it", highlight=False)
+
+
+@evidence_app.command("consistency")
+@handled
+def evidence_consistency(
+    old: Annotated[Path, typer.Argument(metavar="OLD_CHECKPOINT_FILE", help="a checkpoint of this log kept "
+                                        "earlier (`primum evidence checkpoint -o FILE`)")],
+    key: Annotated[list[Path] | None, typer.Option("--key", help="public key PEM (or a directory of them) to "
+                                                   "open the checkpoints with; default: the local keyring")] = None,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+) -> None:
+    """Check that the log extends a checkpoint kept earlier (RFC 9162 consistency proof); exit 1 if rewritten."""
+    result = _evidence().consistency(old, _public_keys(key) if key else None)
+    if output is Output.json:
+        print_json({"ok": result.ok, "problem": result.problem, "origin": result.origin,
+                    "old_size": result.old_size, "old_root": result.old_root.hex(), "new_size": result.new_size,
+                    "new_root": None if result.new_root is None else result.new_root.hex(),
+                    "proof": [h.hex() for h in result.proof]})
+    elif result.ok:
+        console.print(f"log {result.origin}\n"
+                      f"  kept:    tree size {result.old_size}, root {result.old_root.hex()}\n"
+                      f"  current: tree size {result.new_size}, root {(result.new_root or b'').hex()}\n"
+                      f"[green]consistent[/]: the current log extends the checkpoint you kept "
+                      f"(RFC 9162 consistency proof of {len(result.proof)} hashes verified)", highlight=False)
+    else:
+        err_console.print(f"[red]NOT consistent[/] {old}: {escape(result.problem or '')}", highlight=False)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_RELEASE_FAILED)
 
 
 @evidence_app.command("list")

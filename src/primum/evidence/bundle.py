@@ -9,6 +9,8 @@ Layout (one top directory, ``primum-evidence-<release id>/``)::
     proofs/<index>.json          the RFC 9162 inclusion proof of each entry in the checkpoint's tree
     keys/<keyid>.pem             the public keys, for reference only: a verifier trusts only the keys it is given
     report.md, report.html       the human-readable report (covered by the signed manifest too)
+    previous-checkpoint.txt      optional: an earlier signed checkpoint of the log that the auditor kept
+    consistency.json             with it: the RFC 9162 consistency proof from that checkpoint to checkpoint.txt
 
 No database here: the store reads the log and passes :class:`LogEntry` values in. Verification reads the
 tarball in memory, never extracts it, and fails closed: every check that cannot run is a problem.
@@ -46,6 +48,8 @@ MANIFEST_DSSE = "manifest.dsse.json"
 CHECKPOINT = "checkpoint.txt"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
+PREVIOUS_CHECKPOINT = "previous-checkpoint.txt"
+CONSISTENCY = "consistency.json"
 MAX_MEMBERS = 100_000
 MAX_UNCOMPRESSED = 1 << 30  # bytes of the uncompressed tar stream
 IN_TOTO_MISSING = "in-toto-attestation not installed: statements checked by primum's own parser only"
@@ -89,6 +93,7 @@ class BundleSummary:
     root_hash: str  # hex
     files: tuple[str, ...]  # relative to the top directory
     sha256: str  # of the .tar.gz
+    previous_size: int | None = None  # the tree size of the previous checkpoint, when one is included
 
 
 @dataclass
@@ -105,6 +110,8 @@ class BundleVerification:
     root_hash: str = ""  # hex
     statements: list[dict[str, Any]] = field(default_factory=list)  # verified statements, in log order
     complete: bool = False  # every check ran to the end
+    previous_size: int | None = None  # the previous checkpoint the bundle's log was proved to extend
+    previous_root_hash: str = ""  # hex
 
     @property
     def ok(self) -> bool:
@@ -260,6 +267,23 @@ def _checked_entries(entries: Sequence[LogEntry], leaf_hashes: Sequence[bytes], 
     return out
 
 
+def _checked_previous(note: str, proof: Sequence[bytes], origin: str, keyring: Mapping[str, Ed25519PublicKey],
+                      head: cp.Checkpoint) -> cp.Checkpoint:
+    """The previous checkpoint, opened, after checking that ``proof`` shows ``head`` extends it."""
+    try:
+        previous = cp.open_checkpoint(note, [verifier_key(origin, k) for k in keyring.values()], origin=origin)
+    except cp.CheckpointError as exc:
+        raise BundleError(f"previous_checkpoint: {exc} (it must be a checkpoint of this log, signed by one of "
+                          f"public_keys, key name {origin!r})") from exc
+    if previous.size > head.size:
+        raise BundleError(f"previous_checkpoint: covers {previous.size} entries, more than the {head.size} of "
+                          "checkpoint_note: the log does not extend it")
+    if not tlog.verify_consistency(previous.size, head.size, previous.root_hash, head.root_hash, list(proof)):
+        raise BundleError(f"consistency: does not prove that the checkpoint at size {head.size} extends the previous "
+                          f"checkpoint at size {previous.size}: the log was rewritten, or the proof is not for them")
+    return previous
+
+
 def write_bundle(
     path: str | os.PathLike[str],
     *,
@@ -274,6 +298,8 @@ def write_bundle(
     generated_at: float,
     artifacts: Mapping[str, Mapping[str, str]] | None = None,
     report_title: str | None = None,
+    previous_checkpoint: str | None = None,
+    consistency: Sequence[bytes] | None = None,
 ) -> BundleSummary:
     """Write the audit bundle of a release atomically; raise ``BundleError`` (and write nothing) on bad inputs.
 
@@ -281,13 +307,23 @@ def write_bundle(
     signed checkpoint of exactly that tree; ``entries`` are the release's entries (any order);
     ``artifacts`` maps each service to ``{"digest": "sha256:..", "version": ".."}``. ``public_keys``
     must include every key that signed an entry (retired ones too) and ``signer``'s key.
+
+    ``previous_checkpoint`` (an earlier signed checkpoint of the same log, e.g. one an auditor kept) and
+    ``consistency`` (the RFC 9162 consistency proof from it to ``checkpoint_note``) go together: the
+    proof is verified before anything is written, and both are added to the bundle and its signed manifest.
     """
     target = Path(path)
     release = _release_section(release_id, release_digest, artifacts or {})
     keyring = _key_map(public_keys)
     if signer.keyid not in keyring:
         raise BundleError(f"signer: key {signer.keyid} is not among public_keys, so the bundle would not verify")
+    if (previous_checkpoint is None) != (consistency is None):
+        raise BundleError("previous_checkpoint and consistency: give both (the earlier checkpoint and the proof "
+                          "from it to checkpoint_note) or neither")
     head = _checked_head(checkpoint_note, origin, keyring, leaf_hashes)
+    previous: cp.Checkpoint | None = None
+    if previous_checkpoint is not None and consistency is not None:
+        previous = _checked_previous(previous_checkpoint, consistency, origin, keyring, head)
     ordered = sorted(entries, key=lambda e: e.index)
     if not ordered:
         raise BundleError("entries: a release with no log entries has nothing to audit")
@@ -316,12 +352,17 @@ def write_bundle(
 
     root_hex = head.root_hash.hex()
     log: dict[str, Any] = {"origin": origin, "tree_size": head.size, "root_hash": root_hex}
+    if previous is not None and previous_checkpoint is not None and consistency is not None:
+        files[PREVIOUS_CHECKPOINT] = previous_checkpoint.encode()
+        files[CONSISTENCY] = _json_bytes({"old_size": previous.size, "new_size": head.size,
+                                          "hashes": [h.hex() for h in consistency]})
+        log["previous"] = {"tree_size": previous.size, "root_hash": previous.root_hash.hex()}
     generated = st.rfc3339(generated_at)
     info = BundleInfo(
         release_id=release_id, release_digest=release["digest"], origin=origin, tree_size=head.size,
         root_hash=root_hex, generated_at=generated, artifacts=release["artifacts"], entries=len(ordered),
         purged=[(m["index"], m["purged_at"]) for m in manifest_entries if m["envelope"] is None],
-        key_ids=sorted(keyring), title=report_title,
+        key_ids=sorted(keyring), title=report_title, since_size=None if previous is None else previous.size,
     )
     statements = [s for _, s in signed]
     indices = [i for i, _ in signed]
@@ -337,7 +378,7 @@ def write_bundle(
 
     digest = _write_tar_atomically(target, f"{TOP_PREFIX}{release_id}", files, int(generated_at))
     return BundleSummary(target, release_id, len(ordered), len(info.purged), head.size, root_hex,
-                         tuple(sorted(files)), digest)
+                         tuple(sorted(files)), digest, None if previous is None else previous.size)
 
 
 def _write_tar_atomically(path: Path, top: str, files: Mapping[str, bytes], mtime: int) -> str:
@@ -496,6 +537,7 @@ class _Manifest:
     root_hash: bytes
     entries: list[_Entry]
     files: dict[str, str]
+    previous: tuple[int, bytes] | None = None  # log.previous: (tree size, root hash)
 
 
 def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str, *, optional: bool = False) -> Any:
@@ -544,12 +586,20 @@ def _parse_manifest(data: bytes) -> _Manifest:
     files = _field(doc, "files", dict, "")
     if not all(isinstance(v, str) for v in files.values()):
         raise BundleFormatError(f"{MANIFEST}: files: every value must be a sha256 hex string")
+    previous: tuple[int, bytes] | None = None
+    if "previous" in log:
+        raw_previous = _field(log, "previous", dict, "log.")
+        previous_size = _field(raw_previous, "tree_size", int, "log.previous.")
+        if previous_size < 0:
+            raise BundleFormatError(f"{MANIFEST}: log.previous.tree_size: negative")
+        previous = (previous_size, _hex_hash(_field(raw_previous, "root_hash", str, "log.previous."),
+                                             f"{MANIFEST}: log.previous.root_hash"))
     return _Manifest(
         release=release, log=log, generated_at=_field(doc, "generated_at", str, ""),
         release_id=release_id, release_hex=release_hex.hex(), artifact_hexes=artifact_hexes,
         origin=_field(log, "origin", str, "log."), tree_size=_field(log, "tree_size", int, "log."),
         root_hash=_hex_hash(_field(log, "root_hash", str, "log."), f"{MANIFEST}: log.root_hash"),
-        entries=entries, files=files,
+        entries=entries, files=files, previous=previous,
     )
 
 
@@ -637,6 +687,60 @@ def _proof_problem(data: bytes, entry: _Entry, head: cp.Checkpoint) -> str | Non
                                  head.root_hash):
         return f"does not prove leaf {entry.leaf_hash.hex()[:16]}... is entry {entry.index} of the checkpoint's tree"
     return None
+
+
+def _consistency_problem(data: bytes, previous: cp.Checkpoint, head: cp.Checkpoint) -> str | None:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        return f"not JSON ({exc})"
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    if type(doc.get("old_size")) is not int or doc["old_size"] != previous.size:
+        return f"old_size {doc.get('old_size')!r} is not the previous checkpoint's {previous.size}"
+    if type(doc.get("new_size")) is not int or doc["new_size"] != head.size:
+        return f"new_size {doc.get('new_size')!r} is not the checkpoint's {head.size}"
+    hashes = doc.get("hashes")
+    if not isinstance(hashes, list) or not all(isinstance(h, str) and _HEX64.match(h) for h in hashes):
+        return "hashes: expected a list of 64-hex-digit hashes"
+    if not tlog.verify_consistency(previous.size, head.size, previous.root_hash, head.root_hash,
+                                   [bytes.fromhex(h) for h in hashes]):
+        return (f"does not prove that the log at tree size {head.size} ({CHECKPOINT}) extends the previous "
+                f"checkpoint at size {previous.size} ({PREVIOUS_CHECKPOINT}): the log was rewritten, or the proof "
+                "was changed")
+    return None
+
+
+def _check_previous(files: Mapping[str, bytes], m: _Manifest, head: cp.Checkpoint | None,
+                    keyring: Mapping[str, Ed25519PublicKey], check: _Check) -> None:
+    """The previous checkpoint and the consistency proof to the bundle's checkpoint, when the bundle has them."""
+    present = [name for name in (PREVIOUS_CHECKPOINT, CONSISTENCY) if name in files]
+    if m.previous is None:
+        for name in present:
+            check.problem(f"{name}: present, but {MANIFEST}'s log names no previous checkpoint")
+        return
+    missing = [name for name in (PREVIOUS_CHECKPOINT, CONSISTENCY) if name not in files]
+    for name in missing:
+        check.problem(f"{name}: missing, but {MANIFEST}'s log names a previous checkpoint at tree size "
+                      f"{m.previous[0]}")
+    if missing:
+        return
+    try:
+        previous = cp.open_checkpoint(files[PREVIOUS_CHECKPOINT], [verifier_key(m.origin, k) for k in keyring.values()],
+                                      origin=m.origin)
+    except cp.CheckpointError as exc:
+        check.problem(f"{PREVIOUS_CHECKPOINT}: {exc}")
+        return
+    if (previous.size, previous.root_hash) != m.previous:
+        check.problem(f"{PREVIOUS_CHECKPOINT}: tree size {previous.size} and root {previous.root_hash.hex()[:16]}... "
+                      f"differ from {MANIFEST}'s log.previous ({m.previous[0]}, {m.previous[1].hex()[:16]}...)")
+        return
+    if head is None:
+        return  # the checkpoint did not verify: that is already a problem, and nothing can be proved against it
+    if why := _consistency_problem(files[CONSISTENCY], previous, head):
+        check.problem(f"{CONSISTENCY}: {why}")
+        return
+    check.result.previous_size, check.result.previous_root_hash = previous.size, previous.root_hash.hex()
 
 
 def _check_entries(files: Mapping[str, bytes], m: _Manifest, head: cp.Checkpoint | None,
@@ -750,6 +854,7 @@ def _verify(path: Path, public_keys: Sequence[Ed25519PublicKey] | Mapping[str, E
             check.problem(f"{CHECKPOINT}: tree size {head.size} and root {head.root_hash.hex()[:16]}... differ from "
                           f"{MANIFEST}'s log ({m.tree_size}, {m.root_hash.hex()[:16]}...)")
             head = None
+    _check_previous(files, m, head, keyring, check)
     _check_entries(files, m, head, keyring, check)
     result.complete = True
 
@@ -771,7 +876,7 @@ def verify_bundle(path: str | os.PathLike[str],
 
 
 __all__ = [
-    "AUDIT_BUNDLE_V1", "FORMAT", "BundleError", "BundleFormatError", "BundleSummary", "BundleVerification",
-    "LogEntry", "envelope_name", "load_public_key", "note_signer", "proof_name", "read_members", "verifier_key",
-    "verify_bundle", "write_bundle",
+    "AUDIT_BUNDLE_V1", "CONSISTENCY", "FORMAT", "PREVIOUS_CHECKPOINT", "BundleError", "BundleFormatError",
+    "BundleSummary", "BundleVerification", "LogEntry", "envelope_name", "load_public_key", "note_signer",
+    "proof_name", "read_members", "verifier_key", "verify_bundle", "write_bundle",
 ]

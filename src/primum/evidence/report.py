@@ -48,6 +48,7 @@ class BundleInfo:
     purged: Sequence[tuple[int, str | None]] = ()  # (log index, purged at)
     key_ids: Sequence[str] = ()
     title: str | None = None
+    since_size: int | None = None  # the tree size of the earlier checkpoint the bundle proves its log extends
 
 
 # --- the document model ----------------------------------------------------------------------
@@ -242,6 +243,8 @@ def _blocks(info: BundleInfo, statements: Sequence[Mapping[str, Any]],
 
     yield Heading(2, "Summary")
     purged = f", {len(info.purged)} purged under retention" if info.purged else ""
+    since: tuple[tuple[Inline, ...], ...] = () if info.since_size is None else (
+        ("Since", f"extends the checkpoint at size {info.since_size} you kept: consistency proof included"),)
     yield Table(("Item", "Value"), (
         ("Outcome", outcome(statements)),
         ("Release", Code(info.release_id)),
@@ -249,6 +252,7 @@ def _blocks(info: BundleInfo, statements: Sequence[Mapping[str, Any]],
         ("Log entries", f"{info.entries or len(rows) + len(info.purged)}{purged}"),
         ("Log", Code(info.origin)),
         ("Checkpoint", f"tree size {info.tree_size}, root hash {info.root_hash}"),
+        *since,
         ("Bundle generated", info.generated_at),
         ("Signing keys", ", ".join(info.key_ids)),
     ))
@@ -318,6 +322,12 @@ def _blocks(info: BundleInfo, statements: Sequence[Mapping[str, Any]],
         "against it; and the DSSE signature of every envelope and that its statement is about this release. "
         "Without primum: decode each envelope's payload, rebuild the DSSE PAE, verify the Ed25519 signature, "
         "and check the proofs in ", Code("proofs/"), " with any RFC 9162 library."))
+    if info.since_size is not None:
+        yield Paragraph((
+            "It also opens ", Code("previous-checkpoint.txt"), f" (the checkpoint at tree size {info.since_size} "
+            "you kept; compare it with your own copy) with the same keys and checks the RFC 9162 consistency proof "
+            "in ", Code("consistency.json"), " from it to ", Code("checkpoint.txt"), ": nothing in the log before "
+            "it was changed, removed or reordered since."))
 
 
 # --- rendering -------------------------------------------------------------------------------

@@ -69,6 +69,10 @@ class StoredEntry:
     purged_at: float | None
 
 
+class ConsistencyError(ValueError):
+    """The stored log cannot extend a tree of the asked size (it is smaller, or entries are missing)."""
+
+
 @dataclass(frozen=True)
 class StoredCheckpoint:
     size: int

@@ -37,8 +37,10 @@ from sqlalchemy.types import TypeEngine
 
 from primum.evidence.events import event_to_statement, plain
 from primum.evidence.keys import Keyring, keys_dir
+from primum.evidence.tlog import consistency_proof
 from primum.store import db
 from primum.store.evidence import (
+    ConsistencyError,
     EvidenceKeys,
     EvidenceLog,
     LogReport,
@@ -770,6 +772,36 @@ class Store:
             latest = self.evidence.latest_checkpoint(conn)
             hashes = self.evidence.leaf_hashes(conn, latest.size if latest else 0)
         return origin, latest, hashes
+
+    def evidence_checkpoint(self) -> tuple[str, StoredCheckpoint | None]:
+        """The log's origin and its newest signed checkpoint (None while the log is empty)."""
+        with self._reader.connect() as conn:
+            return self.evidence.origin(conn), self.evidence.latest_checkpoint(conn)
+
+    def consistency(self, old_size: int) -> tuple[StoredCheckpoint, list[bytes]]:
+        """The newest checkpoint and the RFC 9162 consistency proof from ``old_size`` to its size.
+
+        The checkpoint and the leaf hashes the proof is computed from are read in one transaction, like
+        :meth:`evidence_snapshot`. Verify the proof against the *signed* roots
+        (``tlog.verify_consistency``): the store only computes it. Raises :class:`ConsistencyError` when
+        the log cannot extend a tree of ``old_size`` entries: it is smaller, or entries below its newest
+        checkpoint are missing.
+        """
+        if isinstance(old_size, bool) or not isinstance(old_size, int) or old_size < 0:
+            raise ValueError(f"old_size must be a tree size (an int >= 0), not {old_size!r}")
+        with self._engine.begin() as conn:
+            latest = self.evidence.latest_checkpoint(conn)
+            if latest is None:
+                raise ConsistencyError(f"the evidence log is empty: it has no checkpoint to extend a tree of "
+                                       f"size {old_size}")
+            if old_size > latest.size:
+                raise ConsistencyError(f"the log's newest checkpoint covers {latest.size} entries, fewer than the "
+                                       f"{old_size} of the tree asked about")
+            hashes = self.evidence.leaf_hashes(conn, latest.size)
+        if len(hashes) != latest.size:
+            raise ConsistencyError(f"the store holds {len(hashes)} leaf hashes below the newest checkpoint's size "
+                                   f"{latest.size}: entries were deleted (`primum evidence verify` names the first)")
+        return latest, consistency_proof(hashes, old_size, latest.size)
 
     def verify_evidence(self, keyring: Keyring | None = None) -> LogReport:
         """Verify the whole evidence log (signatures, checkpoints, Merkle tree); names the first bad entry."""
