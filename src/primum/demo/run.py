@@ -201,7 +201,8 @@ _FILES_CI: dict[Path, list[tuple[str, Path]]] = {}
 
 
 def _show(rollout_id: str, event: Event) -> None:
-    if event.kind != "step":  # the step-by-step detail is in `primum status`; keep the story readable
+    # the step-by-step detail is in `primum status`; keep the story readable
+    if event.kind not in ("step", "step_finished"):
         console.print(event_line(rollout_id, event.kind, event.message))
 
 

@@ -321,6 +321,12 @@ class _Tick:
             self.next_step(item)
 
     def next_step(self, item: ServiceRollout) -> None:
+        step = item.current_step()
+        if step is not None:
+            took = self.now - item.step_started_at if item.step_started_at is not None else 0.0
+            self.event("step_finished", f"{item.service} in {item.env}: step {item.step_index + 1}/"
+                       f"{len(item.steps)} {describe(step)} done after {took:.1f}s", item,
+                       step=step.model_dump(), seconds=round(took, 3))
         item.step_index += 1
         if item.current_step() is None:
             self.end_item(item)

@@ -35,7 +35,7 @@ GATES = ("policy", "analysis", "probe", "approval")
 # event kind never needs a schema change, only a line in the docs.
 EVENT_KINDS = (
     "submitted", "approval", "rejection", "policy_decision", "started", "blocked", "denied", "held",
-    "item_started", "step", "analysis", "probe", "paused", "promoted_by_person", "item_succeeded",
+    "item_started", "step", "step_finished", "analysis", "probe", "paused", "promoted_by_person", "item_succeeded",
     "item_skipped", "rollback_started", "item_rolled_back", "rollback_failed", "promoted", "rolled_back",
     "aborted", "retried", "action_failed", "command_ignored", "freeze_override", "break_glass", "review",
     "legal_hold", "legal_hold_released", "purge",
