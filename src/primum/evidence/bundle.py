@@ -667,44 +667,46 @@ def _check_files(files: Mapping[str, bytes], signed: Mapping[str, str], check: _
                           f"{signed[name][:16]}...)")
 
 
-def _proof_problem(data: bytes, entry: _Entry, head: cp.Checkpoint) -> str | None:
+def _proof_document(data: bytes) -> tuple[dict[str, Any], list[bytes]] | str:
+    """A proof file's JSON object and its ``hashes``, or what is wrong with it."""
     try:
         doc = json.loads(data)
     except ValueError as exc:
         return f"not JSON ({exc})"
     if not isinstance(doc, dict):
         return "not a JSON object"
+    hashes = doc.get("hashes")
+    if not isinstance(hashes, list) or not all(isinstance(h, str) and _HEX64.match(h) for h in hashes):
+        return "hashes: expected a list of 64-hex-digit hashes"
+    return doc, [bytes.fromhex(h) for h in hashes]
+
+
+def _proof_problem(data: bytes, entry: _Entry, head: cp.Checkpoint) -> str | None:
+    parsed = _proof_document(data)
+    if isinstance(parsed, str):
+        return parsed
+    doc, hashes = parsed
     if type(doc.get("index")) is not int or doc["index"] != entry.index:
         return f"records index {doc.get('index')!r}, not {entry.index}"
     if type(doc.get("tree_size")) is not int or doc["tree_size"] != head.size:
         return f"is for tree size {doc.get('tree_size')!r}, not the checkpoint's {head.size}"
     if doc.get("leaf_hash") != entry.leaf_hash.hex():
         return "its leaf hash is not the one in manifest.json"
-    hashes = doc.get("hashes")
-    if not isinstance(hashes, list) or not all(isinstance(h, str) and _HEX64.match(h) for h in hashes):
-        return "hashes: expected a list of 64-hex-digit hashes"
-    if not tlog.verify_inclusion(entry.leaf_hash, entry.index, head.size, [bytes.fromhex(h) for h in hashes],
-                                 head.root_hash):
+    if not tlog.verify_inclusion(entry.leaf_hash, entry.index, head.size, hashes, head.root_hash):
         return f"does not prove leaf {entry.leaf_hash.hex()[:16]}... is entry {entry.index} of the checkpoint's tree"
     return None
 
 
 def _consistency_problem(data: bytes, previous: cp.Checkpoint, head: cp.Checkpoint) -> str | None:
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        return f"not JSON ({exc})"
-    if not isinstance(doc, dict):
-        return "not a JSON object"
+    parsed = _proof_document(data)
+    if isinstance(parsed, str):
+        return parsed
+    doc, hashes = parsed
     if type(doc.get("old_size")) is not int or doc["old_size"] != previous.size:
         return f"old_size {doc.get('old_size')!r} is not the previous checkpoint's {previous.size}"
     if type(doc.get("new_size")) is not int or doc["new_size"] != head.size:
         return f"new_size {doc.get('new_size')!r} is not the checkpoint's {head.size}"
-    hashes = doc.get("hashes")
-    if not isinstance(hashes, list) or not all(isinstance(h, str) and _HEX64.match(h) for h in hashes):
-        return "hashes: expected a list of 64-hex-digit hashes"
-    if not tlog.verify_consistency(previous.size, head.size, previous.root_hash, head.root_hash,
-                                   [bytes.fromhex(h) for h in hashes]):
+    if not tlog.verify_consistency(previous.size, head.size, previous.root_hash, head.root_hash, hashes):
         return (f"does not prove that the log at tree size {head.size} ({CHECKPOINT}) extends the previous "
                 f"checkpoint at size {previous.size} ({PREVIOUS_CHECKPOINT}): the log was rewritten, or the proof "
                 "was changed")
