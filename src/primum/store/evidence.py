@@ -139,6 +139,9 @@ class EvidenceLog:
 
     # ------------------------------------------------------------------ writing
 
+    def cached_subjects(self, rollout_id: str) -> list[Subject] | None:
+        return self._subjects.get(rollout_id)
+
     def subjects(self, rollout_id: str, digest: str, release: dict[str, Any]) -> list[Subject]:
         """The release and its artifacts (cached: a release id names exactly one content)."""
         cached = self._subjects.get(rollout_id)

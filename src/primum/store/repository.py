@@ -637,14 +637,17 @@ class Store:
         """
         if not events:
             return
-        if record is None:
+        subjects = self.evidence.cached_subjects(rollout_id)
+        release: dict[str, Any] = {}
+        if record is not None:
+            release = record.release
+            subjects = subjects or self.evidence.subjects(rollout_id, record.digest, release)
+        elif subjects is None or any(e.kind in PASSING_KINDS for e in events):
             row = conn.execute(_SUBJECT_COLUMNS, {"b_id": rollout_id}).first()
             if row is None:
                 raise RolloutNotFound(rollout_id)
-            digest, release = row.digest, row.release
-        else:
-            digest, release = record.digest, record.release
-        subjects = self.evidence.subjects(rollout_id, digest, release)
+            release = row.release
+            subjects = self.evidence.subjects(rollout_id, row.digest, release)
         ids = conn.execute(
             _INSERT_EVENTS_RETURNING,
             [
