@@ -147,6 +147,9 @@ def test_purge_keeps_the_log_verifiable_and_respects_legal_hold(store: Store) ->
     assert store.purge_evidence(before=T0 + 5, now=T0 + 30) == [0, 1]
     entries = store.evidence_entries()
     assert [e.envelope is None for e in entries] == [True, True, False, False, False]
+    # the purged events are gone from the event table too; the held release keeps its own
+    assert [e.kind for e in store.events("rel-old")] == ["promoted"]
+    assert len(store.events("rel-held")) == 2
     result = store.verify_evidence()
     assert result.ok and result.purged == 2
     # a changed leaf hash of a purged entry is still caught by the signed roots

@@ -844,8 +844,10 @@ class Store:
         """Drop the envelopes of entries recorded before ``before`` whose release has no open legal hold.
 
         Only the envelope bytes go: the leaf hash stays, so every checkpoint still verifies and the
-        entries around a purged one keep their inclusion proofs. CI evidence about an artifact is
-        kept while any release that pins that artifact is held. Returns the purged indices.
+        entries around a purged one keep their inclusion proofs. The event rows those envelopes
+        recorded go too (the same content must not outlive its retention elsewhere), and so does
+        the summary of purged CI evidence. CI evidence about an artifact is kept while any release
+        that pins that artifact is held. Returns the purged indices.
         """
         c = evidence_entries.c
         with self._engine.begin() as conn:
@@ -855,13 +857,17 @@ class Store:
             for (release,) in conn.execute(select(_R.release).where(_R.id.in_(list(held)))):
                 for pin in release.get("release", {}).get("services", {}).values():
                     held_artifacts.add(pin.get("digest", ""))
-            rows = conn.execute(select(c.idx, c.rollout_id, c.artifact).where(
+            rows = conn.execute(select(c.idx, c.rollout_id, c.artifact, c.event_id).where(
                 c.at < before, c.envelope.is_not(None)).order_by(c.idx)).all()
-            purge = [int(r.idx) for r in rows if r.rollout_id not in held and r.artifact not in held_artifacts]
+            chosen = [r for r in rows if r.rollout_id not in held and r.artifact not in held_artifacts]
+            purge = [int(r.idx) for r in chosen]
+            events = [int(r.event_id) for r in chosen if r.event_id is not None]
             if purge and not dry_run:
                 for i in range(0, len(purge), 500):
                     conn.execute(update(evidence_entries).where(c.idx.in_(purge[i:i + 500]))
-                                 .values(envelope=None, purged_at=now))
+                                 .values(envelope=None, summary=None, purged_at=now))
+                for i in range(0, len(events), 500):
+                    conn.execute(rollout_events.delete().where(rollout_events.c.id.in_(events[i:i + 500])))
         return purge
 
     def next_due_at(self) -> float | None:
