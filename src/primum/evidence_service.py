@@ -214,8 +214,7 @@ class EvidenceService:
         from primum.evidence.bundle import LogEntry, write_bundle
 
         record = self._record(rollout_id)
-        pins = record.release.get("release", {}).get("services", {})
-        artifacts = {name: {"digest": pin["digest"], "version": pin.get("version", "")} for name, pin in pins.items()}
+        artifacts = record.artifacts
         origin, checkpoint, hashes = self.store.evidence_snapshot()
         if checkpoint is None:
             raise NotAllowed("the evidence log is empty: nothing to export")

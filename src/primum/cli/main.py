@@ -840,7 +840,7 @@ def evidence_list(
         record = store.get_rollout(release_id)
         if record is None:
             raise InputError.single("RELEASE", f"no release with id {release_id!r}", "`primum history` lists them")
-        artifacts = [p["digest"] for p in record.release.get("release", {}).get("services", {}).values()]
+        artifacts = [pin["digest"] for pin in record.artifacts.values()]
     entries = store.evidence_entries(release_id, artifacts)
     rows = [{"index": e.index, "kind": e.kind, "predicate_type": e.predicate_type, "release": e.rollout_id,
              "artifact": e.artifact, "at": e.at, "purged": e.purged_at is not None} for e in entries]

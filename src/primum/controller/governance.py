@@ -21,6 +21,7 @@ from primum.governance import approvals as approvals_mod
 from primum.governance.gate import running_gate, starting_gate
 from primum.governance.policy.engine import PolicyBundle, PolicyDecision, PolicyError
 from primum.governance.policy.inputs import policy_input
+from primum.governance.promotion import unpromoted
 from primum.governance.windows import may_continue, may_start
 from primum.model.estate import EnvironmentClass, Estate
 from primum.model.release import Release
@@ -71,11 +72,10 @@ class Governance:
         """Per service: the summary of the CI evidence ingested for its pinned artifact digest."""
         from primum.evidence.ingest import evidence_summary
 
-        out = {}
-        for name, pin in release.services.items():
-            entries = self.store.artifact_evidence([pin.digest])
-            out[name] = evidence_summary([(e.kind, e.summary) for e in entries if e.summary is not None])
-        return out
+        entries = self.store.artifact_evidence([pin.digest for pin in release.services.values()])
+        return {name: evidence_summary([(e.kind, e.summary) for e in entries
+                                        if e.artifact == pin.digest and e.summary is not None])
+                for name, pin in release.services.items()}
 
     def checks(self, record: RolloutRecord, env: str) -> dict[str, Any]:
         status = RolloutStatus.model_validate(record.status)
@@ -125,29 +125,10 @@ class Governance:
                              emergency_by=by)
 
     def promotion(self, estate: Estate, record: RolloutRecord, env: str) -> str | None:
-        """Promotion by digest: why an artifact may not enter ``env`` yet, or None.
-
-        Each pinned digest must have passed the environment before ``env`` (in the estate's
-        order), in this release or an earlier one; a rebuilt artifact (a new digest) therefore
-        starts again at the first environment. Break-glass does not bypass this.
-        """
-        names = estate.environment_names()
-        index = names.index(env)
-        if index == 0:
-            return None
-        previous = names[index - 1]
+        """Promotion by digest (``governance.promotion``): why an artifact may not enter ``env`` yet, or None."""
         status = RolloutStatus.model_validate(record.status)
-        missing = []
-        for item in status.items:
-            if item.env != env:
-                continue
-            if previous not in self.store.passed_environments(item.service, item.new.digest):
-                missing.append(f"{item.service} {item.new.digest[:19]}… has not passed {previous}")
-        if not missing:
-            return None
-        return ("promotion by digest: " + "; ".join(missing)
-                + f" (an artifact enters {env} only after it passed {previous}; a rebuilt artifact starts again "
-                  f"at {names[0]})")
+        entering = [(item.service, item.new.digest) for item in status.items if item.env == env]
+        return unpromoted(estate.environment_names(), env, entering, self.store.passed_environments_of(entering))
 
     def log_freeze_override(self, record: RolloutRecord, env: str, by: str, reason: str, now: float) -> None:
         """Record, once per release and environment, that break-glass carried it through a closed window."""

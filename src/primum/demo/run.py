@@ -55,8 +55,6 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="primum-demo-")) if keep is None else keep
     scratch.mkdir(parents=True, exist_ok=True)
     files = write_demo(scratch / "files", fast=fast)
-    _FILES_CI.clear()
-    _FILES_CI.update(files.ci)
     estate = load_estate(files.estate)
     store = Store(f"sqlite:///{scratch / 'primum.db'}", keys=scratch / "keys")
     targets = Targets(scratch)
@@ -75,18 +73,18 @@ def run_demo(fast: bool = False, keep: Path | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         thread.start()
-        outcomes.append(_release(service, files.baseline, estate, "0. baseline: first deployment of all five "
+        outcomes.append(_release(service, files, files.baseline, estate, "0. baseline: first deployment of all five "
                                  "services", "promoted"))
         if outcomes[-1].ok:
             time.sleep(2.0)  # let synthetic traffic reach every service
-            outcomes.append(_release(service, files.regression, estate, "A. scheduling-api 2.0.0 with an "
+            outcomes.append(_release(service, files, files.regression, estate, "A. scheduling-api 2.0.0 with an "
                                      "injected regression (+300 ms, 15% errors)", "rolled_back"))
-            outcomes.append(_release(service, files.one_tenant, estate, "B. scheduling-api 2.0.2 that fails "
+            outcomes.append(_release(service, files, files.one_tenant, estate, "B. scheduling-api 2.0.2 that fails "
                                      f"one clinic only ({FAULT_TENANT})", "rolled_back"))
-            outcomes.append(_release(service, files.healthy, estate, "C. scheduling-api 2.0.1, patient-portal "
+            outcomes.append(_release(service, files, files.healthy, estate, "C. scheduling-api 2.0.1, patient-portal "
                                      "1.1.0 (blue-green), hl7-interface 1.1.0 (rolling)", "promoted"))
-            outcomes.append(_release(service, files.vulnerable, estate, "D. billing-sync 1.1.0, whose image scan "
-                                     "finds a critical vulnerability", "denied"))
+            outcomes.append(_release(service, files, files.vulnerable, estate, "D. billing-sync 1.1.0, whose image "
+                                     "scan finds a critical vulnerability", "denied"))
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -155,9 +153,9 @@ def _export_evidence(store: Store, release_ids: list[str], keep: Path | None) ->
     return Bundles(directory, public_key, log, report.ok, verified)
 
 
-def _release(service: ReleaseService, path: Path, estate, title: str, expected: str) -> Outcome:
+def _release(service: ReleaseService, files: DemoFiles, path: Path, estate, title: str, expected: str) -> Outcome:
     console.rule(title)
-    _attach_ci_evidence(service.store, path)
+    _attach_ci_evidence(service.store, files.ci.get(path, []))
     submitted = service.submit(path, estate, actor=AUTHOR)
     governance = GovernanceService(service.store)
     approved: set[str] = set()
@@ -183,21 +181,18 @@ def _release(service: ReleaseService, path: Path, estate, title: str, expected: 
     return Outcome(title, record.id, expected, status)
 
 
-def _attach_ci_evidence(store: Store, release_file: Path) -> None:
+def _attach_ci_evidence(store: Store, ci: list[tuple[str, Path]]) -> None:
     """What CI does after a build: `primum evidence add` its provenance, tests and scan for each artifact."""
     from primum.evidence_service import EvidenceService
 
     evidence = EvidenceService(store)
     added: dict[str, list[str]] = {}
-    for ref, ci_file in _FILES_CI.get(release_file, []):
+    for ref, ci_file in ci:
         done = evidence.add(ref, ci_file)
         extra = f" ({done.summary['critical']} critical)" if done.summary.get("critical") else ""
         added.setdefault(ref.split("@")[0], []).append(f"{done.kind} #{done.index}{extra}")
     for name, kinds in added.items():
         console.print(f"[dim]CI evidence for {name}: {', '.join(kinds)} (signed into the log)[/]")
-
-
-_FILES_CI: dict[Path, list[tuple[str, Path]]] = {}
 
 
 def _show(rollout_id: str, event: Event) -> None:

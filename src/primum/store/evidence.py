@@ -30,6 +30,7 @@ from primum.evidence import keys as keys_mod
 from primum.evidence.checkpoint import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
 from primum.evidence.statements import Statement, Subject, release_subjects, sign_statement
 from primum.evidence.tlog import CompactRange
+from primum.store.records import pinned_artifacts
 from primum.store.tables import evidence_checkpoints, evidence_entries, evidence_head
 
 log = logging.getLogger("primum.evidence")
@@ -146,10 +147,7 @@ class EvidenceLog:
         """The release and its artifacts (cached: a release id names exactly one content)."""
         cached = self._subjects.get(rollout_id)
         if cached is None:
-            pins = release.get("release", {}).get("services", {})
-            cached = release_subjects(rollout_id, digest, {
-                name: {"digest": pin.get("digest", ""), "version": pin.get("version", "")}
-                for name, pin in pins.items()})
+            cached = release_subjects(rollout_id, digest, pinned_artifacts(release))
             self._subjects[rollout_id] = cached
         return cached
 
@@ -326,9 +324,7 @@ def verify_stored_log(conn: Connection, keyring: keys_mod.Keyring) -> LogReport:
             yield entry.envelope
 
     # verify_log needs the recorded leaf hashes up front to name the first bad entry exactly.
-    c = evidence_entries.c
-    recorded_all = [bytes(h) for (h,) in conn.execute(select(c.leaf_hash).order_by(c.idx))]
-    result = verify_log(stream(), recorded_all, latest, earlier=opened[:-1])
+    result = verify_log(stream(), EvidenceLog.leaf_hashes(conn), latest, earlier=opened[:-1])
     # The earliest fault wins. On a tie, a recorded-hash mismatch (modified, deleted, ...) says the
     # most, then a gap or a bad signature; a root mismatch only bounds a range of entries.
     candidates = [(i, 1, problem) for i, problem in first_bad_signature]

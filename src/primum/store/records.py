@@ -6,6 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ACTIVE_PHASES = ("pending", "running", "paused")
+
+
+def pinned_artifacts(release: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Service -> ``{"digest", "version"}`` of a stored release document (``RolloutRecord.release``)."""
+    services = release.get("release", {}).get("services", {})
+    return {name: {"digest": pin.get("digest", ""), "version": pin.get("version", "")}
+            for name, pin in services.items()}
 TERMINAL_PHASES = ("promoted", "rolled_back", "failed", "denied")
 
 
@@ -40,6 +47,11 @@ class RolloutRecord:
     lease_expires_at: float | None
     fencing_token: int
     revision: int
+
+    @property
+    def artifacts(self) -> dict[str, dict[str, str]]:
+        """Service -> ``{"digest", "version"}`` pinned by this release."""
+        return pinned_artifacts(self.release)
 
 
 @dataclass(frozen=True)

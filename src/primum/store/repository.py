@@ -60,6 +60,7 @@ from primum.store.records import (
     NewEvent,
     NewRollout,
     RolloutRecord,
+    pinned_artifacts,
 )
 from primum.store.tables import (
     approvals,
@@ -670,7 +671,7 @@ class Store:
             for event, event_id in zip(events, ids, strict=True)
         ]
         self.evidence.append(conn, pending, now)
-        pins = release.get("release", {}).get("services", {})
+        pins = pinned_artifacts(release)
         passed = [{"service": e.service, "digest": pins[e.service]["digest"], "env": e.env,
                    "rollout_id": rollout_id, "at": now}
                   for e in events if e.kind in PASSING_KINDS and e.env and e.service in pins]
@@ -813,9 +814,21 @@ class Store:
 
     def passed_environments(self, service: str, digest: str) -> set[str]:
         """The environments in which this artifact digest of ``service`` passed (its item succeeded)."""
+        return self.passed_environments_of([(service, digest)]).get((service, digest), set())
+
+    def passed_environments_of(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+        """For each ``(service, digest)``: the environments it passed; one query for all of them."""
+        if not pairs:
+            return {}
         c = artifact_promotions.c
+        wanted = set(pairs)
+        out: dict[tuple[str, str], set[str]] = {pair: set() for pair in wanted}
         with self._reader.connect() as conn:
-            return {env for (env,) in conn.execute(select(c.env).where(c.service == service, c.digest == digest))}
+            rows = conn.execute(select(c.service, c.digest, c.env).where(c.digest.in_(sorted({d for _, d in wanted}))))
+            for service, digest, env in rows:
+                if (service, digest) in wanted:
+                    out[(service, digest)].add(env)
+        return out
 
     def add_legal_hold(self, rollout_id: str, *, reason: str, actor: str, at: float) -> int:
         with self._engine.begin() as conn:
@@ -855,8 +868,7 @@ class Store:
                                                .where(legal_holds.c.released_at.is_(None)))}
             held_artifacts: set[str] = set()
             for (release,) in conn.execute(select(_R.release).where(_R.id.in_(list(held)))):
-                for pin in release.get("release", {}).get("services", {}).values():
-                    held_artifacts.add(pin.get("digest", ""))
+                held_artifacts.update(pin["digest"] for pin in pinned_artifacts(release).values())
             rows = conn.execute(select(c.idx, c.rollout_id, c.artifact, c.event_id).where(
                 c.at < before, c.envelope.is_not(None)).order_by(c.idx)).all()
             chosen = [r for r in rows if r.rollout_id not in held and r.artifact not in held_artifacts]
