@@ -27,16 +27,16 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from primum.controller.loop import Controller, TickStats
-from primum.engine.planner import plan
-from primum.model.estate import Estate
-from primum.model.release import Release, canonical_digest
-from primum.model.runtime import VersionRef
-from primum.store.db import normalize_url
-from primum.store.records import NewRollout
-from primum.store.repository import Store
-from primum.targets.noop import NoopTarget
-from primum.targets.registry import Targets
+from primum.adapters.store.db import normalize_url
+from primum.adapters.store.records import NewRollout
+from primum.adapters.store.repository import Store
+from primum.adapters.targets.noop import NoopTarget
+from primum.adapters.targets.registry import Targets
+from primum.app.controller import Controller, TickStats
+from primum.core.engine.planner import plan
+from primum.core.model.estate import Estate
+from primum.core.model.release import Release, canonical_digest
+from primum.core.model.runtime import VersionRef
 
 
 def estate(i: int) -> Estate:
@@ -68,8 +68,8 @@ class SharedNoop(Targets):
 
 
 def seed(store: Store, targets: SharedNoop, n: int, now: float) -> None:
-    from primum.model.load import runtime_spec
-    from primum.model.runtime import EnsureInstances, SetRoute
+    from primum.core.model.runtime import EnsureInstances, SetRoute
+    from primum.core.model.validate import runtime_spec
 
     for i in range(n):
         e = estate(i)

@@ -29,11 +29,11 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from primum.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, pae
-from primum.evidence.keys import Keyring
-from primum.evidence.statements import event_statement, serialize
-from primum.store.evidence import PendingEntry
-from primum.store.repository import Store
+from primum.adapters.evidence.keys import Keyring
+from primum.adapters.store.evidence import PendingEntry
+from primum.adapters.store.repository import Store
+from primum.core.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, pae
+from primum.core.evidence.statements import event_statement, serialize
 
 SUBJECTS = [{"name": "release:bench-1", "digest": {"sha256": "a" * 64}},
             {"name": "scheduling-api@2.0.1", "digest": {"sha256": "b" * 64}}]

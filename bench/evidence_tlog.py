@@ -23,8 +23,8 @@ import random
 import time
 from collections.abc import Callable
 
-from primum.evidence.checkpoint import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
-from primum.evidence.tlog import CompactRange, inclusion_proof, leaf_hash, verify_inclusion, verify_log
+from primum.core.evidence.checkpoint import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
+from primum.core.evidence.tlog import CompactRange, inclusion_proof, leaf_hash, verify_inclusion, verify_log
 
 
 def best_of(repeat: int, run: Callable[[], object]) -> float:

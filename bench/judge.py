@@ -24,9 +24,9 @@ from collections.abc import Callable
 import numpy as np
 from scipy import stats
 
-from primum.analysis.data import MeasurementData, MetricData, Samples
-from primum.analysis.judge import judge
-from primum.model.analysis import AnalysisSettings, EffectSize, JudgeMode, MetricKind, MetricSpec, TailCheck
+from primum.core.analysis.data import MeasurementData, MetricData, Samples
+from primum.core.analysis.judge import judge
+from primum.core.model.analysis import AnalysisSettings, EffectSize, JudgeMode, MetricKind, MetricSpec, TailCheck
 
 
 def settings(metrics: int, mode: JudgeMode) -> AnalysisSettings:

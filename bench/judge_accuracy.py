@@ -44,16 +44,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from primum.analysis.data import Classification, JudgeReport, MeasurementData, Outcome
-from primum.analysis.judge import judge
-from primum.analysis.providers.collect import collect
+from primum.adapters.providers.collect import collect
+from primum.adapters.targets.local import runtime as runtime_mod
+from primum.adapters.targets.local.runtime import LocalRuntime
+from primum.adapters.targets.local.target import LocalTarget
+from primum.core.analysis.data import Classification, JudgeReport, MeasurementData, Outcome
+from primum.core.analysis.judge import judge
+from primum.core.model.analysis import AnalysisSettings, JudgeMode, MetricKind
+from primum.core.model.estate import Slo
+from primum.core.model.runtime import EnsureInstances, ServiceRuntimeSpec, SetRoute, TrafficSpec, VersionRef
 from primum.demo.render import write_artifact
-from primum.model.analysis import AnalysisSettings, JudgeMode, MetricKind
-from primum.model.estate import Slo
-from primum.model.runtime import EnsureInstances, ServiceRuntimeSpec, SetRoute, TrafficSpec, VersionRef
-from primum.targets.local import runtime as runtime_mod
-from primum.targets.local.runtime import LocalRuntime
-from primum.targets.local.target import LocalTarget
 
 ESTATE = "bench-judge"
 ENV = "bench"

@@ -23,10 +23,11 @@ from typing import Any
 
 import regopy
 
-from primum.governance.policy import PolicyBundle, policy_files, policy_input
-from primum.governance.policy.engine import DECISION_PATH, PARTS, entrypoint
-from primum.model.estate import Estate
-from primum.model.release import Release, canonical_digest
+from primum.adapters.policy import PolicyBundle, policy_files, policy_input
+from primum.adapters.policy.engine import entrypoint
+from primum.core.governance.policy import DECISION_PATH, PARTS
+from primum.core.model.estate import Estate
+from primum.core.model.release import Release, canonical_digest
 
 NOW = 1_798_761_600.0
 KINDS = [  # (template-like settings) cycled over the services of the release

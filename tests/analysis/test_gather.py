@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from primum.analysis.data import MeasurementData, MetricData, Samples
-from primum.analysis.gather import pooled_slice_baselines
-from primum.analysis.judge import judge
-from primum.model.analysis import AnalysisSettings, MetricKind, MetricSpec
+from primum.app.gather import pooled_slice_baselines
+from primum.core.analysis.data import MeasurementData, MetricData, Samples
+from primum.core.analysis.judge import judge
+from primum.core.model.analysis import AnalysisSettings, MetricKind, MetricSpec
 
 
 def data_with(slices: dict[str, tuple[Samples, Samples]]) -> MeasurementData:

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from primum.model.release import Release, canonical_digest
-from primum.store.records import RolloutRecord
-from primum.store.repository import Store
+from primum.adapters.store.records import RolloutRecord
+from primum.adapters.store.repository import Store
+from primum.core.model.release import Release, canonical_digest
 from tests.controller.noop_estate import estate_doc, write_release
 
 PRIMUM = str(Path(sys.executable).parent / "primum")

@@ -12,7 +12,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from primum.evidence.keys import Keyring
+from primum.adapters.evidence.keys import Keyring
 from tests.cli.test_cli import TERMINAL, Cli, write_noop_estate
 from tests.cli.test_cli import cli as cli
 from tests.cli.test_cli import controller as controller

@@ -9,8 +9,8 @@ import sqlite3
 import tarfile
 from pathlib import Path
 
-from primum.evidence.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
-from primum.evidence.tlog import leaf_hash
+from primum.core.evidence.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from primum.core.evidence.tlog import leaf_hash
 from tests.cli.test_cli import TERMINAL, Cli, write_noop_estate
 from tests.cli.test_cli import cli as cli
 from tests.cli.test_cli import controller as controller

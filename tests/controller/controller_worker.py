@@ -17,11 +17,11 @@ import threading
 import time
 from pathlib import Path
 
-from primum.controller.loop import Controller
-from primum.store.repository import Store
-from primum.targets.base import StaleFenceError
-from primum.targets.noop import NoopTarget
-from primum.targets.registry import Targets
+from primum.adapters.store.repository import Store
+from primum.adapters.targets.base import StaleFenceError
+from primum.adapters.targets.noop import NoopTarget
+from primum.adapters.targets.registry import Targets
+from primum.app.controller import Controller
 
 
 class SharedFenceTarget(NoopTarget):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from primum.model.estate import Estate
+from primum.core.model.estate import Estate
 
 
 def estate_doc(name: str = "noop-hospital", steps: list | None = None) -> dict:

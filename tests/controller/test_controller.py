@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from primum.controller.loop import Controller
-from primum.model.load import runtime_spec
-from primum.model.rollout import RolloutPhase
-from primum.model.runtime import EnsureInstances, SetRoute, VersionRef
-from primum.service import ReleaseService
-from primum.store.repository import Store
-from primum.targets.noop import NoopTarget
-from primum.targets.registry import Targets
+from primum.adapters.store.repository import Store
+from primum.adapters.targets.noop import NoopTarget
+from primum.adapters.targets.registry import Targets
+from primum.app.controller import Controller
+from primum.app.releases import ReleaseService
+from primum.core.model.rollout import RolloutPhase
+from primum.core.model.runtime import EnsureInstances, SetRoute, VersionRef
+from primum.core.model.validate import runtime_spec
 
 from .noop_estate import estate, write_release
 
@@ -183,8 +183,8 @@ def test_a_controller_that_lost_its_lease_neither_persists_nor_acts(store, tmp_p
     assert targets.target.applied == applied  # ... and nothing done
     assert service.get("rel-s").revision == revision
     # and if it had acted anyway, the data plane's fence refuses the stale token
-    from primum.model.runtime import SetRoute as Route
-    from primum.targets.base import StaleFenceError
+    from primum.adapters.targets.base import StaleFenceError
+    from primum.core.model.runtime import SetRoute as Route
 
     spec = runtime_spec(estate(), "staging", "api")
     with pytest.raises(StaleFenceError):

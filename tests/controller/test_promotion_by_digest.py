@@ -8,11 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from primum.controller.governance import Governance
-from primum.model.estate import Estate
-from primum.service import ReleaseService
-from primum.store.records import NewEvent
-from primum.store.repository import Store
+from primum.adapters.store.records import NewEvent
+from primum.adapters.store.repository import Store
+from primum.app.gate import Governance
+from primum.app.releases import ReleaseService
+from primum.core.model.estate import Estate
 from tests.controller.noop_estate import estate_doc, write_release
 
 T0 = 1_700_000_000.0

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from primum.model.estate import Estate
-from primum.model.load import estate_from_document
-from primum.model.yamlfile import parse_yaml
+from primum.core.model.estate import Estate
+from primum.core.model.validate import estate_from_document
+from primum.core.model.yamlfile import parse_yaml
 
 ESTATE = """
 apiVersion: primum/v1

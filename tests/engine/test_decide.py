@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from primum.engine.decide import Observations, decide
-from primum.engine.planner import plan
-from primum.model.release import ArtifactPin, Release, canonical_digest
-from primum.model.rollout import Command, ItemPhase, RolloutPhase, VerdictResult
+from primum.core.engine.decide import Observations, decide
+from primum.core.engine.planner import plan
+from primum.core.model.release import ArtifactPin, Release, canonical_digest
+from primum.core.model.rollout import Command, ItemPhase, RolloutPhase, VerdictResult
 
 from .estate_fixture import estate
 from .world import Behaviour, World, ref
@@ -99,7 +99,7 @@ def test_too_little_data_is_inconclusive_and_pauses_for_a_person(world):
 
 def test_measurement_semantics_count_and_failure_limit(world):
     """count 3 with failure_limit 1: one failed measurement is tolerated, the second rolls back."""
-    from primum.model.analysis import AnalysisSettings
+    from primum.core.model.analysis import AnalysisSettings
     new = ref("sched", "2.0")
     world.behaviour[new.key] = Behaviour(error_rate=0.3)
     status = status_for(world, {"sched": new}, envs=["staging"])
@@ -116,7 +116,7 @@ def test_measurement_semantics_count_and_failure_limit(world):
 
 
 def test_each_measurement_judges_its_own_interval(world):
-    from primum.model.analysis import AnalysisSettings
+    from primum.core.model.analysis import AnalysisSettings
     new = ref("sched", "2.0")
     status = status_for(world, {"sched": new}, envs=["staging"])
     status.items[0].analysis = AnalysisSettings(count=2, initial_delay=1.0)
@@ -277,7 +277,7 @@ def test_lost_actions_never_leave_traffic_split(lost, bad):
 
 
 def gated(world: World, when: list[str], attempts: int = 2):
-    from primum.model.analysis import HttpProbe, ProbeGate
+    from primum.core.model.analysis import HttpProbe, ProbeGate
     new = ref("sched", "2.0")
     status = status_for(world, {"sched": new}, envs=["staging"])
     status.items[0].probes = [ProbeGate(name="slots", probe=HttpProbe(path="/slots"), when=when, attempts=attempts,
@@ -318,7 +318,7 @@ def test_an_after_gate_runs_with_all_traffic_on_the_new_version_and_passes_on_a_
 
 def test_inconclusive_limit_tolerates_inconclusive_measurements():
     """inconclusive_limit 1 with count 2: one inconclusive measurement does not pause."""
-    from primum.model.analysis import AnalysisSettings
+    from primum.core.model.analysis import AnalysisSettings
     w = World(estate())
     w.deploy("staging", "sched", ref("sched", "1.0"))
     w.rate = 1.0  # too few samples: every measurement is inconclusive
@@ -330,7 +330,7 @@ def test_inconclusive_limit_tolerates_inconclusive_measurements():
 
 
 def test_governance_blocks_prod_until_the_gate_opens(world):
-    from primum.model.rollout import Gate
+    from primum.core.model.rollout import Gate
     new = ref("sched", "2.0")
     world.gates["prod"] = Gate(allowed=False, reason="waiting for approval in prod: needs 2 approval(s)",
                                blocked_by="approvals", change_class="high-impact")
@@ -350,7 +350,7 @@ def test_governance_blocks_prod_until_the_gate_opens(world):
 
 
 def test_a_policy_denial_ends_the_release_and_keeps_what_passed(world):
-    from primum.model.rollout import Gate
+    from primum.core.model.rollout import Gate
     new = ref("sched", "2.0")
     world.gates["prod"] = Gate(allowed=False, reason="release has no ticket", blocked_by="policy",
                                change_class="high-impact")
@@ -363,7 +363,7 @@ def test_a_policy_denial_ends_the_release_and_keeps_what_passed(world):
 
 
 def test_a_closing_window_holds_an_in_flight_rollout_and_a_rollback_is_never_gated(world):
-    from primum.model.rollout import Gate
+    from primum.core.model.rollout import Gate
     new = ref("sched", "2.0")
     status = world.run(status_for(world, {"sched": new}, envs=["staging"]),
                        until=lambda s: s.items[0].weight == 25)

@@ -13,14 +13,14 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from primum.analysis.data import MeasurementData, MetricData, ProbeResult, Samples
-from primum.engine.decide import Decision, Observations, decide, wanted_observations
-from primum.model.analysis import MetricKind
-from primum.model.estate import Estate
-from primum.model.load import runtime_spec
-from primum.model.rollout import Command, Gate, RolloutStatus
-from primum.model.runtime import VersionRef
-from primum.targets.noop import NoopTarget
+from primum.adapters.targets.noop import NoopTarget
+from primum.core.analysis.data import MeasurementData, MetricData, ProbeResult, Samples
+from primum.core.engine.decide import Decision, Observations, decide, wanted_observations
+from primum.core.model.analysis import MetricKind
+from primum.core.model.estate import Estate
+from primum.core.model.rollout import Command, Gate, RolloutStatus
+from primum.core.model.runtime import VersionRef
+from primum.core.model.validate import runtime_spec
 
 
 def ref(service: str, version: str) -> VersionRef:
@@ -67,7 +67,7 @@ class World:
         return runtime_spec(self.estate, env, service)
 
     def deploy(self, env: str, service: str, version: VersionRef, replicas: int = 1) -> None:
-        from primum.model.runtime import EnsureInstances, SetRoute
+        from primum.core.model.runtime import EnsureInstances, SetRoute
         spec = self.spec(env, service)
         self.target.apply(EnsureInstances(env=env, service=service, version=version, count=replicas), spec, 0)
         self.target.apply(SetRoute(env=env, service=service, weights={version.key: 100}), spec, 0)
@@ -156,7 +156,7 @@ class World:
         return decision
 
     def run(self, status: RolloutStatus, max_ticks: int = 5000, until=None) -> RolloutStatus:
-        from primum.model.rollout import TERMINAL
+        from primum.core.model.rollout import TERMINAL
         for _ in range(max_ticks):
             status = self.tick(status).status
             if status.phase in TERMINAL or (until and until(status)):

@@ -15,13 +15,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from primum.evidence import bundle as bd
-from primum.evidence import statements as st
-from primum.evidence.bundle import BundleError, LogEntry, read_members, verify_bundle, write_bundle
-from primum.evidence.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
-from primum.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, sign
-from primum.evidence.keys import Keyring, SigningKey
-from primum.evidence.tlog import consistency_proof, leaf_hash, root
+from primum.adapters.evidence import bundle as bd
+from primum.adapters.evidence.bundle import BundleError, LogEntry, read_members, verify_bundle, write_bundle
+from primum.adapters.evidence.keys import Keyring, SigningKey
+from primum.core.evidence import statements as st
+from primum.core.evidence.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from primum.core.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, sign
+from primum.core.evidence.tlog import consistency_proof, leaf_hash, root
 
 ORIGIN = "primum.example/evidence"
 RELEASE = "rel-42"

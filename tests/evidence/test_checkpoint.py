@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given
 from hypothesis import strategies as st
 
-from primum.evidence.checkpoint import (
+from primum.core.evidence.checkpoint import (
     Checkpoint,
     CheckpointError,
     InvalidSignatureError,
@@ -26,7 +26,7 @@ from primum.evidence.checkpoint import (
     sign_checkpoint,
     sign_note,
 )
-from primum.evidence.tlog import CompactRange, SignedSize, leaf_hash, verify_log
+from primum.core.evidence.tlog import CompactRange, SignedSize, leaf_hash, verify_log
 
 # --- golang.org/x/mod/sumdb/note test vectors (note_test.go) -------------------------------------
 

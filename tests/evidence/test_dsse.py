@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from primum.evidence.dsse import (
+from primum.adapters.evidence.keys import Keyring, SigningKey
+from primum.core.evidence.dsse import (
     PAYLOAD_TYPE_IN_TOTO,
     Envelope,
     EnvelopeFormatError,
@@ -23,7 +24,6 @@ from primum.evidence.dsse import (
     sign,
     verify,
 )
-from primum.evidence.keys import Keyring, SigningKey
 
 # --- DSSE protocol.md "Test Vectors" (secure-systems-lab/dsse, v1.0.0) ------------------------
 

@@ -1,10 +1,10 @@
 """Secrets and PHI-like values never reach the event log: what people type (approval comments,
-break-glass justifications) and what the system records pass through primum.redaction.safe."""
+break-glass justifications) and what the system records pass through primum.adapters.redaction.safe."""
 
 from __future__ import annotations
 
-from primum.redaction import safe
-from primum.store.records import NewEvent
+from primum.adapters.redaction import safe
+from primum.adapters.store.records import NewEvent
 
 FAKE_AWS = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key, not a real one
 
@@ -30,7 +30,7 @@ def test_log_lines_are_redacted_before_any_handler_writes_them() -> None:
     import io
     import logging
 
-    from primum.redaction import configure_logging
+    from primum.adapters.redaction import configure_logging
 
     stream = io.StringIO()
     handler = configure_logging(stream)

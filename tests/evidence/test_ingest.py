@@ -17,11 +17,11 @@ from in_toto_attestation.predicates.test_result.v0 import test_result_pb2
 from in_toto_attestation.v1 import statement_pb2
 from in_toto_attestation.v1.statement import Statement as InTotoStatement
 
-from primum.evidence import ingest
-from primum.evidence import statements as st
-from primum.evidence.ingest import IngestError, detect_format, evidence_summary, ingest_file
-from primum.evidence.keys import Keyring, key_id
-from primum.model.errors import InputError
+from primum.adapters.evidence import ingest
+from primum.adapters.evidence.ingest import IngestError, detect_format, evidence_summary, ingest_file
+from primum.adapters.evidence.keys import Keyring, key_id
+from primum.core.evidence import statements as st
+from primum.core.model.errors import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 ARTIFACT = "3429d4b1abfc8acf19079d51ac091f911f03d5d7aed9178cb99e30cd465d7eae"

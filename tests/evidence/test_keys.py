@@ -12,8 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from primum.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, VerificationError, sign, verify
-from primum.evidence.keys import (
+from primum.adapters.evidence.keys import (
     SIGNING_KEY_FILE,
     KeyFileError,
     Keyring,
@@ -28,7 +27,8 @@ from primum.evidence.keys import (
     rotate_keyring,
     save_keyring,
 )
-from primum.model.errors import InputError
+from primum.core.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, VerificationError, sign, verify
+from primum.core.model.errors import InputError
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from primum.evidence.redact import MARKER, RedactingFilter, Redaction, redact, redact_text
+from primum.core.evidence.redact import MARKER, RedactingFilter, Redaction, redact, redact_text
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJTWU4ifQ.c2lnbmF0dXJlU1lOdGhldGlj"
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from primum.evidence import statements as st
-from primum.evidence.report import BundleInfo, outcome, render_html, render_markdown
+from primum.core.evidence import statements as st
+from primum.core.evidence.report import BundleInfo, outcome, render_html, render_markdown
 
 RELEASE_DIGEST = "sha256:" + hashlib.sha256(b"rel-42").hexdigest()
 API_DIGEST = "sha256:" + hashlib.sha256(b"api").hexdigest()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from primum.evidence.scan import ScanError, scan_paths
+from primum.adapters.evidence.scan import ScanError, scan_paths
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 PEM_BODY = "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu"

@@ -15,10 +15,10 @@ from in_toto_attestation.predicates.test_result.v0 import test_result_pb2
 from in_toto_attestation.v1 import statement_pb2
 from in_toto_attestation.v1.statement import Statement as InTotoStatement
 
-from primum.evidence import statements as st
-from primum.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, VerificationError, sign
-from primum.evidence.keys import Keyring, SigningKey
-from primum.model.release import Release, canonical_digest
+from primum.adapters.evidence.keys import Keyring, SigningKey
+from primum.core.evidence import statements as st
+from primum.core.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, VerificationError, sign
+from primum.core.model.release import Release, canonical_digest
 
 RELEASE_DIGEST = "sha256:" + hashlib.sha256(b"release").hexdigest()
 API_DIGEST = "sha256:" + hashlib.sha256(b"api").hexdigest()

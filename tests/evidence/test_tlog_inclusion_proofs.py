@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from primum.evidence.tlog import inclusion_proof, inclusion_proofs, leaf_hash, root, verify_inclusion
+from primum.core.evidence.tlog import inclusion_proof, inclusion_proofs, leaf_hash, root, verify_inclusion
 
 LEAVES = [leaf_hash(b"entry %d" % i) for i in range(70)]
 

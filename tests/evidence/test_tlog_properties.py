@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from primum.evidence.tlog import (
+from primum.core.evidence.tlog import (
     EMPTY_ROOT,
     CompactRange,
     FaultKind,

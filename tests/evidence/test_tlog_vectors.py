@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from primum.evidence import tlog
-from primum.evidence.tlog import (
+from primum.core.evidence import tlog
+from primum.core.evidence.tlog import (
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,

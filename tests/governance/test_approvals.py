@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from primum.governance.approvals import (
+from primum.core.governance.approvals import (
     Decision,
     Requirement,
     evaluate,
@@ -12,7 +12,7 @@ from primum.governance.approvals import (
     may_break_glass,
     may_review,
 )
-from primum.governance.identities import Role
+from primum.core.governance.identities import Role
 
 D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64

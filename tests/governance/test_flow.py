@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from primum.controller.loop import Controller
-from primum.governance_service import GovernanceService
-from primum.model.load import load_estate
-from primum.model.rollout import RolloutStatus
-from primum.service import NotAllowed, ReleaseService
-from primum.store.repository import Store
+from primum.adapters.store.repository import Store
+from primum.app.controller import Controller
+from primum.app.governance import GovernanceService
+from primum.app.releases import NotAllowed, ReleaseService
+from primum.core.model.rollout import RolloutStatus
+from primum.core.model.validate import load_estate
 from tests.controller.noop_estate import write_release
 from tests.controller.test_controller import OneNoop
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from primum.governance.identities import Role, load_identities
-from primum.model.errors import InputError
+from primum.core.governance.identities import Role, load_identities
+from primum.core.model.errors import InputError
 
 GOOD = """\
 apiVersion: primum/v1

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from primum.governance.policy import (
+from primum.adapters.policy import (
     BASELINE_DIR,
     DECISION_PATH,
     PolicyBundle,
@@ -18,8 +18,8 @@ from primum.governance.policy import (
     evaluate,
     policy_input,
 )
-from primum.model.estate import Estate
-from primum.model.release import Release, canonical_digest, canonical_json
+from primum.core.model.estate import Estate
+from primum.core.model.release import Release, canonical_digest, canonical_json
 
 NOW = 1_798_761_600.0
 HEADER = "package primum.release\n\nimport rego.v1\n\n"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from primum.governance.policy import PolicyBundle, PolicyDecision, policy_input
-from primum.model.estate import Estate
-from primum.model.release import Release
+from primum.adapters.policy import PolicyBundle, PolicyDecision, policy_input
+from primum.core.model.estate import Estate
+from primum.core.model.release import Release
 
 NOW = 1_798_761_600.0
 TIERS = ["clinical-critical", "patient-facing", "business", "internal"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from primum.adapters.evidence.ingest import evidence_summary, ingest_file
+from primum.adapters.policy import BASELINE_DIR, PolicyBundle, evaluate, policy_input, run_tests
+from primum.core.model.estate import Estate
+from primum.core.model.release import Release, canonical_digest
 from primum.demo.files import DEMO_POLICY_TEST, demo_policy_params
-from primum.evidence.ingest import evidence_summary, ingest_file
-from primum.governance.policy import BASELINE_DIR, PolicyBundle, evaluate, policy_input, run_tests
-from primum.model.estate import Estate
-from primum.model.release import Release, canonical_digest
 
 FIXTURES = Path(__file__).parent.parent / "evidence" / "fixtures" / "ingest"
 ARTIFACT = "3429d4b1abfc8acf19079d51ac091f911f03d5d7aed9178cb99e30cd465d7eae"

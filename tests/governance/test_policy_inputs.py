@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from primum.governance.policy import analysis_seconds, policy_input
-from primum.model.estate import BlueGreenStrategy, CanaryStrategy, Estate, RollingStrategy
-from primum.model.release import Release, canonical_digest
+from primum.adapters.policy import analysis_seconds, policy_input
+from primum.core.model.estate import BlueGreenStrategy, CanaryStrategy, Estate, RollingStrategy
+from primum.core.model.release import Release, canonical_digest
 
 NOW = 1_798_761_600.25
 
@@ -104,7 +104,7 @@ def test_analysis_seconds_follows_the_engine(strategy: Any, replicas: int, secon
 
 
 def test_evidence_defaults_to_all_absent_for_every_changed_service() -> None:
-    from primum.evidence.ingest import evidence_summary
+    from primum.adapters.evidence.ingest import evidence_summary
 
     doc = policy_input(make_estate(), make_release(), "d", "prod", now=NOW)
     assert doc["evidence"] == {"svc": evidence_summary([])}
@@ -112,7 +112,7 @@ def test_evidence_defaults_to_all_absent_for_every_changed_service() -> None:
 
 
 def test_evidence_is_passed_per_service_and_completed() -> None:
-    from primum.evidence.ingest import evidence_summary
+    from primum.adapters.evidence.ingest import evidence_summary
 
     tests = {"present": True, "passed": False, "failed": 3, "total": 40}
     doc = policy_input(make_estate(), make_release(), "d", "prod", now=NOW,

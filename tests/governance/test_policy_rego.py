@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from primum.governance.policy import BASELINE_DIR, PolicyBundle, PolicyError, run_tests
+from primum.adapters.policy import BASELINE_DIR, PolicyBundle, PolicyError, run_tests
 
 HEADER = "package primum.release\n\nimport rego.v1\n\n"
 

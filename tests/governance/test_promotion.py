@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from primum.governance.promotion import unpromoted
+from primum.core.governance.promotion import unpromoted
 
 ENVS = ["dev", "staging", "prod"]
 A = "sha256:" + "a" * 64

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from primum.governance.windows import HORIZON, _Calendar, may_continue, may_start, window_status
-from primum.model.windows import DASH, ChangeWindows, InFlight, Weekday, describe_days
+from primum.core.governance.windows import HORIZON, _Calendar, may_continue, may_start, window_status
+from primum.core.model.windows import DASH, ChangeWindows, InFlight, Weekday, describe_days
 
 CHI, LON, SYD = "America/Chicago", "Europe/London", "Australia/Sydney"
 ZONES = [CHI, LON, SYD]

@@ -165,7 +165,7 @@ class Processes:
     def router(self, name: str = "staging/scheduling-api", *extra: str) -> RouterProc:
         port = free_port()
         proc = self.spawn(
-            ["-m", "primum.targets.local.router", "--port", str(port), "--name", name, *extra],
+            ["-m", "primum.adapters.targets.local.router", "--port", str(port), "--name", name, *extra],
             wait_for=f"primum-router listening on 127.0.0.1:{port}",
             label="router",
         )

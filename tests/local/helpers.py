@@ -19,10 +19,10 @@ from typing import TypeVar
 
 import pytest
 
-from primum.model.runtime import ServiceRuntimeSpec, TrafficSpec, VersionRef
-from primum.targets.local import runtime as runtime_mod
-from primum.targets.local.runtime import LocalRuntime
-from primum.targets.local.target import LocalTarget
+from primum.adapters.targets.local import runtime as runtime_mod
+from primum.adapters.targets.local.runtime import LocalRuntime
+from primum.adapters.targets.local.target import LocalTarget
+from primum.core.model.runtime import ServiceRuntimeSpec, TrafficSpec, VersionRef
 
 T = TypeVar("T")
 

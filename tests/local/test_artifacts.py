@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from primum.model.runtime import VersionRef
-from primum.targets.local.artifacts import ArtifactError, materialize
+from primum.adapters.targets.local.artifacts import ArtifactError, materialize
+from primum.core.model.runtime import VersionRef
 
 from . import helpers as H
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from primum.targets.local.router import ConfigError, RouteConfig
+from primum.adapters.targets.local.router import ConfigError, RouteConfig
 
 from . import Backend, Processes, free_port, parse_metrics, request_counts
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from primum.targets.base import TargetError
-from primum.targets.local.router_client import RouterClient, RouterSamples, parse_samples
+from primum.adapters.targets.base import TargetError
+from primum.adapters.targets.local.router_client import RouterClient, RouterSamples, parse_samples
 
 from . import Backend, Processes, request_counts
 

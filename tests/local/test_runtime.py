@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from primum.model.runtime import TrafficSpec, VersionObservation, VersionRef
-from primum.targets.local import runtime as runtime_mod
-from primum.targets.local.runtime import LocalRuntime
+from primum.adapters.targets.local import runtime as runtime_mod
+from primum.adapters.targets.local.runtime import LocalRuntime
+from primum.core.model.runtime import TrafficSpec, VersionObservation, VersionRef
 
 from . import helpers as H
 
@@ -192,8 +192,8 @@ def test_data_plane_survives_sigkilled_controller(home: Path, tmp_path: Path) ->
             from pathlib import Path
             sys.path.insert(0, {str(Path(__file__).parent)!r})
             import helpers as H
-            from primum.model.runtime import VersionRef
-            from primum.targets.local.runtime import LocalRuntime
+            from primum.core.model.runtime import VersionRef
+            from primum.adapters.targets.local.runtime import LocalRuntime
             rt = LocalRuntime(Path({str(home)!r}), H.ESTATE)
             spec = H.make_spec()
             v1 = VersionRef.model_validate_json({v1.model_dump_json()!r})

@@ -10,7 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from primum.model.runtime import (
+from primum.adapters.targets.base import StaleFenceError, Target, TargetError
+from primum.adapters.targets.local.router_client import RouterClient
+from primum.adapters.targets.local.runtime import InstanceRecord, LocalRuntime
+from primum.adapters.targets.local.target import LocalTarget
+from primum.core.model.runtime import (
     EnsureInstances,
     ServiceObservation,
     ServiceRuntimeSpec,
@@ -18,10 +22,6 @@ from primum.model.runtime import (
     TrafficSpec,
     VersionRef,
 )
-from primum.targets.base import StaleFenceError, Target, TargetError
-from primum.targets.local.router_client import RouterClient
-from primum.targets.local.runtime import InstanceRecord, LocalRuntime
-from primum.targets.local.target import LocalTarget
 
 from . import helpers as H
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from primum.targets.local.traffic import (
+from primum.adapters.targets.local.traffic import (
     TrafficConfigError,
     check_loopback_url,
     is_loopback_host,
@@ -145,7 +145,7 @@ def test_traffic_reaches_the_router_at_rate_with_tenants(
             assert resp.status_code == 200, resp.text
 
         gen = procs.spawn(
-            ["-m", "primum.targets.local.traffic", "--config", str(config_path)],
+            ["-m", "primum.adapters.targets.local.traffic", "--config", str(config_path)],
             wait_for="primum-traffic started",
             label="traffic",
         )
@@ -215,7 +215,7 @@ def test_loopback_guard_refuses_before_sending(procs: Processes, tmp_path: Path)
             ],
         )
         gen = procs.spawn(
-            ["-m", "primum.targets.local.traffic", "--config", str(config_path)],
+            ["-m", "primum.adapters.targets.local.traffic", "--config", str(config_path)],
             wait_for=None,
             label="traffic",
         )

@@ -11,10 +11,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from primum.model.errors import InputError
-from primum.model.load import load_estate, load_release, runtime_spec
-from primum.model.release import canonical_digest
-from primum.model.types import parse_duration
+from primum.core.model.errors import InputError
+from primum.core.model.release import canonical_digest
+from primum.core.model.types import parse_duration
+from primum.core.model.validate import load_estate, load_release, runtime_spec
 
 ESTATE = """\
 apiVersion: primum/v1
@@ -173,7 +173,7 @@ def test_each_release_rule_names_line_field_and_fix(tmp_path, estate, artifact, 
 
 
 def test_shipped_templates_all_validate(tmp_path):
-    from primum.model.load import shipped_templates
+    from primum.core.model.validate import shipped_templates
 
     names = sorted(shipped_templates())
     assert {"web-api", "patient-portal", "fhir-integration", "hl7-interface", "batch-job", "erp-connector"} <= set(

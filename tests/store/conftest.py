@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from primum.store.repository import Store
+from primum.adapters.store.repository import Store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

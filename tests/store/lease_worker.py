@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from primum.store.records import Lease, NewEvent
-from primum.store.repository import Store
+from primum.adapters.store.records import Lease, NewEvent
+from primum.adapters.store.repository import Store
 
 STALL_EVERY = 30  # persist attempts; the 3rd, 33rd, 63rd... come after a stall
 RELEASE_CHANCE = 0.25

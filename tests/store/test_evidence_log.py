@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text, update
 
-from primum.evidence import dsse
-from primum.evidence.checkpoint import open_checkpoint
-from primum.evidence.keys import load_public_keyring, rotate_keyring
-from primum.evidence.statements import PRIMUM_EVENT_V1, SVR_V0_1
-from primum.evidence.tlog import root
-from primum.store.evidence import verifier_keys
-from primum.store.records import NewEvent, NewRollout
-from primum.store.repository import RolloutNotFound, Store
-from primum.store.tables import evidence_entries
+from primum.adapters.evidence.keys import load_public_keyring, rotate_keyring
+from primum.adapters.store.evidence import verifier_keys
+from primum.adapters.store.records import NewEvent, NewRollout
+from primum.adapters.store.repository import RolloutNotFound, Store
+from primum.adapters.store.tables import evidence_entries
+from primum.core.evidence import dsse
+from primum.core.evidence.checkpoint import open_checkpoint
+from primum.core.evidence.statements import PRIMUM_EVENT_V1, SVR_V0_1
+from primum.core.evidence.tlog import root
 
 T0 = 1_700_000_000.0
 ART = "sha256:" + "1" * 64
@@ -91,7 +91,7 @@ def test_tampering_names_the_first_bad_entry(store: Store, tamper: str, kind: st
     assert store.verify_evidence().ok
     junk = json.dumps({"payloadType": "application/vnd.in-toto+json", "payload": "e30=",
                        "signatures": [{"keyid": "", "sig": "AAAA"}]}).encode()
-    from primum.evidence.tlog import leaf_hash
+    from primum.core.evidence.tlog import leaf_hash
     raw(store, tamper, junk=junk, hash=leaf_hash(junk))
     result = store.verify_evidence()
     assert not result.ok
@@ -238,7 +238,7 @@ def test_property_any_single_tampering_is_detected_at_its_entry(tmp_path: Path) 
                 conn.execute(update(evidence_entries).where(evidence_entries.c.idx == index).values(envelope=changed))
                 expected = index
             elif how == "rehash":  # the attacker also rewrites the recorded leaf hash
-                from primum.evidence.tlog import leaf_hash
+                from primum.core.evidence.tlog import leaf_hash
                 changed = envelope.replace(b'"sig":"', b'"sig":"A', 1)
                 conn.execute(update(evidence_entries).where(evidence_entries.c.idx == index)
                              .values(envelope=changed, leaf_hash=leaf_hash(changed)))
@@ -277,8 +277,8 @@ def test_property_any_single_tampering_is_detected_at_its_entry(tmp_path: Path) 
 
 
 def test_consistency_proves_the_log_extends_a_kept_checkpoint_until_it_is_rewritten(store: Store) -> None:
-    from primum.evidence.tlog import leaf_hash, verify_consistency
-    from primum.store.evidence import ConsistencyError
+    from primum.adapters.store.evidence import ConsistencyError
+    from primum.core.evidence.tlog import leaf_hash, verify_consistency
 
     store.create_rollout(rollout("rel-1"), T0)
     seen = []  # every checkpoint, as an auditor looking after each batch would have kept it
@@ -324,7 +324,7 @@ def test_consistency_proves_the_log_extends_a_kept_checkpoint_until_it_is_rewrit
 
 
 def test_consistency_of_an_empty_log_is_an_error(store: Store) -> None:
-    from primum.store.evidence import ConsistencyError
+    from primum.adapters.store.evidence import ConsistencyError
 
     assert store.evidence_checkpoint()[1] is None
     with pytest.raises(ConsistencyError, match="empty"):

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from primum.store.records import NewRollout
-from primum.store.repository import Store
+from primum.adapters.store.records import NewRollout
+from primum.adapters.store.repository import Store
 
 WORKER = Path(__file__).with_name("lease_worker.py")
 ROLLOUTS = 20

@@ -11,8 +11,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from primum.store import db
-from primum.store.repository import Store
+from primum.adapters.store import db
+from primum.adapters.store.repository import Store
 
 TABLES = {"rollouts", "rollout_events", "rollout_commands", "fence_sequence", "approvals", "break_glass",
           "alembic_version"}
@@ -155,6 +155,6 @@ def test_postgres_tables_live_in_the_search_path_schema(postgres_url: str) -> No
 def test_head_revision_constant_matches_the_migrations():
     from alembic.script import ScriptDirectory
 
-    from primum.store.db import HEAD_REVISION, alembic_config
+    from primum.adapters.store.db import HEAD_REVISION, alembic_config
 
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION

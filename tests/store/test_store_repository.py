@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from primum.store.records import Lease, NewEvent, NewRollout
-from primum.store.repository import (
+from primum.adapters.store.records import Lease, NewEvent, NewRollout
+from primum.adapters.store.repository import (
     ReleaseConflict,
     RolloutLeased,
     RolloutNotFound,

@@ -1,4 +1,4 @@
-"""The `primum` command line: a thin front end over ``primum.service``.
+"""The `primum` command line: a thin front end over ``primum.app.releases``.
 
 Exit codes: 0 success; 1 the release failed or was rolled back (or the demo
 saw primum misbehave); 2 bad input (a file, a flag, an unknown id); 3 an
@@ -24,8 +24,8 @@ import typer
 from rich.markup import escape
 
 from primum.cli.output import console, err_console, event_line, history_table, print_json, status_table
-from primum.model.errors import InputError
-from primum.model.rollout import TERMINAL, RolloutPhase
+from primum.core.model.errors import InputError
+from primum.core.model.rollout import TERMINAL, RolloutPhase
 
 EXIT_OK, EXIT_RELEASE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -61,9 +61,9 @@ def handled(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from primum.governance.policy.engine import PolicyError
-        from primum.service import NotAllowed, NotFound
-        from primum.store.repository import ReleaseConflict, RolloutLeased, RolloutNotFound
+        from primum.adapters.policy.engine import PolicyError
+        from primum.adapters.store.repository import ReleaseConflict, RolloutLeased, RolloutNotFound
+        from primum.app.releases import NotAllowed, NotFound
 
         try:
             return fn(*args, **kwargs)
@@ -91,20 +91,20 @@ def handled(fn: F) -> F:
 
 
 def _home() -> Path:
-    from primum.service import primum_home
+    from primum.app.releases import primum_home
 
     return primum_home()
 
 
 def _store():
-    from primum.store.repository import Store
+    from primum.adapters.store.repository import Store
 
     _home()
     return Store()
 
 
 def _service():
-    from primum.service import ReleaseService
+    from primum.app.releases import ReleaseService
 
     return ReleaseService(_store())
 
@@ -119,9 +119,9 @@ def validate(
     estate: Annotated[str | None, typer.Option(help="estate to check a release against")] = None,
 ) -> None:
     """Check an estate or release file; exit 2 with every problem found."""
-    from primum.model.load import load_estate, load_release
-    from primum.model.yamlfile import load_yaml
-    from primum.service import resolve_estate
+    from primum.app.releases import resolve_estate
+    from primum.core.model.validate import load_estate, load_release
+    from primum.core.model.yamlfile import load_yaml
 
     doc = load_yaml(file)
     kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
@@ -143,8 +143,8 @@ def validate(
 @handled
 def schema(which: Annotated[Schema, typer.Argument(help="estate or release")]) -> None:
     """Print the JSON Schema of estate or release files."""
-    from primum.model.estate import Estate
-    from primum.model.release import Release
+    from primum.core.model.estate import Estate
+    from primum.core.model.release import Release
 
     model = Estate if which is Schema.estate else Release
     print_json(model.model_json_schema(by_alias=True))
@@ -182,10 +182,10 @@ def up(
     lease_ttl: Annotated[float, typer.Option(help="controller lease time in seconds")] = 10.0,
 ) -> None:
     """Start the local runtime (routers, services, synthetic traffic) and the controller, in the foreground."""
-    from primum.controller.loop import Controller
-    from primum.model.load import load_estate, runtime_spec
-    from primum.targets.local.runtime import LocalRuntime
-    from primum.targets.registry import Targets
+    from primum.adapters.targets.local.runtime import LocalRuntime
+    from primum.adapters.targets.registry import Targets
+    from primum.app.controller import Controller
+    from primum.core.model.validate import load_estate, runtime_spec
 
     estate = load_estate(estate_file)
     home = _home()
@@ -228,7 +228,7 @@ def _print_routers(home: Path, estate: str) -> None:
 @handled
 def down() -> None:
     """Stop `primum up` and every process of the local runtime."""
-    from primum.targets.local.runtime import LocalRuntime
+    from primum.adapters.targets.local.runtime import LocalRuntime
 
     home = _home()
     marker = home / "up.json"
@@ -259,8 +259,8 @@ def controller_cmd(
     lease_ttl: Annotated[float, typer.Option(help="lease time in seconds")] = 10.0,
 ) -> None:
     """Run the reconcile loop (several may run against one PostgreSQL database)."""
-    from primum.controller.loop import Controller
-    from primum.targets.registry import Targets
+    from primum.adapters.targets.registry import Targets
+    from primum.app.controller import Controller
 
     controller = Controller(_store(), Targets(_home()), lease_ttl=lease_ttl, on_event=_print_event)
     if once:
@@ -292,7 +292,7 @@ def release_apply(
     timeout: Annotated[float, typer.Option(help="give up waiting after this many seconds (0: never)")] = 0,
 ) -> None:
     """Submit a release; with --wait (default) follow it and exit 0 if promoted, 1 if not."""
-    from primum.service import resolve_estate
+    from primum.app.releases import resolve_estate
 
     home = _home()
     est, estate_path = resolve_estate(estate, home)
@@ -336,7 +336,7 @@ def status(
     output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
 ) -> None:
     """Show a release's progress per environment and service."""
-    from primum.service import summary
+    from primum.app.releases import summary
 
     service = _service()
     if release_id:
@@ -366,13 +366,13 @@ def probe(
     output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
 ) -> None:
     """Run a service's probe gates now (HTTP, FHIR, MLLP, TCP, TLS); exit 0 only if all pass."""
-    from primum.analysis.gather import PREVIEW_HEADER
-    from primum.analysis.probes import ProbeContext, run_gate
-    from primum.model.estate import LocalTargetSettings
-    from primum.model.load import runtime_spec
-    from primum.service import NotFound, resolve_estate
-    from primum.targets.base import TargetError
-    from primum.targets.registry import Targets
+    from primum.adapters.probes import ProbeContext, run_gate
+    from primum.adapters.targets.base import TargetError
+    from primum.adapters.targets.registry import Targets
+    from primum.app.gather import PREVIEW_HEADER
+    from primum.app.releases import NotFound, resolve_estate
+    from primum.core.model.estate import LocalTargetSettings
+    from primum.core.model.validate import runtime_spec
 
     home = _home()
     est, path = resolve_estate(estate, home)
@@ -408,7 +408,7 @@ def probe(
 
 
 def _governance():
-    from primum.governance_service import GovernanceService
+    from primum.app.governance import GovernanceService
 
     return GovernanceService(_store())
 
@@ -520,13 +520,13 @@ def policy_eval(
     output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
 ) -> None:
     """Show a release's change class, requirements, denials and warnings per environment."""
-    from primum.governance.policy.tools import evaluate
-    from primum.model.load import load_release
-    from primum.service import resolve_estate, scan_for_secrets
+    from primum.adapters.policy.tools import evaluate
+    from primum.app.releases import resolve_estate, scan_for_secrets
+    from primum.core.model.validate import load_release
 
     est, estate_path = resolve_estate(estate, _home())
     loaded = load_release(release, est)
-    from primum.controller.governance import Governance
+    from primum.app.gate import Governance
 
     decisions = evaluate(est, loaded.release, loaded.digest, env, emergency=emergency, now=time.time(),
                          policy_dir=policy or est.governance.policy_dir,
@@ -563,7 +563,7 @@ def policy_test(
 ) -> None:
     """Run Rego unit tests (rules named test_*): DIR's tests against the baseline extended by DIR, or
     without DIR the baseline's own; exit 0 only if all pass."""
-    from primum.governance.policy.tools import run_tests
+    from primum.adapters.policy.tools import run_tests
 
     summary = run_tests(directory)
     results = [r for r in summary.results
@@ -591,7 +591,7 @@ def _print_keyring(keyring: Any, directory: Path) -> None:
 @handled
 def keys_init() -> None:
     """Generate the first signing key (private key 0600; public keys kept for verification)."""
-    from primum.evidence.keys import init_keyring, keys_dir
+    from primum.adapters.evidence.keys import init_keyring, keys_dir
 
     _home()
     directory = keys_dir()
@@ -602,7 +602,7 @@ def keys_init() -> None:
 @handled
 def keys_rotate() -> None:
     """Replace the signing key; the old public key stays so old evidence still verifies."""
-    from primum.evidence.keys import keys_dir, rotate_keyring
+    from primum.adapters.evidence.keys import keys_dir, rotate_keyring
 
     directory = keys_dir()
     _print_keyring(rotate_keyring(directory), directory)
@@ -617,7 +617,7 @@ def keys_export(
     """The public key(s) an auditor needs for `primum evidence verify FILE --key PUB.pem` (PEM)."""
     from cryptography.hazmat.primitives import serialization
 
-    from primum.evidence.keys import keys_dir, load_keyring, load_public_keyring
+    from primum.adapters.evidence.keys import keys_dir, load_keyring, load_public_keyring
 
     directory = keys_dir()
     keyring = load_keyring(directory) if (directory / "signing.pem").is_file() else load_public_keyring(directory)
@@ -635,20 +635,20 @@ def keys_export(
 @handled
 def keys_list() -> None:
     """List the key ids: the current signing key and the retired ones."""
-    from primum.evidence.keys import keys_dir, load_public_keyring
+    from primum.adapters.evidence.keys import keys_dir, load_public_keyring
 
     directory = keys_dir()
     keyring = load_public_keyring(directory)
     signing = directory / "signing.pem"
     if signing.is_file():
-        from primum.evidence.keys import load_keyring
+        from primum.adapters.evidence.keys import load_keyring
 
         keyring = load_keyring(directory)
     _print_keyring(keyring, directory)
 
 
 def _evidence():
-    from primum.evidence_service import EvidenceService
+    from primum.app.evidence import EvidenceService
 
     return EvidenceService(_store())
 
@@ -713,7 +713,7 @@ def evidence_verify(
 ) -> None:
     """Verify an audit bundle with only a public key, or the whole log; names the first bad entry (exit 1)."""
     if bundle is not None:
-        from primum.evidence.bundle import verify_bundle
+        from primum.adapters.evidence.bundle import verify_bundle
 
         if not key:
             raise InputError.single(str(bundle), "verifying a bundle needs the public key you trust",
@@ -743,7 +743,7 @@ def evidence_verify(
     store = _store()
     keyring = None
     if key:
-        from primum.evidence.keys import Keyring
+        from primum.adapters.evidence.keys import Keyring
 
         keyring = Keyring(None, _public_keys(key))
     report = store.verify_evidence(keyring)
@@ -981,7 +981,7 @@ def demo(
 
 
 def main() -> None:  # pragma: no cover
-    from primum.redaction import configure_logging
+    from primum.adapters.redaction import configure_logging
 
     configure_logging()  # every log line passes redaction: no secret or PHI-like value reaches a log
     sys.exit(app())

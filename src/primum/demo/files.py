@@ -84,7 +84,7 @@ def demo_policy_params() -> str:
     ``params.rego`` replaces the baseline's, which is how any estate tunes these numbers)."""
     from importlib import resources
 
-    text = resources.files("primum.governance").joinpath("policies/baseline/params.rego").read_text()
+    text = resources.files("primum.adapters.policy").joinpath("baseline/params.rego").read_text()
     lowered, n = re.subn(r'"prod": \{"standard": 0, "normal": \d+, "high-impact": \d+\}',
                          '"prod": {"standard": 0, "normal": 4, "high-impact": 4}', text)
     if n != 1:

@@ -18,7 +18,7 @@ the same bytes, hence the same digest. Rendering the defaults (version
 
 Two services have one more knob each, written into their block only (so the
 other services' blocks are unchanged), to build deliberately broken versions
-for the synthetic probes (``primum.analysis.probes``):
+for the synthetic probes (``primum.adapters.probes``):
 
 * fhir-gateway: ``FHIR_VERSION`` (``fhir_version``), the ``fhirVersion`` its
   CapabilityStatement declares (default ``4.0.1``, FHIR R4);

@@ -23,17 +23,17 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from primum.adapters.store.records import EventRecord
+from primum.adapters.store.repository import Store
+from primum.adapters.targets.local.runtime import LocalRuntime
+from primum.adapters.targets.registry import Targets
+from primum.app.controller import Controller
+from primum.app.governance import GovernanceService
+from primum.app.releases import ReleaseService
 from primum.cli.output import console, event_line, styled
-from primum.controller.loop import Controller
+from primum.core.model.rollout import TERMINAL, Event, RolloutStatus
+from primum.core.model.validate import load_estate
 from primum.demo.files import APPROVERS, AUTHOR, FAULT_TENANT, DemoFiles, write_demo
-from primum.governance_service import GovernanceService
-from primum.model.load import load_estate
-from primum.model.rollout import TERMINAL, Event, RolloutStatus
-from primum.service import ReleaseService
-from primum.store.records import EventRecord
-from primum.store.repository import Store
-from primum.targets.local.runtime import LocalRuntime
-from primum.targets.registry import Targets
 
 RELEASE_TIMEOUT_S = 150.0
 
@@ -118,7 +118,7 @@ def _export_evidence(store: Store, release_ids: list[str], keep: Path | None) ->
     """Export each release's audit bundle and verify it in a separate process with only the public key."""
     from cryptography.hazmat.primitives import serialization
 
-    from primum.evidence_service import EvidenceService
+    from primum.app.evidence import EvidenceService
 
     home = Path(os.environ.get("PRIMUM_HOME") or ".primum").expanduser().resolve()
     directory = (keep / "evidence") if keep is not None else home / "demo-evidence"
@@ -183,7 +183,7 @@ def _release(service: ReleaseService, files: DemoFiles, path: Path, estate, titl
 
 def _attach_ci_evidence(store: Store, ci: list[tuple[str, Path]]) -> None:
     """What CI does after a build: `primum evidence add` its provenance, tests and scan for each artifact."""
-    from primum.evidence_service import EvidenceService
+    from primum.app.evidence import EvidenceService
 
     evidence = EvidenceService(store)
     added: dict[str, list[str]] = {}

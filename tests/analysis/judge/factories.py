@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from primum.analysis.data import MeasurementData, MetricData, Samples
-from primum.model.analysis import CommandSource, MetricKind, MetricSpec
+from primum.core.analysis.data import MeasurementData, MetricData, Samples
+from primum.core.model.analysis import CommandSource, MetricKind, MetricSpec
 
 SOURCE = CommandSource(argv=["probe"])
 

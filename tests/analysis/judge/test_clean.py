@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from primum.analysis.judge import judge
-from primum.analysis.judge.clean import clean, handle_missing, remove_outliers, tukey_fences
-from primum.model.analysis import AnalysisSettings, JudgeMode, NanStrategy
+from primum.core.analysis.judge import judge
+from primum.core.analysis.judge.clean import clean, handle_missing, remove_outliers, tukey_fences
+from primum.core.model.analysis import AnalysisSettings, JudgeMode, NanStrategy
 
 from .factories import measurement, value_metric, values
 

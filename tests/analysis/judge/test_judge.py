@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from primum.analysis.data import Classification, JudgeReport, MetricData, MetricResult, Outcome, Samples
-from primum.analysis.judge import judge
-from primum.model.analysis import AnalysisSettings, Direction, EffectSize, JudgeMode, TailCheck, Threshold
+from primum.core.analysis.data import Classification, JudgeReport, MetricData, MetricResult, Outcome, Samples
+from primum.core.analysis.judge import judge
+from primum.core.model.analysis import AnalysisSettings, Direction, EffectSize, JudgeMode, TailCheck, Threshold
 
 from .factories import (
     counts,

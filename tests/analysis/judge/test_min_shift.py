@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from primum.analysis.data import MeasurementData, MetricData, Samples
-from primum.analysis.judge import judge
-from primum.model.analysis import AnalysisSettings, EffectSize, JudgeMode, MetricKind, MetricSpec
+from primum.core.analysis.data import MeasurementData, MetricData, Samples
+from primum.core.analysis.judge import judge
+from primum.core.model.analysis import AnalysisSettings, EffectSize, JudgeMode, MetricKind, MetricSpec
 
 
 def data(shift_s: float) -> MeasurementData:

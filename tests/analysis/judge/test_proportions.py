@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from primum.analysis.data import Classification, Samples
-from primum.analysis.judge.proportions import (
+from primum.core.analysis.data import Classification, Samples
+from primum.core.analysis.judge.proportions import (
     CountProblem,
     Counts,
     RateWhy,
@@ -16,8 +16,8 @@ from primum.analysis.judge.proportions import (
     rate_below,
     read_counts,
 )
-from primum.analysis.judge.tail import check_name, tail_test
-from primum.model.analysis import Direction, TailCheck
+from primum.core.analysis.judge.tail import check_name, tail_test
+from primum.core.model.analysis import Direction, TailCheck
 
 
 def fisher(canary: tuple[int, int], baseline: tuple[int, int], direction: Direction = Direction.increase,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from primum.analysis.data import Classification, MetricResult
-from primum.analysis.judge.score import configured_weights, group_scores, metric_classes, overall_score, worst
+from primum.core.analysis.data import Classification, MetricResult
+from primum.core.analysis.judge.score import configured_weights, group_scores, metric_classes, overall_score, worst
 
 from .factories import value_metric
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from primum.analysis.data import Classification
-from primum.analysis.judge.shift import Limits, Why, compare, critical, limits
-from primum.model.analysis import Direction, EffectMeasure, EffectSize, JudgeMode
+from primum.core.analysis.data import Classification
+from primum.core.analysis.judge.shift import Limits, Why, compare, critical, limits
+from primum.core.model.analysis import Direction, EffectMeasure, EffectSize, JudgeMode
 
 RNG = np.random.default_rng(42)
 BASE = np.sort(RNG.normal(100.0, 10.0, 200))

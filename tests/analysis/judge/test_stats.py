@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from primum.analysis.judge.stats import (
+from primum.core.analysis.judge.stats import (
     PairwiseDifferences,
     ci_rank,
     cles,

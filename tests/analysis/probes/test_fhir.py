@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from primum.analysis.probes import ProbeContext, run_probe
-from primum.model.analysis import FhirProbe
+from primum.adapters.probes import ProbeContext, run_probe
+from primum.core.model.analysis import FhirProbe
 
 from .conftest import DemoStarter, LocalHttp, free_port
 

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-import primum.analysis.probes as probes
-from primum.analysis.probes import ProbeContext, run_gate, run_probe, target_of
-from primum.model.analysis import FhirProbe, HttpProbe, MllpProbe, ProbeGate, TcpProbe, TlsProbe
+import primum.adapters.probes as probes
+from primum.adapters.probes import ProbeContext, run_gate, run_probe, target_of
+from primum.core.model.analysis import FhirProbe, HttpProbe, MllpProbe, ProbeGate, TcpProbe, TlsProbe
 
 from .conftest import free_port
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from primum.analysis.probes import hl7
+from primum.adapters.probes import hl7
 
 MOMENT = datetime(2024, 3, 1, 12, 30, 5, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from primum.analysis.probes import ProbeContext, run_probe
-from primum.model.analysis import HttpProbe
+from primum.adapters.probes import ProbeContext, run_probe
+from primum.core.model.analysis import HttpProbe
 
 from .conftest import LocalHttp, RawStarter, free_port
 

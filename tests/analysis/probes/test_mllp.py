@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from primum.analysis.probes import ProbeContext, hl7, run_probe
-from primum.model.analysis import MllpProbe
+from primum.adapters.probes import ProbeContext, hl7, run_probe
+from primum.core.model.analysis import MllpProbe
 
 from .conftest import DemoStarter, RawStarter, free_port
 

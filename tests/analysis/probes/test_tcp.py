@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from primum.analysis.probes import ProbeContext, run_probe
-from primum.model.analysis import TcpProbe
+from primum.adapters.probes import ProbeContext, run_probe
+from primum.core.model.analysis import TcpProbe
 
 from .conftest import free_port
 

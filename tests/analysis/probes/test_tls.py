@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from primum.analysis.probes import ProbeContext, run_probe
-from primum.model.analysis import TlsProbe
+from primum.adapters.probes import ProbeContext, run_probe
+from primum.core.model.analysis import TlsProbe
 
 from .conftest import Issuer, Pki, RawStarter, TlsServer, free_port
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from primum.analysis.providers.base import Role, Scope
+from primum.adapters.providers.base import Role, Scope
 
 START = 1_700_000_000.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from primum.analysis.providers import (
+from primum.adapters.providers import (
     BuiltinProvider,
     CommandProvider,
     PrometheusProvider,
@@ -14,8 +14,8 @@ from primum.analysis.providers import (
     provider_for,
     with_retries,
 )
-from primum.analysis.providers.base import duration_text, epoch_text, error
-from primum.model.analysis import BuiltinSource, CommandSource, PrometheusSource, Source, WebSource, fill
+from primum.adapters.providers.base import duration_text, epoch_text, error
+from primum.core.model.analysis import BuiltinSource, CommandSource, PrometheusSource, Source, WebSource, fill
 
 from . import START, scope
 

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from primum.analysis.providers import builtin as builtin_mod
-from primum.analysis.providers.base import ProviderError
-from primum.analysis.providers.builtin import BuiltinProvider
-from primum.model.analysis import MetricKind, MetricSpec
-from primum.targets.local.router_client import RouterClient, RouterSamples
+from primum.adapters.providers import builtin as builtin_mod
+from primum.adapters.providers.base import ProviderError
+from primum.adapters.providers.builtin import BuiltinProvider
+from primum.adapters.targets.local.router_client import RouterClient, RouterSamples
+from primum.core.model.analysis import MetricKind, MetricSpec
 from tests.local import Backend, Processes
 
 from . import free_port, scope

@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from primum.analysis.data import MeasurementData, Samples
-from primum.analysis.providers.base import ProviderError, Scope
-from primum.analysis.providers.collect import collect, wants_slices
-from primum.model.analysis import (
+from primum.adapters.providers.base import ProviderError, Scope
+from primum.adapters.providers.collect import collect, wants_slices
+from primum.adapters.targets.local.router_client import RouterClient
+from primum.core.analysis.data import MeasurementData, Samples
+from primum.core.model.analysis import (
     AnalysisSettings,
     CommandSource,
     MetricKind,
@@ -22,8 +23,7 @@ from primum.model.analysis import (
     PrometheusSource,
     WebSource,
 )
-from primum.model.runtime import VersionRef
-from primum.targets.local.router_client import RouterClient
+from primum.core.model.runtime import VersionRef
 from tests.local import Backend, Processes, processes_fixture
 
 from . import Server, free_port

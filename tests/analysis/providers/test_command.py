@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from primum.analysis.providers.base import ProviderError
-from primum.analysis.providers.command import MINIMAL_PATH, CommandProvider
-from primum.model.analysis import CommandSource, MetricKind, MetricSpec
+from primum.adapters.providers.base import ProviderError
+from primum.adapters.providers.command import MINIMAL_PATH, CommandProvider
+from primum.core.model.analysis import CommandSource, MetricKind, MetricSpec
 
 from . import scope, wait_until
 

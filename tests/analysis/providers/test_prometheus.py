@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from primum.analysis.providers.base import ProviderError
-from primum.analysis.providers.prometheus import PrometheusProvider
-from primum.model.analysis import MetricKind, MetricSpec, PrometheusSource
+from primum.adapters.providers.base import ProviderError
+from primum.adapters.providers.prometheus import PrometheusProvider
+from primum.core.model.analysis import MetricKind, MetricSpec, PrometheusSource
 
 from . import Server, free_port, scope, wait_until
 

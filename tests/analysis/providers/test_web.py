@@ -11,9 +11,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from primum.analysis.providers.base import ProviderError
-from primum.analysis.providers.web import WebProvider
-from primum.model.analysis import MetricKind, MetricSpec, WebSource
+from primum.adapters.providers.base import ProviderError
+from primum.adapters.providers.web import WebProvider
+from primum.core.model.analysis import MetricKind, MetricSpec, WebSource
 
 from . import Server, free_port, json_answer, scope
 

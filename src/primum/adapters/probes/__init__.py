@@ -1,0 +1,95 @@
+"""Synthetic probes: one check of a running service, usable as a release gate.
+
+:func:`run_probe` runs one probe spec (``primum.core.model.analysis``: http, fhir,
+mllp, tcp, tls) and answers a :class:`~primum.core.analysis.data.ProbeResult`:
+ok or not, one sentence naming the target and what was expected and seen,
+the latency and the details. It never raises for a network problem: a
+timeout, a refused connection, a failed TLS verification or a garbled
+answer are all ``ok=False`` (fail closed). :func:`run_gate` runs a
+:class:`~primum.core.model.analysis.ProbeGate` with its attempts. See
+``docs/PROBES.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from primum.adapters.probes.context import ProbeContext, host_port
+from primum.adapters.probes.fhir import probe_fhir
+from primum.adapters.probes.http import probe_http
+from primum.adapters.probes.mllp import probe_mllp
+from primum.adapters.probes.tcp import probe_tcp
+from primum.adapters.probes.tls import probe_tls
+from primum.core.analysis.data import ProbeResult
+from primum.core.model.analysis import FhirProbe, HttpProbe, MllpProbe, ProbeGate, ProbeSpec, TcpProbe, TlsProbe
+
+__all__ = ["ProbeContext", "run_gate", "run_probe", "target_of"]
+
+
+def target_of(spec: ProbeSpec, ctx: ProbeContext) -> str:
+    """What ``spec`` probes in ``ctx``: a URL or ``host:port`` (as far as it is known)."""
+    if isinstance(spec, HttpProbe):
+        return spec.url or (ctx.base_url or "").rstrip("/") + spec.path
+    if isinstance(spec, FhirProbe):
+        return (spec.base or ctx.base_url or "").rstrip("/") + "/metadata"
+    if isinstance(spec, MllpProbe):
+        return host_port(spec.host, spec.port if spec.port is not None else ctx.mllp_port)
+    return host_port(spec.host, spec.port)
+
+
+def run_probe(spec: ProbeSpec, ctx: ProbeContext | None = None) -> ProbeResult:
+    """Run one probe; never raises (an unexpected error is a failed probe too)."""
+    ctx = ctx or ProbeContext()
+    try:
+        if isinstance(spec, HttpProbe):
+            return probe_http(spec, ctx)
+        if isinstance(spec, FhirProbe):
+            return probe_fhir(spec, ctx)
+        if isinstance(spec, MllpProbe):
+            return probe_mllp(spec, ctx)
+        if isinstance(spec, TcpProbe):
+            return probe_tcp(spec, ctx)
+        if isinstance(spec, TlsProbe):
+            return probe_tls(spec, ctx)
+        raise TypeError(f"unknown probe spec {type(spec).__name__}")
+    except Exception as exc:  # fail closed: a probe that could not run did not pass
+        kind = getattr(spec, "type", type(spec).__name__)
+        target = _safe_target(spec, ctx)
+        return ProbeResult(probe=str(kind), target=target, ok=False,
+                           reason=f"{kind} probe of {target} could not run: {type(exc).__name__}: {exc}")
+
+
+def _safe_target(spec: ProbeSpec, ctx: ProbeContext) -> str:
+    try:
+        return target_of(spec, ctx)
+    except Exception:
+        return "?"
+
+
+def run_gate(
+    gate: ProbeGate,
+    ctx: ProbeContext | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ProbeResult:
+    """Run ``gate.probe`` up to ``gate.attempts`` times, ``gate.interval`` apart, stopping at the
+    first pass. The answer is that pass, or the last failure; ``details`` gain ``gate``,
+    ``attempt`` (1-based) and ``attempts``, and a failure's reason says how many attempts failed."""
+    ctx = ctx or ProbeContext()
+    outcome: ProbeResult | None = None
+    for attempt in range(1, gate.attempts + 1):
+        if attempt > 1:
+            sleep(gate.interval)
+        outcome = run_probe(gate.probe, ctx)
+        outcome = outcome.model_copy(
+            update={"details": {**outcome.details, "gate": gate.name, "attempt": attempt, "attempts": gate.attempts}}
+        )
+        if outcome.ok:
+            return outcome
+    assert outcome is not None  # attempts >= 1
+    if gate.attempts > 1:
+        outcome = outcome.model_copy(
+            update={"reason": f"{outcome.reason} (gate {gate.name}: all {gate.attempts} attempts failed)"}
+        )
+    return outcome

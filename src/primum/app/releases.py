@@ -1,0 +1,199 @@
+"""Use cases shared by every front end (CLI now, API and web later): submit, promote,
+abort, retry, status, history. No business decisions here: those live in the engine."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from primum.adapters.redaction import safe
+from primum.adapters.store.records import EventRecord, NewEvent, NewRollout, RolloutRecord
+from primum.adapters.store.repository import Store
+from primum.core.engine.planner import plan, promotion_path
+from primum.core.model.errors import InputError
+from primum.core.model.estate import Estate
+from primum.core.model.release import Release, canonical_digest
+from primum.core.model.rollout import TERMINAL, RolloutPhase, RolloutStatus
+from primum.core.model.runtime import VersionRef
+from primum.core.model.validate import LoadedRelease, load_estate, load_release
+
+
+def primum_home() -> Path:
+    home = Path(os.environ.get("PRIMUM_HOME", ".primum")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def current_user() -> str:
+    return os.environ.get("PRIMUM_USER") or getpass.getuser()
+
+
+class NotFound(Exception):
+    pass
+
+
+class NotAllowed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Submitted:
+    record: RolloutRecord
+    created: bool
+
+
+class ReleaseService:
+    def __init__(self, store: Store, clock: Any = time.time):
+        self.store = store
+        self.clock = clock
+
+    # ---------------------------------------------------------------- submit
+
+    def submit(self, release_file: str | Path, estate: Estate, until_env: str | None = None,
+               actor: str | None = None, scan: Sequence[str | Path] = ()) -> Submitted:
+        """Submit a release. Its file (and ``scan``: the estate file, infrastructure files) is scanned for
+        committed secrets; findings go into the stored release, where the policy denies it."""
+        loaded = load_release(release_file, estate)
+        return self.submit_loaded(loaded, estate, until_env, actor, secrets=scan_for_secrets([release_file, *scan]))
+
+    def submit_loaded(self, loaded: LoadedRelease, estate: Estate, until_env: str | None = None,
+                      actor: str | None = None, secrets: Sequence[dict[str, Any]] = ()) -> Submitted:
+        now = self.clock()
+        path = promotion_path(estate, until_env)
+        status = plan(estate, loaded.release, loaded.digest, loaded.versions, path, now)
+        new = NewRollout(
+            id=loaded.release.id, digest=loaded.digest, estate_name=estate.name,
+            estate_digest=canonical_digest(estate), services=tuple(sorted(loaded.release.services)),
+            estate=estate.model_dump(mode="json", by_alias=True),
+            release={"release": loaded.release.model_dump(mode="json", by_alias=True),
+                     "versions": {k: v.model_dump(mode="json") for k, v in loaded.versions.items()},
+                     "environments": path, "file": loaded.file, "secrets": list(secrets)},
+            status=status.model_dump(mode="json"),
+        )
+        record, created = self.store.create_rollout(new, now)
+        if created:
+            self.store.add_events(record.id, safe([NewEvent(
+                kind="submitted", message=f"release {record.id} ({record.digest[:19]}) submitted by "
+                f"{actor or current_user()} for {' -> '.join(path)}",
+                data={"actor": actor or current_user(), "digest": record.digest})]), now)
+        return Submitted(record, created)
+
+    # -------------------------------------------------------------- commands
+
+    def get(self, rollout_id: str) -> RolloutRecord:
+        record = self.store.get_rollout(rollout_id)
+        if record is None:
+            raise NotFound(f"no release with id {rollout_id!r}; `primum history` lists them")
+        return record
+
+    def command(self, rollout_id: str, kind: str, actor: str | None = None) -> None:
+        record = self.get(rollout_id)
+        if record.phase in {p.value for p in TERMINAL}:
+            raise NotAllowed(f"release {rollout_id} already {record.phase}; nothing to {kind}")
+        self.store.add_command(rollout_id, kind, actor or current_user(), self.clock())
+
+    def promote(self, rollout_id: str, actor: str | None = None) -> None:
+        self.command(rollout_id, "promote", actor)
+
+    def abort(self, rollout_id: str, actor: str | None = None) -> None:
+        self.command(rollout_id, "abort", actor)
+
+    def retry(self, rollout_id: str, actor: str | None = None) -> RolloutRecord:
+        """Start a finished (rolled back or failed) release again from its first environment.
+
+        Environments and services that already run the release's versions are
+        skipped, so a retry continues where the release stopped.
+        """
+        record = self.get(rollout_id)
+        if record.phase not in (RolloutPhase.rolled_back.value, RolloutPhase.failed.value):
+            raise NotAllowed(f"release {rollout_id} is {record.phase}; only a rolled back or failed release "
+                             "can be retried (abort it first)")
+        estate = Estate.model_validate(record.estate)
+        release = Release.model_validate(record.release["release"])
+        versions = {k: VersionRef.model_validate(v) for k, v in record.release["versions"].items()}
+        now = self.clock()
+        status = plan(estate, release, record.digest, versions, record.release["environments"], now)
+        who = actor or current_user()
+        [event] = safe([NewEvent(kind="retried", message=f"retried by {who}", data={"actor": who})])
+        return self.store.reset(rollout_id, status=status.model_dump(mode="json"), phase="pending", now=now,
+                                event=event)
+
+    # --------------------------------------------------------------- queries
+
+    def status(self, rollout_id: str) -> tuple[RolloutRecord, RolloutStatus]:
+        record = self.get(rollout_id)
+        return record, RolloutStatus.model_validate(record.status)
+
+    def analyses(self, rollout_id: str) -> list[EventRecord]:
+        """Every measurement of a release, oldest first; each one's id is its event id."""
+        self.get(rollout_id)
+        return self.store.events_of_kind(rollout_id, "analysis")
+
+    def analysis(self, ref: str) -> EventRecord:
+        """One measurement's stored report: by id, or a release id for its most recent one."""
+        if ref.isdigit():
+            event = self.store.event(int(ref))
+            if event is None or event.kind != "analysis":
+                raise NotFound(f"no analysis with id {ref}; `primum analysis list RELEASE` lists them")
+            return event
+        events = self.analyses(ref)
+        if not events:
+            raise NotFound(f"release {ref} has no analysis yet")
+        return events[-1]
+
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [summary(r) for r in self.store.list_rollouts(limit=limit)]
+
+
+def summary(record: RolloutRecord) -> dict[str, Any]:
+    """A release as `primum history --output json` prints it."""
+    status = RolloutStatus.model_validate(record.status)
+    environments: dict[str, dict[str, Any]] = {}
+    for item in status.items:
+        environments.setdefault(item.env, {})[item.service] = {
+            "state": item.phase.value,
+            "version": item.new.label,
+            "digest": item.new.digest,
+            "previous": item.stable.digest if item.stable else None,
+            "message": item.failure or item.message,
+            "verdicts": [{"result": v.result.value, "reason": v.reason} for v in item.verdicts],
+        }
+    return {
+        "id": record.id,
+        "digest": record.digest,
+        "state": record.phase,
+        "reason": status.reason or status.pause_reason,
+        "estate": record.estate_name,
+        "environments": environments,
+        "created_at": record.created_at,
+        "finished_at": status.finished_at,
+    }
+
+
+def scan_for_secrets(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Committed secrets in these files: file, line and type only (never the value or a hash of it)."""
+    from primum.adapters.evidence.scan import scan_paths
+
+    report = scan_paths([p for p in paths if Path(p).is_file()])
+    return list(report.as_policy_input()["secrets"])
+
+
+def resolve_estate(explicit: str | None, home: Path) -> tuple[Estate, str]:
+    """The estate a command works on: --estate, else $PRIMUM_ESTATE, else the one `primum up` runs,
+    else ./estate.yaml."""
+    path = explicit or os.environ.get("PRIMUM_ESTATE")
+    if not path:
+        up = home / "up.json"
+        if up.is_file():
+            path = json.loads(up.read_text())["estate"]
+    path = path or "estate.yaml"
+    if not Path(path).is_file():
+        raise InputError.single(str(path), "estate file not found",
+                                "pass --estate FILE, or run `primum init` to write an example")
+    return load_estate(path), str(path)

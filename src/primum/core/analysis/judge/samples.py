@@ -1,0 +1,118 @@
+"""Checks on samples (kinds latency and value, and every kind in Kayenta mode):
+the Mann-Whitney shift and, in primum mode, the tail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from primum.core.analysis.data import Classification, MetricData, MetricResult
+from primum.core.analysis.judge.clean import Cleaned
+from primum.core.analysis.judge.context import Context
+from primum.core.analysis.judge.explain import Subject, shift_reason, tail_reason, too_few
+from primum.core.analysis.judge.rows import finite, row, shift_statistics, shift_thresholds, sources, value_summary
+from primum.core.analysis.judge.shift import ShiftTest, compare, critical, limits
+from primum.core.analysis.judge.stats import quantile
+from primum.core.analysis.judge.tail import TailTest, check_name, tail_test
+from primum.core.model.analysis import Direction, JudgeMode
+
+SHIFT_CHECK = "mann-whitney"
+
+
+def shift_test(ctx: Context, subject: Subject, baseline: Cleaned, canary: Cleaned) -> ShiftTest:
+    m = subject.metric
+    return compare(canary.values, baseline.values, direction=m.direction, limit=limits(m.effect),
+                   tolerance=ctx.settings.tolerance, confidence=ctx.settings.confidence,
+                   min_shift=m.effect.min_shift if ctx.mode is JudgeMode.primum else 0.0)
+
+
+def shift_row(ctx: Context, subject: Subject, test: ShiftTest, baseline: Cleaned, canary: Cleaned,
+              source: dict[str, str], *, p_adjusted: float | None = None, family: int = 0) -> MetricResult:
+    """The row of one comparison; with ``p_adjusted`` (a tenant slice) a High/Low must also survive Holm."""
+    m = subject.metric
+    limit = limits(m.effect)
+    held = p_adjusted is not None and test.classification is not Classification.passed and \
+        p_adjusted >= ctx.alpha
+    classification = Classification.passed if held else test.classification
+    medians = (quantile(canary.values, 0.5), quantile(baseline.values, 0.5))
+    sizes = (len(canary.values), len(baseline.values))
+    statistics = shift_statistics(test)
+    thresholds = shift_thresholds(ctx.settings, subject, limit)
+    if p_adjusted is not None:
+        statistics["p_adjusted"] = p_adjusted
+        thresholds.update(alpha=ctx.alpha, min_slice_samples=ctx.settings.min_slice_samples)
+    elif ctx.mode is JudgeMode.primum:
+        thresholds["min_samples"] = ctx.settings.min_samples
+    is_critical = not held and critical(test, limit, marked=m.critical, mode=ctx.mode)
+    return row(subject, SHIFT_CHECK, classification,
+               shift_reason(subject, test, limit, medians, sizes, p_adjusted=p_adjusted, family=family,
+                            held_by_holm=held),
+               critical=is_critical, baseline_n=sizes[1], canary_n=sizes[0], baseline=value_summary(baseline),
+               canary=value_summary(canary), statistics=statistics,
+               effect=finite(test.effect), effect_measure=limit.measure.value,
+               thresholds=thresholds, source=source)
+
+
+def missing_side(md: MetricData, baseline: Cleaned, canary: Cleaned) -> str | None:
+    """Why a comparison cannot run at all (Kayenta's Nodata), or None."""
+    if md.baseline is None:
+        return "there is no baseline to compare with"
+    if md.canary is None:
+        return "there are no canary samples"
+    for side, cleaned in (("canary", canary), ("baseline", baseline)):
+        if not len(cleaned.values):
+            removed = f" ({cleaned.missing} missing values removed)" if cleaned.missing else ""
+            return f"there are no {side} samples{removed}"
+    return None
+
+
+def compare_rows(ctx: Context, subject: Subject, md: MetricData) -> tuple[list[MetricResult], ShiftTest | None]:
+    """The aggregate comparison, guarded by ``min_samples`` in primum mode."""
+    m = subject.metric
+    baseline, canary = ctx.clean(md.baseline, m), ctx.clean(md.canary, m)
+    source = sources(md.baseline, md.canary)
+    sizes: dict[str, Any] = {"baseline_n": len(baseline.values), "canary_n": len(canary.values),
+                             "baseline": value_summary(baseline), "canary": value_summary(canary)}
+    why = missing_side(md, baseline, canary)
+    needed = ctx.settings.min_samples
+    if why is None and ctx.mode is JudgeMode.primum and min(len(baseline.values), len(canary.values)) < needed:
+        why = too_few(subject, len(canary.values), len(baseline.values), needed, "a comparison")
+    if why is not None:
+        return [ctx.nodata(subject, SHIFT_CHECK, why, source=source,
+                           thresholds={"min_samples": needed} if ctx.mode is JudgeMode.primum else {},
+                           **sizes)], None
+    test = shift_test(ctx, subject, baseline, canary)
+    rows = [shift_row(ctx, subject, test, baseline, canary, source)]
+    if ctx.mode is JudgeMode.primum:
+        tail = tail_row(ctx, subject, baseline, canary, source)
+        if tail is not None:
+            rows.append(tail)
+    return rows, test
+
+
+def wants_tail(subject: Subject) -> bool:
+    """The tail check looks at the upper tail: for metrics where a decrease is the regression it does not apply."""
+    return subject.metric.tail is not None and subject.metric.direction is not Direction.decrease
+
+
+def tail_row(ctx: Context, subject: Subject, baseline: Cleaned, canary: Cleaned, source: dict[str, str], *,
+             test: TailTest | None = None, p_adjusted: float | None = None, family: int = 0) -> MetricResult | None:
+    tail = subject.metric.tail
+    if tail is None or not wants_tail(subject):
+        return None
+    t = test or tail_test(canary.values, baseline.values, tail, ctx.alpha)
+    held = p_adjusted is not None and p_adjusted >= ctx.alpha
+    classification = Classification.passed if held else t.classification
+    statistics: dict[str, float | None] = {
+        "baseline_q": t.baseline_q, "canary_q": t.canary_q, "limit": t.limit, "above": float(t.above),
+        "expected_fraction": t.expected, "p_value": t.p_value}
+    if p_adjusted is not None:
+        statistics["p_adjusted"] = p_adjusted
+    return row(subject, check_name(tail), classification,
+               tail_reason(subject, t, ctx.alpha, p_adjusted=p_adjusted, family=family),
+               critical=subject.metric.critical and classification is not Classification.passed,
+               baseline_n=len(baseline.values), canary_n=t.n, baseline=value_summary(baseline),
+               canary=value_summary(canary), statistics=statistics,
+               effect=t.canary_q / t.baseline_q if t.baseline_q > 0 else None, effect_measure="quantileRatio",
+               thresholds={"quantile": tail.quantile, "max_ratio": tail.max_ratio, "slack": tail.slack,
+                           "alpha": ctx.alpha},
+               source=source)

@@ -1,0 +1,637 @@
+"""``decide(status, observations) -> Decision``: the pure heart of the controller.
+
+Given the persisted status of a rollout and what the controller just
+observed (targets, metrics, commands, conflicting releases), return the next
+status, the idempotent actions that make the world match it, the events to
+record, and when to look again. No I/O, no clock: ``observations.now`` is
+the time. The controller persists the new status *before* applying the
+actions, and re-applies the desired state on every tick (level-triggered),
+so a crash at any point is recovered by simply running the next tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from primum.core.analysis.data import JudgeReport, MeasurementData, Outcome, ProbeResult
+from primum.core.analysis.judge import judge
+from primum.core.engine.strategies import compile_steps, rollback_steps
+from primum.core.model.rollout import (
+    TERMINAL,
+    Analyze,
+    Command,
+    Event,
+    Gate,
+    ItemPhase,
+    Measurement,
+    Preview,
+    Probe,
+    RolloutPhase,
+    RolloutStatus,
+    Route,
+    Scale,
+    ServiceRollout,
+    Step,
+    Verdict,
+    VerdictResult,
+    Wait,
+)
+from primum.core.model.runtime import (
+    Action,
+    EnsureInstances,
+    ServiceObservation,
+    SetRoute,
+)
+
+ROUTE_DEADLINE_S = 30.0  # a route change not seen by then fails the step
+WAITING_FOR_EFFECT_S = 0.25
+WATCHING_S = 1.0
+PAUSED_S = 2.0
+BLOCKED_S = 1.0
+
+
+@dataclass(frozen=True)
+class Observations:
+    now: float
+    services: Mapping[str, ServiceObservation] = field(default_factory=dict)  # by "env/service"
+    errors: Mapping[str, str] = field(default_factory=dict)  # why a service could not be observed
+    commands: Sequence[Command] = ()
+    blocked_by: Sequence[str] = ()  # earlier releases touching the same services
+    # by "env/service": the data of a measurement that was due (see Wanted.measure_from)
+    measurements: Mapping[str, MeasurementData] = field(default_factory=dict)
+    # by "env/service": probe gate name -> result, for a probe step that was due
+    probes: Mapping[str, Mapping[str, ProbeResult]] = field(default_factory=dict)
+    # by environment: may the rollout start (or continue) there (policy, approvals, windows)
+    gates: Mapping[str, Gate] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: RolloutStatus
+    actions: list[Action]
+    events: list[Event]
+    consumed: list[int]  # command ids handled by this decision
+    next_due_in: float | None  # None: nothing more to do (terminal)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    env: str
+    service: str
+    measure_from: float | None = None  # collect a measurement of [measure_from, now] for the active item
+    baseline_window: tuple[float, float] | None = None  # the baseline's own window, if not the same
+    probes: tuple[str, ...] = ()  # run these probe gates of the active item
+    gate_env: str | None = None  # evaluate governance for this environment (starting: always; running: holds)
+    starting: bool = False  # the active item has not begun: the gate decides whether it may
+
+
+def wanted_observations(status: RolloutStatus, now: float) -> list[Wanted]:
+    """What the controller should observe, measure and probe before calling ``decide``."""
+    if status.phase in TERMINAL:
+        return []
+    item = status.active_item()
+    if item is None:
+        return []
+    step = item.current_step()
+    # a rollback is never gated: undoing harm needs no approval and ignores change windows
+    gate_env = None if status.rollback_queue else item.env
+    starting = gate_env is not None and item.phase is ItemPhase.pending
+    if item.phase is ItemPhase.progressing:
+        if isinstance(step, Analyze) and item.interval_start is not None and \
+                now >= item.interval_start + step.interval:
+            baseline_window = None
+            if step.baseline == "before" and item.step_started_at is not None:
+                length = now - item.interval_start
+                baseline_window = (item.step_started_at - length, item.step_started_at)
+            return [Wanted(item.env, item.service, measure_from=item.interval_start,
+                           baseline_window=baseline_window, gate_env=gate_env, starting=starting)]
+        if isinstance(step, Probe) and (item.next_probe_at is None or now >= item.next_probe_at):
+            return [Wanted(item.env, item.service, probes=tuple(step.gates), gate_env=gate_env,
+                           starting=starting)]
+    return [Wanted(item.env, item.service, gate_env=gate_env, starting=starting)]
+
+
+def decide(status: RolloutStatus, obs: Observations) -> Decision:
+    """The next status and actions of a rollout. Pure."""
+    return _Tick(status, obs).run()
+
+
+class _Tick:
+    """One decision. Mutates a private deep copy of the status, never the input."""
+
+    def __init__(self, status: RolloutStatus, obs: Observations):
+        # A private copy: dump + validate runs in pydantic-core, ~4x faster than deepcopy.
+        self.s = RolloutStatus.model_validate(status.model_dump())
+        self.obs = obs
+        self.now = obs.now
+        self.events: list[Event] = []
+        self.consumed: list[int] = []
+
+    # ------------------------------------------------------------ driver
+
+    def run(self) -> Decision:
+        s = self.s
+        s.ticks += 1
+        if s.phase in TERMINAL:
+            for cmd in self.obs.commands:
+                self.consumed.append(cmd.id)
+                self.event("command_ignored", f"{cmd.kind} by {cmd.actor} ignored: the release already {s.phase}")
+            return self.finish(None)
+        for cmd in self.obs.commands:
+            self.consumed.append(cmd.id)
+            self.command(cmd)
+        if s.phase is RolloutPhase.pending:
+            if self.obs.blocked_by:
+                reason = f"waiting for release(s) {', '.join(self.obs.blocked_by)} touching the same services"
+                if s.pause_reason != reason:
+                    s.pause_reason = reason
+                    self.event("blocked", reason)
+                return self.finish(BLOCKED_S)
+            if s.phase is RolloutPhase.pending:  # not aborted by a command above
+                s.phase = RolloutPhase.running
+                s.pause_reason = None
+                s.started_at = self.now
+                self.event("started", f"release {s.release_id} started through {' -> '.join(s.environments)}")
+        for _ in range(len(s.items) * 2 + 4):  # item transitions chain within one tick
+            if not self.step_once():
+                break
+        return self.finish(self.next_interval())
+
+    def finish(self, interval: float | None) -> Decision:
+        actions = self.desired_actions() if self.s.phase not in TERMINAL else []
+        return Decision(self.s, actions, self.events, self.consumed, interval)
+
+    def event(self, kind: str, message: str, item: ServiceRollout | None = None, **data: object) -> None:
+        self.events.append(Event(kind=kind, message=message, env=item.env if item else None,
+                                 service=item.service if item else None, data=dict(data)))
+
+    # ---------------------------------------------------------- commands
+
+    def command(self, cmd: Command) -> None:
+        s = self.s
+        item = s.active_item()
+        if cmd.kind == "abort":
+            if s.rollback_queue:
+                self.event("command_ignored", f"abort by {cmd.actor}: already rolling back")
+                return
+            reason = f"aborted by {cmd.actor}"
+            self.event("aborted", reason, item)
+            if item is None or item.phase is ItemPhase.pending:
+                self.start_env_rollback(s.cursor, reason, include_failing=False)
+            else:
+                self.start_rollback(item, reason)
+            return
+        # promote: finish the current pause or analysis early, as a person decided
+        if item is None or item.phase not in (ItemPhase.progressing, ItemPhase.paused):
+            self.event("command_ignored", f"promote by {cmd.actor}: nothing is waiting to be promoted")
+            return
+        step = item.current_step()
+        if not isinstance(step, Wait | Analyze):
+            self.event("command_ignored", f"promote by {cmd.actor}: the current step cannot be skipped", item)
+            return
+        what = "pause" if isinstance(step, Wait) else "analysis"
+        self.event("promoted_by_person", f"{what} ended by {cmd.actor}", item, actor=cmd.actor,
+                   pause_reason=item.pause_reason)
+        self.resume(item)
+        self.next_step(item)
+
+    def resume(self, item: ServiceRollout) -> None:
+        if item.phase is ItemPhase.paused:
+            item.phase = ItemPhase.progressing
+        item.pause_reason = None
+        if self.s.phase is RolloutPhase.paused:
+            self.s.phase = RolloutPhase.running
+            self.s.pause_reason = None
+
+    # -------------------------------------------------------- item flow
+
+    def step_once(self) -> bool:
+        """Advance the active item by one transition; True if the next item may move too."""
+        s = self.s
+        if s.phase in TERMINAL:
+            return False
+        if s.rollback_queue:
+            item = s.items[s.rollback_queue[0]]
+            if item.phase is ItemPhase.succeeded:
+                self.begin_rollback(item, f"rolled back because {s.reason}")
+                return False
+            if item.phase in (ItemPhase.rolled_back, ItemPhase.failed):
+                s.rollback_queue.pop(0)
+                if not s.rollback_queue:
+                    self.end_release()
+                return True
+            self.advance(item)
+            return item.phase in (ItemPhase.rolled_back, ItemPhase.failed)
+        if s.cursor >= len(s.items):
+            self.end_release()
+            return False
+        item = s.items[s.cursor]
+        if item.phase is ItemPhase.pending:
+            return self.begin_item(item)
+        if item.phase in (ItemPhase.succeeded, ItemPhase.skipped):
+            s.cursor += 1
+            return True
+        self.advance(item)
+        return item.phase in (ItemPhase.succeeded, ItemPhase.skipped)
+
+    def gate_allows(self, item: ServiceRollout) -> bool:
+        """Governance for the item's environment: no gate (not evaluated) or a closed one never
+        starts an item. A policy denial ends the release; approvals and windows wait."""
+        s = self.s
+        gate = self.obs.gates.get(item.env)
+        if gate is None:
+            return False  # evaluate it first (next tick)
+        if gate.allowed:
+            if s.pause_reason and s.pause_reason.startswith(f"{item.env}: ") and s.phase is not RolloutPhase.paused:
+                s.pause_reason = None
+            return True
+        reason = f"{item.env}: {gate.reason}"
+        if gate.blocked_by == "policy":
+            s.reason = f"policy denies {item.env}: {gate.reason}"
+            s.phase = RolloutPhase.denied
+            s.finished_at = self.now
+            self.mark_not_started()
+            self.event("denied", s.reason, item, change_class=gate.change_class)
+            return False
+        if s.pause_reason != reason:
+            s.pause_reason = reason
+            self.event("blocked", reason, item, blocked_by=gate.blocked_by, change_class=gate.change_class)
+        return False
+
+    def begin_item(self, item: ServiceRollout) -> bool:
+        o = self.obs.services.get(item.key)
+        if o is None:
+            return False  # observe it first (next tick)
+        if not self.gate_allows(item):
+            return False
+        stable = o.stable()
+        if stable is not None and stable.digest == item.new.digest:
+            item.phase = ItemPhase.skipped
+            item.message = f"already running {item.new.describe()}"
+            item.started_at = item.finished_at = self.now
+            self.event("item_skipped", f"{item.service} in {item.env}: {item.message}", item)
+            return True
+        item.stable = stable
+        item.steps = compile_steps(item.strategy_spec, item.replicas, stable is not None, item.analysis.count,
+                                   item.probes)
+        item.phase = ItemPhase.progressing
+        item.started_at = self.now
+        item.stable_count = item.replicas if stable else 0
+        item.new_count = 0
+        item.weight = 0
+        item.preview = False
+        before = stable.describe() if stable else "nothing"
+        strategy = item.strategy if stable else "initial deployment"
+        self.event("item_started", f"{item.service} in {item.env}: {strategy}, {before} -> {item.new.describe()}",
+                   item, strategy=strategy, stable=stable.digest if stable else None, new=item.new.digest)
+        self.begin_step(item)
+        return False
+
+    def advance(self, item: ServiceRollout) -> None:
+        if item.phase is ItemPhase.paused:
+            return  # waits for a person (promote or abort)
+        gate = self.obs.gates.get(item.env)
+        if item.phase is ItemPhase.progressing and gate is not None and not gate.allowed \
+                and gate.blocked_by == "window":
+            reason = f"{item.env}: held in flight: {gate.reason}"  # desired state is kept, steps wait
+            if self.s.pause_reason != reason:
+                self.s.pause_reason = reason
+                self.event("held", reason, item)
+            return
+        step = item.current_step()
+        if step is None:
+            self.end_item(item)
+            return
+        done, failure = self.step_done(item, step)
+        if failure is not None:
+            if item.phase is ItemPhase.rolling_back:
+                item.phase = ItemPhase.failed
+                item.finished_at = self.now
+                item.message = f"rollback could not complete: {failure}"
+                self.s.reason = f"{item.key}: {item.message} (needs a person)"
+                self.event("rollback_failed", item.message, item)
+                self.s.phase = RolloutPhase.failed
+                self.s.finished_at = self.now
+                self.mark_not_started()
+            else:
+                self.start_rollback(item, failure)
+            return
+        if done:
+            self.next_step(item)
+
+    def next_step(self, item: ServiceRollout) -> None:
+        step = item.current_step()
+        if step is not None:
+            took = self.now - item.step_started_at if item.step_started_at is not None else 0.0
+            self.event("step_finished", f"{item.service} in {item.env}: step {item.step_index + 1}/"
+                       f"{len(item.steps)} {describe(step)} done after {took:.1f}s", item,
+                       step=step.model_dump(), seconds=round(took, 3))
+        item.step_index += 1
+        if item.current_step() is None:
+            self.end_item(item)
+        else:
+            self.begin_step(item)
+
+    def end_item(self, item: ServiceRollout) -> None:
+        item.finished_at = self.now
+        if item.phase is ItemPhase.rolling_back:
+            item.phase = ItemPhase.rolled_back
+            restored = item.stable.describe() if item.stable else "no version"
+            item.message = f"rolled back to {restored}"
+            self.event("item_rolled_back", f"{item.service} in {item.env}: {item.message}", item)
+        else:
+            item.phase = ItemPhase.succeeded
+            item.message = f"now running {item.new.describe()}"
+            self.event("item_succeeded", f"{item.service} in {item.env}: {item.message}", item)
+
+    def end_release(self) -> None:
+        s = self.s
+        s.finished_at = self.now
+        if s.reason is None and all(i.phase in (ItemPhase.succeeded, ItemPhase.skipped) for i in s.items):
+            s.phase = RolloutPhase.promoted
+            self.event("promoted", f"release {s.release_id} promoted through {' -> '.join(s.environments)}")
+        else:
+            s.phase = RolloutPhase.rolled_back if s.phase is not RolloutPhase.failed else s.phase
+            self.mark_not_started()
+            self.event("rolled_back", f"release {s.release_id} rolled back: {s.reason}")
+
+    def mark_not_started(self) -> None:
+        for other in self.s.items:
+            if other.phase is ItemPhase.pending:
+                other.phase = ItemPhase.not_started
+
+    # ------------------------------------------------------------ rollback
+
+    def start_rollback(self, item: ServiceRollout, reason: str) -> None:
+        self.s.reason = f"{item.service} in {item.env}: {reason}"
+        index = self.s.items.index(item)
+        self.start_env_rollback(index, reason, include_failing=True)
+
+    def start_env_rollback(self, index: int, reason: str, include_failing: bool) -> None:
+        """Roll back the failing item, then the items of its environment changed before it, in reverse."""
+        s = self.s
+        s.reason = s.reason or reason
+        env = s.items[index].env if index < len(s.items) else None
+        queue = [index] if include_failing else []
+        queue += [j for j in reversed(range(index)) if s.items[j].env == env
+                  and s.items[j].phase is ItemPhase.succeeded]
+        s.rollback_queue = queue
+        if s.phase is RolloutPhase.paused or s.phase is RolloutPhase.pending:
+            s.phase = RolloutPhase.running
+            s.pause_reason = None
+        if include_failing:
+            self.begin_rollback(s.items[index], reason)
+        if not queue:
+            self.end_release()
+
+    def begin_rollback(self, item: ServiceRollout, reason: str) -> None:
+        item.failure = reason
+        item.phase = ItemPhase.rolling_back
+        item.pause_reason = None
+        item.steps = rollback_steps(item.replicas, item.stable is not None)
+        item.step_index = 0
+        self.event("rollback_started", f"rolling back {item.service} in {item.env}: {reason}", item)
+        self.begin_step(item)
+
+    # -------------------------------------------------------------- steps
+
+    def begin_step(self, item: ServiceRollout) -> None:
+        step = item.current_step()
+        assert step is not None
+        item.step_started_at = self.now
+        item.interval_start = None
+        item.measurements = []
+        item.consecutive_errors = 0
+        item.probe_attempts = 0
+        item.next_probe_at = None
+        if isinstance(step, Scale):
+            if step.new is not None:
+                item.new_count = step.new
+            if step.stable is not None and item.stable is not None:
+                item.stable_count = step.stable
+        elif isinstance(step, Route):
+            item.weight = step.weight
+        elif isinstance(step, Preview):
+            item.preview = step.on
+        elif isinstance(step, Wait) and step.duration is None:
+            self.pause(item, "waiting for `primum promote` (manual pause step)")
+        self.event("step", f"{item.service} in {item.env}: step {item.step_index + 1}/{len(item.steps)} "
+                   f"{describe(step)}", item, step=step.model_dump())
+
+    def pause(self, item: ServiceRollout, reason: str) -> None:
+        item.phase = ItemPhase.paused
+        item.pause_reason = reason
+        self.s.phase = RolloutPhase.paused
+        self.s.pause_reason = f"{item.service} in {item.env}: {reason}"
+        self.event("paused", self.s.pause_reason, item)
+
+    def step_done(self, item: ServiceRollout, step: Step) -> tuple[bool, str | None]:
+        """(done, failure) for the current step, from what was observed."""
+        o = self.obs.services.get(item.key)
+        elapsed = self.now - (item.step_started_at or self.now)
+        if isinstance(step, Scale):
+            return self.scale_done(item, o, elapsed)
+        if isinstance(step, Route | Preview):
+            if o is not None and o.route is not None and _route_matches(o, self.weights(item),
+                                                                        self.preview_key(item)):
+                return True, None
+            if elapsed > ROUTE_DEADLINE_S:
+                why = self.obs.errors.get(item.key, "the router did not take the new route")
+                return False, f"route change not confirmed after {elapsed:.0f}s: {why}"
+            return False, None
+        if isinstance(step, Wait):
+            return step.duration is not None and elapsed >= step.duration, None
+        if isinstance(step, Probe):
+            return self.probe_done(item, step)
+        return self.analysis_done(item, step, elapsed)
+
+    def scale_done(self, item: ServiceRollout, o: ServiceObservation | None, elapsed: float
+                   ) -> tuple[bool, str | None]:
+        wants = [(item.new, item.new_count)]
+        if item.stable is not None:
+            wants.append((item.stable, item.stable_count))
+        if o is None:
+            if elapsed > item.progress_deadline_s:
+                return False, f"could not observe the service: {self.obs.errors.get(item.key, 'no answer')}"
+            return False, None
+        done = True
+        for version, count in wants:
+            v = o.versions.get(version.key)
+            ready = v.ready if v else 0
+            running = (v.ready + v.starting) if v else 0
+            if v is not None and v.failed and count > 0:
+                return False, f"{version.describe()} failed: {v.error or 'instances failed'}"
+            if ready < count or running > count:
+                done = False
+        if not done and elapsed > item.progress_deadline_s:
+            v = o.versions.get(item.new.key)
+            return False, (f"timed out after {elapsed:.0f}s waiting for {item.new_count} healthy instance(s) "
+                           f"of {item.new.describe()} (ready: {v.ready if v else 0})")
+        return done, None
+
+    def analysis_done(self, item: ServiceRollout, step: Analyze, elapsed: float) -> tuple[bool, str | None]:
+        """Argo Rollouts' measurement semantics over the judge's reports: ``count``
+        measurements of ``interval`` after ``initial_delay``; more than
+        ``failure_limit`` failed ones roll back, more than ``inconclusive_limit``
+        inconclusive ones pause for a person, more than ``consecutive_error_limit``
+        errors in a row roll back. No data is never a pass."""
+        settings = item.analysis
+        if item.interval_start is None:
+            if elapsed < settings.initial_delay:
+                return False, None  # let cold starts after the traffic shift pass first
+            item.interval_start = self.now
+            return False, None
+        data = self.obs.measurements.get(item.key)
+        if data is None:
+            return False, None  # not due yet
+        report = judge(settings, data)
+        index = len(item.measurements) + 1
+        measurement = Measurement(index=index, outcome=report.outcome.value, score=report.score,
+                                  reason=report.reason, start=data.start, end=data.end)
+        item.measurements.append(measurement)
+        item.interval_start = self.now
+        self.record_measurement(item, step, measurement, report)
+        done = [m for m in item.measurements if m.outcome != Outcome.error.value]
+        if report.outcome is Outcome.error:
+            item.consecutive_errors += 1
+            if item.consecutive_errors > settings.consecutive_error_limit:
+                return False, self.verdict(item, VerdictResult.failed,
+                                           f"analysis errored {item.consecutive_errors} time(s) in a row "
+                                           f"(limit {settings.consecutive_error_limit}): {report.reason}")
+            return False, None
+        item.consecutive_errors = 0
+        failed = [m for m in done if m.outcome == Outcome.failed.value]
+        if len(failed) > settings.failure_limit:
+            return False, self.verdict(item, VerdictResult.failed, report.reason if len(failed) == 1 else
+                                       f"{len(failed)} measurements failed (limit {settings.failure_limit}); "
+                                       f"last: {report.reason}")
+        inconclusive = [m for m in done if m.outcome == Outcome.inconclusive.value]
+        if len(inconclusive) > settings.inconclusive_limit:
+            reason = self.verdict(item, VerdictResult.inconclusive, report.reason)
+            self.pause(item, f"analysis inconclusive: {reason}; `primum promote` to continue or "
+                             "`primum abort` to roll back")
+            return False, None
+        if len(done) >= step.count:
+            passed = sum(1 for m in done if m.outcome == Outcome.successful.value)
+            self.verdict(item, VerdictResult.passed,
+                         f"{passed} of {len(done)} measurement(s) passed; last: {report.reason}")
+            return True, None
+        return False, None
+
+    def verdict(self, item: ServiceRollout, result: VerdictResult, reason: str) -> str:
+        """Record the step's verdict; return its reason (for a rollback or a pause)."""
+        window_start = item.measurements[0].start if item.measurements else self.now
+        window_end = item.measurements[-1].end if item.measurements else self.now
+        item.verdicts.append(Verdict(result=result, reason=reason, measurements=list(item.measurements),
+                                     window_start=window_start, window_end=window_end))
+        return f"analysis failed: {reason}" if result is VerdictResult.failed else reason
+
+    def record_measurement(self, item: ServiceRollout, step: Analyze, m: Measurement, report: JudgeReport) -> None:
+        self.event("analysis", f"{item.service} in {item.env}: measurement {m.index}/{step.count} "
+                   f"{m.outcome.lower()}: {m.reason}", item, measurement=m.index, count=step.count,
+                   step=item.step_index + 1, report=report.model_dump(mode="json"))
+
+    def probe_done(self, item: ServiceRollout, step: Probe) -> tuple[bool, str | None]:
+        results = self.obs.probes.get(item.key)
+        if results is None:
+            return False, None  # not due yet (or not run)
+        item.probe_attempts += 1
+        gates = {g.name: g for g in item.probes}
+        failed: list[str] = []
+        for name in step.gates:
+            result = results.get(name)
+            if result is None:
+                failed.append(f"probe gate {name} did not run")
+            elif not result.ok:
+                failed.append(f"probe gate {name} failed: {result.reason}")
+        self.event("probe", f"{item.service} in {item.env}: probe gates {', '.join(step.gates)} ({step.when}) "
+                   + ("passed" if not failed else "; ".join(failed)), item, attempt=item.probe_attempts,
+                   results={k: v.model_dump(mode="json") for k, v in results.items()})
+        if not failed:
+            item.verdicts.append(Verdict(result=VerdictResult.passed, kind="probe", window_start=self.now,
+                                         window_end=self.now,
+                                         reason=f"probe gates {', '.join(step.gates)} passed"))
+            return True, None
+        attempts = max((gates[n].attempts for n in step.gates if n in gates), default=1)
+        if item.probe_attempts >= attempts:
+            reason = "; ".join(failed) + f" (after {item.probe_attempts} attempt(s))"
+            item.verdicts.append(Verdict(result=VerdictResult.failed, kind="probe", reason=reason,
+                                         window_start=self.now, window_end=self.now))
+            return False, reason
+        item.next_probe_at = self.now + max((gates[n].interval for n in step.gates if n in gates), default=1.0)
+        return False, None
+
+    # ----------------------------------------------------- desired state
+
+    def weights(self, item: ServiceRollout) -> dict[str, int]:
+        if item.stable is None:
+            return {item.new.key: item.weight}
+        return {item.stable.key: 100 - item.weight, item.new.key: item.weight}
+
+    def preview_key(self, item: ServiceRollout) -> str | None:
+        return item.new.key if item.preview else None
+
+    def desired_actions(self) -> list[Action]:
+        item = self.s.active_item()
+        if item is None or item.phase in (ItemPhase.pending, ItemPhase.skipped, ItemPhase.not_started):
+            return []
+        actions: list[Action] = [EnsureInstances(env=item.env, service=item.service, version=item.new,
+                                                 count=item.new_count)]
+        if item.stable is not None:
+            actions.append(EnsureInstances(env=item.env, service=item.service, version=item.stable,
+                                           count=item.stable_count))
+        actions.append(SetRoute(env=item.env, service=item.service, weights=self.weights(item),
+                                preview=self.preview_key(item)))
+        return actions
+
+    def next_interval(self) -> float | None:
+        s = self.s
+        if s.phase in TERMINAL:
+            return None
+        if s.phase is RolloutPhase.paused:
+            return PAUSED_S
+        item = s.active_item()
+        step = item.current_step() if item else None
+        if item is None or step is None or item.phase is ItemPhase.pending:
+            return WAITING_FOR_EFFECT_S
+        elapsed = self.now - (item.step_started_at or self.now)
+        if isinstance(step, Analyze):
+            if item.interval_start is None:
+                remaining = item.analysis.initial_delay - elapsed
+            else:
+                remaining = item.interval_start + step.interval - self.now
+            return max(0.05, min(WATCHING_S, remaining))
+        if isinstance(step, Wait) and step.duration is not None:
+            return max(0.05, min(WATCHING_S, step.duration - elapsed))
+        if isinstance(step, Probe) and item.next_probe_at is not None:
+            return max(0.05, min(WATCHING_S, item.next_probe_at - self.now))
+        return WAITING_FOR_EFFECT_S
+
+
+def _route_matches(o: ServiceObservation, weights: dict[str, int], preview: str | None) -> bool:
+    assert o.route is not None
+    seen = {k: w for k, w in o.route.weights.items() if w}
+    wanted = {k: w for k, w in weights.items() if w}
+    return seen == wanted and o.route.preview == preview
+
+
+def describe(step: Step) -> str:
+    if isinstance(step, Scale):
+        parts = []
+        if step.new is not None:
+            parts.append(f"new={step.new}")
+        if step.stable is not None:
+            parts.append(f"stable={step.stable}")
+        return "scale " + " ".join(parts)
+    if isinstance(step, Route):
+        return f"route {step.weight}% to the new version"
+    if isinstance(step, Preview):
+        return "preview on" if step.on else "preview off"
+    if isinstance(step, Wait):
+        return f"pause {step.duration:g}s ({step.reason})" if step.duration is not None else "pause until promoted"
+    if isinstance(step, Probe):
+        return f"probe gates {', '.join(step.gates)}" + (f" ({step.when})" if step.when != "step" else "")
+    if step.count > 1:
+        return f"analysis: {step.count} measurements of {step.interval:g}s"
+    return f"analysis for {step.duration:g}s"

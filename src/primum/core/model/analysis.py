@@ -1,0 +1,343 @@
+"""How a service's new version is judged: metrics, their sources, the judge and
+measurement settings, and synthetic probes. Part of the estate (``analysis:``
+and ``probes:`` of a service or template); validated like the rest of it.
+
+Vocabulary (after Kayenta and Argo Rollouts):
+
+* a *metric* names a source (a provider and its query) and how to judge it;
+* a *measurement* is one judgement of one interval; an analysis step takes
+  ``count`` measurements each ``interval`` long after ``initial_delay``;
+* the *judge* compares the canary's samples with the baseline's per metric,
+  classifies each metric, and scores the whole (see ``primum.core.analysis.judge``).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from primum.core.model.types import Duration, Name
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Placeholders a query, URL or command may use; they are filled per version,
+# role and tenant slice when the metric is fetched. Mustache-style so PromQL's
+# own braces stay untouched.
+PLACEHOLDERS = frozenset({"version", "digest", "role", "service", "env", "tenant", "start", "end", "window",
+                          "step"})
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+
+def placeholders(text: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(text))
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """Replace ``{{name}}`` placeholders; unknown names were rejected when the estate loaded."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def _check_placeholders(*texts: str) -> None:
+    for text in texts:
+        unknown = placeholders(text) - PLACEHOLDERS
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)} in {text!r}; "
+                             f"use {{{{name}}}} with name one of {sorted(PLACEHOLDERS)}")
+
+
+# ----------------------------------------------------------------- sources
+
+
+class BuiltinSource(Strict):
+    """The local router's per-request records (status, latency, tenant) of each version."""
+
+    type: Literal["builtin"] = "builtin"
+
+
+class PrometheusSource(Strict):
+    """PromQL over the Prometheus HTTP API. ``query`` gives the samples (a range
+    query over the measurement window at ``step``, or one instant query at its
+    end); for a ``proportion`` metric ``query`` counts the bad events and
+    ``total_query`` all events over the window (instant queries)."""
+
+    type: Literal["prometheus"] = "prometheus"
+    address: str = "http://127.0.0.1:9090"
+    query: str = Field(min_length=1)
+    total_query: str | None = None
+    range: bool = True
+    step: Duration = 1.0
+    timeout: Duration = 5.0
+    retries: int = Field(default=2, ge=0, le=10)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> PrometheusSource:
+        _check_placeholders(self.query, self.total_query or "")
+        return self
+
+
+class WebSource(Strict):
+    """An HTTP endpoint answering JSON; ``jsonpath`` picks a number or a list of numbers."""
+
+    type: Literal["web"] = "web"
+    url: str = Field(min_length=1)
+    method: Literal["GET", "POST"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    jsonpath: str = "$"
+    total_jsonpath: str | None = None  # proportion metrics: the number of all events
+    timeout: Duration = 5.0
+    retries: int = Field(default=2, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> WebSource:
+        _check_placeholders(self.url, self.body or "", *self.headers.values())
+        return self
+
+
+class CommandSource(Strict):
+    """A program (argv, no shell) that prints one number, or several separated by
+    whitespace; for a proportion metric it prints ``EVENTS TOTAL``."""
+
+    type: Literal["command"] = "command"
+    argv: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration = 10.0
+    retries: int = Field(default=1, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> CommandSource:
+        _check_placeholders(*self.argv, *self.env.values())
+        return self
+
+
+Source = Annotated[BuiltinSource | PrometheusSource | WebSource | CommandSource, Field(discriminator="type")]
+
+
+# ----------------------------------------------------------------- metrics
+
+
+class MetricKind(StrEnum):
+    latency = "latency"  # builtin: seconds per request (all requests)
+    errors = "errors"  # builtin: 5xx responses among all requests (a proportion)
+    value = "value"  # any numeric samples, compared with Mann-Whitney
+    proportion = "proportion"  # bad events among all events, from any provider
+
+
+class Direction(StrEnum):
+    increase = "increase"  # only an increase is a regression (latency, errors)
+    decrease = "decrease"  # only a decrease is (throughput, success rate)
+    either = "either"
+
+
+class NanStrategy(StrEnum):
+    remove = "remove"
+    replace = "replace"  # type: ignore[assignment]  # with 0.0, as Kayenta (shadows str.replace on purpose)
+
+
+class EffectMeasure(StrEnum):
+    mean_ratio = "meanRatio"  # canary mean / baseline mean
+    cles = "cles"  # common-language effect size: P(canary > baseline)
+
+
+class EffectSize(Strict):
+    """When a statistically significant difference matters (Kayenta's effect size).
+    ``allowed_*``: a difference within this is a Pass; ``critical_*``: beyond it the
+    metric fails the whole measurement even if it is not marked critical."""
+
+    measure: EffectMeasure = EffectMeasure.mean_ratio
+    allowed_increase: float = Field(default=1.0, gt=0)
+    critical_increase: float | None = Field(default=None, gt=0)
+    allowed_decrease: float = Field(default=1.0, gt=0)
+    critical_decrease: float | None = Field(default=None, gt=0)
+    # primum mode: the smallest absolute shift (Hodges-Lehmann estimate, in the metric's unit) that
+    # matters. A significant shift smaller than this is practically harmless (e.g. +3 ms on 7 ms).
+    min_shift: float = Field(default=0.0, ge=0)
+
+
+class TailCheck(Strict):
+    """primum mode: the canary's upper quantile against the baseline's, so a
+    regression that widens the tail without moving the median is caught."""
+
+    quantile: float = Field(default=0.99, gt=0.5, lt=1.0)
+    max_ratio: float = Field(default=1.5, ge=1.0)
+    slack: float = Field(default=0.05, ge=0)  # absolute allowance, in the metric's unit (s for latency)
+
+
+class Threshold(Strict):
+    """An absolute bound on the canary (an SLO): the canary's statistic must stay within it."""
+
+    statistic: Literal["mean", "median", "p95", "p99", "rate"] = "mean"
+    max: float | None = None
+    min: float | None = None
+
+
+class MetricSpec(Strict):
+    name: Name
+    source: Source = Field(default_factory=BuiltinSource)
+    kind: MetricKind = MetricKind.value
+    direction: Direction = Direction.increase
+    group: str = "default"
+    critical: bool = False  # a failure fails the measurement whatever the score
+    muted: bool = False  # judged and shown, but not scored
+    fail_on_nodata: bool = False  # no data is a failure (NodataFail), not just not scored
+    nan_strategy: NanStrategy = NanStrategy.remove
+    outliers: Literal["keep", "remove"] = "keep"  # remove: Tukey fences (1.5 IQR)
+    effect: EffectSize = Field(default_factory=EffectSize)
+    tail: TailCheck | None = None  # primum mode only
+    threshold: Threshold | None = None
+    slices: bool = True  # judge each tenant's traffic on its own too (primum mode)
+    # Proportion metrics (errors, proportion): the smallest absolute increase of the
+    # canary's rate over the baseline's that matters, even when significant.
+    min_rate_increase: float = Field(default=0.01, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _kind_fits_source(self) -> MetricSpec:
+        builtin = isinstance(self.source, BuiltinSource)
+        if self.kind in (MetricKind.latency, MetricKind.errors) and not builtin:
+            raise ValueError(f"kind {self.kind.value!r} is computed from the local router's records; "
+                             "with another source use kind 'value' or 'proportion'")
+        if builtin and self.kind not in (MetricKind.latency, MetricKind.errors):
+            raise ValueError("the builtin source provides kind 'latency' or 'errors'")
+        if self.kind is MetricKind.proportion:
+            if isinstance(self.source, PrometheusSource) and not self.source.total_query:
+                raise ValueError("a proportion metric from prometheus needs total_query (all events)")
+            if isinstance(self.source, WebSource) and not self.source.total_jsonpath:
+                raise ValueError("a proportion metric from a web source needs total_jsonpath (all events)")
+        return self
+
+
+def default_metrics() -> list[MetricSpec]:
+    return [
+        MetricSpec(name="error-rate", kind=MetricKind.errors, group="errors", critical=True),
+        MetricSpec(name="latency", kind=MetricKind.latency, group="latency",
+                   effect=EffectSize(allowed_increase=1.2, critical_increase=2.0, min_shift=0.01), tail=TailCheck()),
+    ]
+
+
+# ------------------------------------------------------------ judge settings
+
+
+class JudgeMode(StrEnum):
+    primum = "primum"  # the default: proportions, tail, sample guard, tenant slices
+    kayenta = "kayenta"  # Kayenta's published behaviour, for comparison
+
+
+class AnalysisSettings(Strict):
+    """How a new version is compared with the stable one, and when."""
+
+    # judge
+    mode: JudgeMode = JudgeMode.primum
+    metrics: list[MetricSpec] = Field(default_factory=default_metrics, min_length=1)
+    confidence: float = Field(default=0.98, gt=0.5, lt=1.0)
+    tolerance: float = Field(default=0.25, ge=0)  # Kayenta: fraction of the baseline treated as no change
+    pass_score: float = Field(default=75.0, ge=0, le=100)
+    marginal_score: float = Field(default=50.0, ge=0, le=100)
+    groups: dict[str, float] = Field(default_factory=dict)  # group weights; unnamed groups share the rest
+    min_samples: int = Field(default=20, ge=1)  # per version and metric (primum mode); fewer: no data
+    min_slice_samples: int = Field(default=15, ge=1)  # per tenant slice; fewer: the slice is not judged
+    slo_checks: bool = True  # primum mode: hold the canary to the service's SLOs too
+    # measurement (Argo Rollouts' semantics)
+    count: int = Field(default=1, ge=1)  # measurements per analysis step
+    initial_delay: Duration = 1.0  # after a traffic shift, before the first interval (cold starts)
+    failure_limit: int = Field(default=0, ge=0)  # more failed measurements than this: roll back
+    inconclusive_limit: int = Field(default=0, ge=0)  # more inconclusive ones: pause for a person
+    consecutive_error_limit: int = Field(default=4, ge=0)  # more provider errors in a row: roll back
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnalysisSettings:
+        if self.marginal_score > self.pass_score:
+            raise ValueError(f"marginal_score ({self.marginal_score:g}) must not exceed pass_score "
+                             f"({self.pass_score:g})")
+        names = [m.name for m in self.metrics]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"metric names must be unique; repeated: {duplicated}")
+        return self
+
+    @field_validator("groups")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in value.values()) or sum(value.values()) > 100 + 1e-9:
+            raise ValueError("group weights are percentages: each >= 0 and together at most 100")
+        return value
+
+
+# ------------------------------------------------------------------ probes
+
+
+class HttpProbe(Strict):
+    type: Literal["http"] = "http"
+    path: str = "/healthz"
+    url: str | None = None  # default: the service's router in the environment, plus ``path``
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+    max_latency: Duration = 2.0
+    body_contains: str | None = None
+    timeout: Duration = 5.0
+
+
+class FhirProbe(Strict):
+    """``GET [base]/metadata`` with ``Accept: application/fhir+json``."""
+
+    type: Literal["fhir"] = "fhir"
+    base: str | None = None  # default: the service's router in the environment
+    fhir_version: str = "4.0.1"
+    resources: dict[str, list[str]] = Field(default_factory=dict)  # type -> required interactions
+    timeout: Duration = 5.0
+
+
+class MllpProbe(Strict):
+    """Send a synthetic ADT message over MLLP; expect an ACK with MSA-1 AA echoing the control id."""
+
+    type: Literal["mllp"] = "mllp"
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)  # default: the service's MLLP port
+    message_type: str = "ADT^A01"
+    timeout: Duration = 5.0
+
+
+class TcpProbe(Strict):
+    type: Literal["tcp"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    timeout: Duration = 3.0
+
+
+class TlsProbe(Strict):
+    type: Literal["tls"] = "tls"
+    host: str
+    port: int = Field(default=443, ge=1, le=65535)
+    server_name: str | None = None
+    min_days: float = Field(default=14.0, ge=0)
+    ca_file: str | None = None  # trust this CA bundle instead of the system's
+    timeout: Duration = 5.0
+
+
+ProbeSpec = Annotated[HttpProbe | FhirProbe | MllpProbe | TcpProbe | TlsProbe, Field(discriminator="type")]
+
+
+GateTime = Literal["before", "after"]
+
+
+def _after() -> list[GateTime]:
+    return ["after"]
+
+
+class ProbeGate(Strict):
+    """A named probe run as a gate: ``before`` a rollout step begins changing traffic
+    (against the new version's preview) and ``after`` the item finished, or both."""
+
+    name: Name
+    probe: ProbeSpec
+    when: list[GateTime] = Field(default_factory=_after, min_length=1)
+    attempts: int = Field(default=3, ge=1, le=20)  # a gate passes on the first passing attempt
+    interval: Duration = 1.0
+

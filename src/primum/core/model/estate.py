@@ -1,0 +1,247 @@
+"""The estate: services, environments, tenants and the golden-path templates.
+
+An estate is described once (``estate.yaml``) and every release is checked
+against it. Services may name a template (a golden path such as ``web-api``
+or ``hl7-interface``); the template's settings are defaults that the service
+overrides field by field (see ``primum.core.model.templates``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from primum.core.model.analysis import AnalysisSettings, ProbeGate
+from primum.core.model.types import Duration, Name
+from primum.core.model.windows import ChangeWindows
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tier(StrEnum):
+    clinical_critical = "clinical-critical"
+    patient_facing = "patient-facing"
+    business = "business"
+    internal = "internal"
+
+
+class DataClass(StrEnum):
+    phi = "phi"
+    pii = "pii"
+    none = "none"
+
+
+class EnvironmentClass(StrEnum):
+    ephemeral = "ephemeral"
+    nonprod = "nonprod"
+    prod = "prod"
+
+
+# ------------------------------------------------------------ strategies
+
+
+class SetWeightStep(Strict):
+    set_weight: int = Field(ge=0, le=100)
+
+
+class PauseSpec(Strict):
+    duration: Duration | None = None  # None: until a person runs `primum promote`
+
+
+class PauseStep(Strict):
+    pause: PauseSpec
+
+
+class AnalysisSpec(Strict):
+    duration: Duration = 30.0
+    count: int | None = Field(default=None, ge=1)  # measurements in the step (default: the service's count)
+
+
+class AnalysisStep(Strict):
+    analysis: AnalysisSpec
+
+
+class ProbeStep(Strict):
+    probe: list[Name] = Field(min_length=1)  # names of the service's probe gates to run here
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict) and len(value) == 1:
+        return str(next(iter(value)))
+    if isinstance(value, SetWeightStep):
+        return "set_weight"
+    if isinstance(value, PauseStep):
+        return "pause"
+    if isinstance(value, AnalysisStep):
+        return "analysis"
+    if isinstance(value, ProbeStep):
+        return "probe"
+    return None
+
+
+CanaryStep = Annotated[
+    Annotated[SetWeightStep, Tag("set_weight")]
+    | Annotated[PauseStep, Tag("pause")]
+    | Annotated[AnalysisStep, Tag("analysis")]
+    | Annotated[ProbeStep, Tag("probe")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="canary_step",
+        custom_error_message="a canary step is one of `set_weight: N`, `pause: {duration: 30s}`, "
+        "`analysis: {duration: 30s}` or `probe: [gate-name]`",
+    ),
+]
+
+
+class CanaryStrategy(Strict):
+    type: Literal["canary"] = "canary"
+    steps: list[CanaryStep] = Field(
+        default_factory=lambda: [  # type: ignore[arg-type]
+            SetWeightStep(set_weight=20),
+            AnalysisStep(analysis=AnalysisSpec(duration=30)),
+            SetWeightStep(set_weight=50),
+            AnalysisStep(analysis=AnalysisSpec(duration=30)),
+        ],
+        min_length=1,
+    )
+
+
+class BlueGreenStrategy(Strict):
+    type: Literal["blue_green"] = "blue_green"
+    preview_analysis: Duration = 20.0  # analysis of preview traffic before the switch
+    post_analysis: Duration = 20.0  # analysis after the switch, old version still warm
+    scale_down_delay: Duration = 10.0  # the old version is kept this long after the switch
+
+
+class RollingStrategy(Strict):
+    type: Literal["rolling"] = "rolling"
+    max_unavailable: int = Field(default=1, ge=1)
+    batch_analysis: Duration = 10.0  # analysis after each batch (0 disables)
+
+
+Strategy = Annotated[
+    CanaryStrategy | BlueGreenStrategy | RollingStrategy, Field(discriminator="type")
+]
+
+# ----------------------------------------------------------- service parts
+
+
+class Slo(Strict):
+    """Service level objectives the analysis gate holds every version to."""
+
+    error_rate: float = Field(default=0.01, ge=0, le=1)  # max fraction of 5xx responses
+    p95_ms: float = Field(default=500.0, gt=0)  # max 95th percentile latency
+
+
+class TrafficSettings(Strict):
+    rate: float = Field(default=5.0, gt=0, le=500)
+    paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
+    preview_share: float = Field(default=0.2, ge=0, le=1)
+    environments: list[Name] | None = None  # None: every environment
+
+
+class LocalTargetSettings(Strict):
+    """Settings of the embedded local runtime (the default target)."""
+
+    type: Literal["local"] = "local"
+    command: list[str] = Field(default_factory=lambda: ["{python}", "{artifact}", "--port", "{port}"])
+    health_path: str = "/healthz"
+    replicas: int = Field(default=1, ge=1, le=20)
+    env: dict[str, str] = Field(default_factory=dict)
+    ports: dict[Name, int] = Field(default_factory=dict)  # router port per environment
+    mllp_ports: dict[Name, int] = Field(default_factory=dict)  # HL7 MLLP listener per environment ({mllp_port})
+    startup_timeout: Duration = 30.0
+
+
+class NoopTargetSettings(Strict):
+    """A target that acts on nothing: for tests and benchmarks only."""
+
+    type: Literal["noop"] = "noop"
+    replicas: int = Field(default=1, ge=1)
+
+
+def _target_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "local"))
+    return str(getattr(value, "type", "local"))
+
+
+TargetSettings = Annotated[
+    Annotated[LocalTargetSettings, Tag("local")] | Annotated[NoopTargetSettings, Tag("noop")],
+    Discriminator(_target_kind, custom_error_type="target_type",
+                  custom_error_message="target.type is one of: local, noop"),
+]
+
+
+class Service(Strict):
+    """One deployable service of the estate, after its template was applied."""
+
+    owner: str = Field(min_length=1)
+    tier: Tier
+    data_class: DataClass
+    template: str | None = None
+    description: str = ""
+    depends_on: list[Name] = Field(default_factory=list)
+    target: TargetSettings = Field(default_factory=LocalTargetSettings)
+    strategy: Strategy = Field(default_factory=CanaryStrategy)
+    slo: Slo = Field(default_factory=Slo)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    probes: list[ProbeGate] = Field(default_factory=list)
+    traffic: TrafficSettings | None = None
+    affinity: Literal["tenant", "none"] = "tenant"
+    touches: list[Literal["identity", "integration-engine", "data-schema"]] = Field(
+        default_factory=list
+    )
+
+
+class Environment(Strict):
+    name: Name
+    class_: EnvironmentClass = Field(alias="class")
+    description: str = ""
+    windows: ChangeWindows | None = None  # change windows and freezes (docs/WINDOWS.md)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class GovernanceSettings(Strict):
+    """Where the estate's policy and people are, and how governance behaves (docs/GOVERNANCE.md).
+    Paths are relative to the estate file and stored resolved."""
+
+    policy_dir: str | None = None  # the organisation's Rego, added to (or replacing files of) the baseline
+    identities: str | None = None  # users, groups and roles (default: identities.yaml next to the estate)
+    approval_ttl: Duration = 7 * 86400.0  # an approval expires after this long
+    review_deadline: Duration = 24 * 3600.0  # a break-glass use must be reviewed within this
+    webhook: str | None = None  # POSTed a JSON notice on every break-glass use
+
+
+class Tenant(Strict):
+    id: Name
+    name: str = ""
+
+
+class Estate(Strict):
+    """The whole estate, validated. Build it with ``primum.core.model.validate.load_estate``."""
+
+    api_version: Literal["primum/v1"] = Field(alias="apiVersion")
+    kind: Literal["Estate"]
+    name: Name
+    environments: list[Environment] = Field(min_length=1)
+    tenants: list[Tenant] = Field(default_factory=list)
+    tenant_header: str = "x-tenant-id"
+    services: dict[Name, Service] = Field(min_length=1)
+    governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def environment_names(self) -> list[str]:
+        return [e.name for e in self.environments]
+
+    def environment(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise KeyError(name)
