@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import socket
+from typing import Literal
 
 import pytest
 
-import primum.adapters.probes as probes
 from primum.adapters.probes import ProbeContext, run_gate, run_probe, target_of
+from primum.adapters.probes.context import Probe, host_port
+from primum.adapters.probes.registry import PROBES
+from primum.core.analysis.data import ProbeResult
 from primum.core.model.analysis import FhirProbe, HttpProbe, MllpProbe, ProbeGate, TcpProbe, TlsProbe
+from primum.core.model.plugins import PluginSpec
 
 from .conftest import free_port
 
 
-def test_unexpected_errors_are_failures(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(spec: TcpProbe, ctx: ProbeContext) -> None:
-        raise RuntimeError("bug in a probe")
+class BrokenProbe(PluginSpec):
+    """A probe whose check has a bug (registered by this test only)."""
 
-    monkeypatch.setattr(probes, "probe_tcp", broken)
-    result = run_probe(TcpProbe(port=5432), ProbeContext())
+    type: Literal["broken"] = "broken"
+    port: int = 5432
+
+
+def _broken(spec: BrokenProbe, ctx: ProbeContext) -> ProbeResult:
+    raise RuntimeError("bug in a probe")
+
+
+def test_unexpected_errors_are_failures() -> None:
+    PROBES.add(BrokenProbe, Probe(_broken, lambda spec, ctx: host_port("127.0.0.1", spec.port)))
+    try:
+        result = run_probe(BrokenProbe(), ProbeContext())
+    finally:
+        PROBES.remove("broken")
     assert not result.ok
-    assert result.reason == "tcp probe of 127.0.0.1:5432 could not run: RuntimeError: bug in a probe"
+    assert result.reason == "broken probe of 127.0.0.1:5432 could not run: RuntimeError: bug in a probe"
 
 
 def test_targets() -> None:

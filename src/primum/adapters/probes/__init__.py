@@ -15,44 +15,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from primum.adapters.probes.context import ProbeContext, host_port
-from primum.adapters.probes.fhir import probe_fhir
-from primum.adapters.probes.http import probe_http
-from primum.adapters.probes.mllp import probe_mllp
-from primum.adapters.probes.tcp import probe_tcp
-from primum.adapters.probes.tls import probe_tls
+from primum.adapters.probes.context import ProbeContext
+from primum.adapters.probes.registry import PROBES
 from primum.core.analysis.data import ProbeResult
-from primum.core.model.analysis import FhirProbe, HttpProbe, MllpProbe, ProbeGate, ProbeSpec, TcpProbe, TlsProbe
+from primum.core.model.analysis import ProbeGate, ProbeSpec
 
 __all__ = ["ProbeContext", "run_gate", "run_probe", "target_of"]
 
 
 def target_of(spec: ProbeSpec, ctx: ProbeContext) -> str:
     """What ``spec`` probes in ``ctx``: a URL or ``host:port`` (as far as it is known)."""
-    if isinstance(spec, HttpProbe):
-        return spec.url or (ctx.base_url or "").rstrip("/") + spec.path
-    if isinstance(spec, FhirProbe):
-        return (spec.base or ctx.base_url or "").rstrip("/") + "/metadata"
-    if isinstance(spec, MllpProbe):
-        return host_port(spec.host, spec.port if spec.port is not None else ctx.mllp_port)
-    return host_port(spec.host, spec.port)
+    return PROBES.get(spec.type).target(spec, ctx)
 
 
 def run_probe(spec: ProbeSpec, ctx: ProbeContext | None = None) -> ProbeResult:
     """Run one probe; never raises (an unexpected error is a failed probe too)."""
     ctx = ctx or ProbeContext()
     try:
-        if isinstance(spec, HttpProbe):
-            return probe_http(spec, ctx)
-        if isinstance(spec, FhirProbe):
-            return probe_fhir(spec, ctx)
-        if isinstance(spec, MllpProbe):
-            return probe_mllp(spec, ctx)
-        if isinstance(spec, TcpProbe):
-            return probe_tcp(spec, ctx)
-        if isinstance(spec, TlsProbe):
-            return probe_tls(spec, ctx)
-        raise TypeError(f"unknown probe spec {type(spec).__name__}")
+        return PROBES.get(spec.type).run(spec, ctx)
     except Exception as exc:  # fail closed: a probe that could not run did not pass
         kind = getattr(spec, "type", type(spec).__name__)
         target = _safe_target(spec, ctx)

@@ -7,10 +7,13 @@ import math
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from primum.core.analysis.data import ProbeResult
+
+SpecT = TypeVar("SpecT")
 
 
 @dataclass(frozen=True)
@@ -103,3 +106,12 @@ def result(
     """A ProbeResult; ``elapsed`` (seconds) becomes latency_ms."""
     latency = None if elapsed is None or not math.isfinite(elapsed) else ms(elapsed)
     return ProbeResult(probe=probe, target=target, ok=ok, reason=reason, latency_ms=latency, details=details)
+
+
+@dataclass(frozen=True)
+class Probe(Generic[SpecT]):
+    """One kind of probe: ``run`` checks once (it may raise; the caller fails closed), ``target`` says what it
+    checks (a URL or ``host:port``) for the reason and the evidence."""
+
+    run: Callable[[SpecT, ProbeContext], ProbeResult]
+    target: Callable[[SpecT, ProbeContext], str]

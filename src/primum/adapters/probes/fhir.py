@@ -115,3 +115,7 @@ def probe_fhir(spec: FhirProbe, ctx: ProbeContext) -> ProbeResult:
     return result("fhir", url, True,
                   f"{what} answered an active FHIR {spec.fhir_version} CapabilityStatement{required} "
                   f"in {elapsed_text(answer.elapsed)}", answer.elapsed, **details)
+
+
+def target_fhir(spec: FhirProbe, ctx: ProbeContext) -> str:
+    return (spec.base or ctx.base_url or "").rstrip("/") + "/metadata"

@@ -123,3 +123,7 @@ def probe_http(spec: HttpProbe, ctx: ProbeContext) -> ProbeResult:
         return result("http", url, False, f"{what} " + "; ".join(problems), answer.elapsed, **details)
     return result("http", url, True, f"{what} answered {answer.status} in {elapsed_text(answer.elapsed)}",
                   answer.elapsed, **details)
+
+
+def target_http(spec: HttpProbe, ctx: ProbeContext) -> str:
+    return spec.url or (ctx.base_url or "").rstrip("/") + spec.path

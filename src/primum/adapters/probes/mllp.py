@@ -99,3 +99,7 @@ def probe_mllp(spec: MllpProbe, ctx: ProbeContext) -> ProbeResult:
     return result("mllp", target, True,
                   f"{what} acknowledged {spec.message_type} {control_id} with AA in {elapsed_text(elapsed)}",
                   elapsed, **details)
+
+
+def target_mllp(spec: MllpProbe, ctx: ProbeContext) -> str:
+    return host_port(spec.host, spec.port if spec.port is not None else ctx.mllp_port)

@@ -27,3 +27,7 @@ def probe_tcp(spec: TcpProbe, ctx: ProbeContext) -> ProbeResult:
                       time.monotonic() - began)
     return result("tcp", target, True, f"TCP {target} accepted a connection in {elapsed_text(elapsed)}", elapsed,
                   peer=host_port(str(peer[0]), int(peer[1])))
+
+
+def target_tcp(spec: TcpProbe, ctx: ProbeContext) -> str:
+    return host_port(spec.host, spec.port)

@@ -135,3 +135,7 @@ def probe_tls(spec: TlsProbe, ctx: ProbeContext) -> ProbeResult:
     return result("tls", target, True,
                   f"{what} verified for {server_name}, certificate valid until {until} ({days:.1f} days left) "
                   f"in {elapsed_text(elapsed)}", elapsed, **details)
+
+
+def target_tls(spec: TlsProbe, ctx: ProbeContext) -> str:
+    return host_port(spec.host, spec.port)

@@ -15,22 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
 from primum.core.analysis.data import Samples
-from primum.core.model.analysis import (
-    BuiltinSource,
-    CommandSource,
-    MetricSpec,
-    PrometheusSource,
-    WebSource,
-    placeholders,
-)
-
-if TYPE_CHECKING:
-    from primum.core.model.analysis import Source
+from primum.core.model.analysis import MetricSpec
+from primum.core.model.plugins import PluginSpec
 
 T = TypeVar("T")
 
@@ -161,23 +152,6 @@ def with_retries(fn: Callable[[], T], *, retries: int, sleep: Callable[[float], 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def source_texts(source: Source) -> list[str]:
-    """Every templated text of a source (to see which placeholders it uses)."""
-    if isinstance(source, PrometheusSource):
-        return [source.query, source.total_query or ""]
-    if isinstance(source, WebSource):
-        return [source.url, source.body or "", *source.headers.values()]
-    if isinstance(source, CommandSource):
-        return [*source.argv, *source.env.values()]
-    return []
-
-
-def uses_placeholder(source: Source, name: str) -> bool:
-    return any(name in placeholders(text) for text in source_texts(source))
-
-
-
-
 def as_count(value: float) -> int | None:
     """A non-negative finite number rounded to an int, else None."""
     if math.isnan(value) or math.isinf(value) or value < 0:
@@ -185,27 +159,12 @@ def as_count(value: float) -> int | None:
     return round(value)
 
 
-def provider_for(source: Source) -> Provider:
-    """A new provider for ``source``'s type. Providers are cheap; the builtin one
+def provider_for(source: PluginSpec) -> Provider:
+    """A new provider for ``source``'s type (from the registry). Providers are cheap; the builtin one
     caches router answers for its lifetime, so make one per collection."""
-    # Imported here: the provider modules import this one.
-    if isinstance(source, BuiltinSource):
-        from primum.adapters.providers.builtin import BuiltinProvider
+    from primum.adapters.providers.registry import PROVIDERS  # the registry imports every provider module
 
-        return BuiltinProvider()
-    if isinstance(source, PrometheusSource):
-        from primum.adapters.providers.prometheus import PrometheusProvider
-
-        return PrometheusProvider()
-    if isinstance(source, WebSource):
-        from primum.adapters.providers.web import WebProvider
-
-        return WebProvider()
-    if isinstance(source, CommandSource):
-        from primum.adapters.providers.command import CommandProvider
-
-        return CommandProvider()
-    raise TypeError(f"no provider for source {source!r}")  # pragma: no cover
+    return PROVIDERS.get(source.type)()
 
 
 class PooledHttp:

@@ -19,9 +19,9 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from primum.adapters.providers.base import Provider, ProviderError, Role, Scope, provider_for, uses_placeholder
+from primum.adapters.providers.base import Provider, ProviderError, Role, Scope, provider_for
 from primum.core.analysis.data import MeasurementData, MetricData, Samples
-from primum.core.model.analysis import AnalysisSettings, BuiltinSource, MetricSpec
+from primum.core.model.analysis import AnalysisSettings, MetricSpec, SourceSpec
 from primum.core.model.runtime import VersionRef
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ _Key = tuple[str, Role, str | None]
 def wants_slices(metric: MetricSpec, tenants: list[str]) -> bool:
     if not metric.slices or not tenants:
         return False
-    return isinstance(metric.source, BuiltinSource) or uses_placeholder(metric.source, "tenant")
+    source = metric.source
+    return isinstance(source, SourceSpec) and source.slices_by_tenant()
 
 
 def collect(

@@ -1,15 +1,42 @@
-"""Targets by name: adding a target is one module and one line here."""
+"""Targets by type: adding one is one module (its settings and its ``Target``) and one line here.
+
+A factory gets the primum home (where a target may keep its state) and the
+estate's name; :class:`Targets` makes one instance per (estate, type) and hands
+it to every service of that type.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from primum.adapters.registry import Registry
 from primum.adapters.targets.base import Target
-from primum.core.model.estate import Estate
+from primum.core.model.estate import TARGETS as TARGET_SPECS
+from primum.core.model.estate import Estate, LocalTargetSettings, NoopTargetSettings
+
+TargetFactory = Callable[[Path, str], Target]
+
+
+def _local(home: Path, estate: str) -> Target:
+    from primum.adapters.targets.local.target import LocalTarget  # the router client pulls in aiohttp/httpx
+
+    return LocalTarget(home, estate)
+
+
+def _noop(home: Path, estate: str) -> Target:
+    from primum.adapters.targets.noop import NoopTarget
+
+    return NoopTarget()
+
+
+TARGETS: Registry[TargetFactory] = Registry(TARGET_SPECS)
+TARGETS.add(LocalTargetSettings, _local)
+TARGETS.add(NoopTargetSettings, _noop)
 
 
 class Targets:
-    """Hands out one target instance per (estate, kind) for a controller process."""
+    """Hands out one target instance per (estate, type) for a controller process."""
 
     def __init__(self, home: Path):
         self.home = home
@@ -19,22 +46,10 @@ class Targets:
         kind = estate.services[service].target.type
         key = (estate.name, kind)
         if key not in self._cache:
-            self._cache[key] = self._make(kind, estate)
+            self._cache[key] = TARGETS.get(kind)(self.home, estate.name)
         return self._cache[key]
-
-    def _make(self, kind: str, estate: Estate) -> Target:
-        if kind == "local":
-            from primum.adapters.targets.local.target import LocalTarget
-
-            return LocalTarget(self.home, estate.name)
-        if kind == "noop":
-            from primum.adapters.targets.noop import NoopTarget
-
-            return NoopTarget()
-        raise ValueError(f"unknown target type {kind!r}")
 
     def close(self) -> None:
         for target in self._cache.values():
             target.close()
         self._cache.clear()
-

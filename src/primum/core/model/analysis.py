@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from primum.core.model.plugins import PluginSpec, SpecKind
 from primum.core.model.types import Duration, Name
 
 
@@ -54,13 +55,33 @@ def _check_placeholders(*texts: str) -> None:
 # ----------------------------------------------------------------- sources
 
 
-class BuiltinSource(Strict):
+class SourceSpec(PluginSpec):
+    """Base of a metric source's settings (register a new kind with ``primum.adapters.providers.registry``)."""
+
+    def templated_texts(self) -> list[str]:
+        """Every text of the source that may hold ``{{placeholders}}`` (to see which it uses)."""
+        return []
+
+    def slices_by_tenant(self) -> bool:
+        """Can this source give one tenant's samples? Yes when a query names ``{{tenant}}``."""
+        return any("tenant" in placeholders(text) for text in self.templated_texts())
+
+
+SOURCES = SpecKind("metric source", "source", default="builtin", base=SourceSpec)
+
+
+@SOURCES.register
+class BuiltinSource(SourceSpec):
     """The local router's per-request records (status, latency, tenant) of each version."""
 
     type: Literal["builtin"] = "builtin"
 
+    def slices_by_tenant(self) -> bool:
+        return True  # the router records every request's tenant
 
-class PrometheusSource(Strict):
+
+@SOURCES.register
+class PrometheusSource(SourceSpec):
     """PromQL over the Prometheus HTTP API. ``query`` gives the samples (a range
     query over the measurement window at ``step``, or one instant query at its
     end); for a ``proportion`` metric ``query`` counts the bad events and
@@ -78,11 +99,15 @@ class PrometheusSource(Strict):
 
     @model_validator(mode="after")
     def _placeholders(self) -> PrometheusSource:
-        _check_placeholders(self.query, self.total_query or "")
+        _check_placeholders(*self.templated_texts())
         return self
 
+    def templated_texts(self) -> list[str]:
+        return [self.query, self.total_query or ""]
 
-class WebSource(Strict):
+
+@SOURCES.register
+class WebSource(SourceSpec):
     """An HTTP endpoint answering JSON; ``jsonpath`` picks a number or a list of numbers."""
 
     type: Literal["web"] = "web"
@@ -97,11 +122,15 @@ class WebSource(Strict):
 
     @model_validator(mode="after")
     def _placeholders(self) -> WebSource:
-        _check_placeholders(self.url, self.body or "", *self.headers.values())
+        _check_placeholders(*self.templated_texts())
         return self
 
+    def templated_texts(self) -> list[str]:
+        return [self.url, self.body or "", *self.headers.values()]
 
-class CommandSource(Strict):
+
+@SOURCES.register
+class CommandSource(SourceSpec):
     """A program (argv, no shell) that prints one number, or several separated by
     whitespace; for a proportion metric it prints ``EVENTS TOTAL``."""
 
@@ -113,11 +142,18 @@ class CommandSource(Strict):
 
     @model_validator(mode="after")
     def _placeholders(self) -> CommandSource:
-        _check_placeholders(*self.argv, *self.env.values())
+        _check_placeholders(*self.templated_texts())
         return self
 
+    def templated_texts(self) -> list[str]:
+        return [*self.argv, *self.env.values()]
 
-Source = Annotated[BuiltinSource | PrometheusSource | WebSource | CommandSource, Field(discriminator="type")]
+
+# A metric's source: any registered kind (see ``primum.core.model.plugins``).
+if TYPE_CHECKING:
+    Source = SourceSpec
+else:
+    Source = SOURCES.field_type()
 
 
 # ----------------------------------------------------------------- metrics
@@ -271,8 +307,13 @@ class AnalysisSettings(Strict):
 
 # ------------------------------------------------------------------ probes
 
+PROBES = SpecKind("probe", "probe")
 
-class HttpProbe(Strict):
+
+@PROBES.register
+class HttpProbe(PluginSpec):
+    """An HTTP request that must answer an expected status, within a latency, optionally with a text."""
+
     type: Literal["http"] = "http"
     path: str = "/healthz"
     url: str | None = None  # default: the service's router in the environment, plus ``path``
@@ -284,7 +325,8 @@ class HttpProbe(Strict):
     timeout: Duration = 5.0
 
 
-class FhirProbe(Strict):
+@PROBES.register
+class FhirProbe(PluginSpec):
     """``GET [base]/metadata`` with ``Accept: application/fhir+json``."""
 
     type: Literal["fhir"] = "fhir"
@@ -294,7 +336,8 @@ class FhirProbe(Strict):
     timeout: Duration = 5.0
 
 
-class MllpProbe(Strict):
+@PROBES.register
+class MllpProbe(PluginSpec):
     """Send a synthetic ADT message over MLLP; expect an ACK with MSA-1 AA echoing the control id."""
 
     type: Literal["mllp"] = "mllp"
@@ -304,14 +347,20 @@ class MllpProbe(Strict):
     timeout: Duration = 5.0
 
 
-class TcpProbe(Strict):
+@PROBES.register
+class TcpProbe(PluginSpec):
+    """A TCP connection that must be accepted within the timeout."""
+
     type: Literal["tcp"] = "tcp"
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
     timeout: Duration = 3.0
 
 
-class TlsProbe(Strict):
+@PROBES.register
+class TlsProbe(PluginSpec):
+    """A TLS handshake whose verified certificate must be valid for at least `min_days` more days."""
+
     type: Literal["tls"] = "tls"
     host: str
     port: int = Field(default=443, ge=1, le=65535)
@@ -321,7 +370,11 @@ class TlsProbe(Strict):
     timeout: Duration = 5.0
 
 
-ProbeSpec = Annotated[HttpProbe | FhirProbe | MllpProbe | TcpProbe | TlsProbe, Field(discriminator="type")]
+# A probe gate's probe: any registered kind.
+if TYPE_CHECKING:
+    ProbeSpec = PluginSpec
+else:
+    ProbeSpec = PROBES.field_type()
 
 
 GateTime = Literal["before", "after"]

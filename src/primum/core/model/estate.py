@@ -9,11 +9,12 @@ overrides field by field (see ``primum.core.model.templates``).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from primum.core.model.analysis import AnalysisSettings, ProbeGate
+from primum.core.model.plugins import PluginSpec, SpecKind
 from primum.core.model.types import Duration, Name
 from primum.core.model.windows import ChangeWindows
 
@@ -144,7 +145,17 @@ class TrafficSettings(Strict):
     environments: list[Name] | None = None  # None: every environment
 
 
-class LocalTargetSettings(Strict):
+class TargetSpec(PluginSpec):
+    """Base of a target's settings: how many instances of a version it runs."""
+
+    replicas: int = Field(default=1, ge=1)
+
+
+TARGETS = SpecKind("target", "target", default="local", base=TargetSpec)
+
+
+@TARGETS.register
+class LocalTargetSettings(TargetSpec):
     """Settings of the embedded local runtime (the default target)."""
 
     type: Literal["local"] = "local"
@@ -157,24 +168,19 @@ class LocalTargetSettings(Strict):
     startup_timeout: Duration = 30.0
 
 
-class NoopTargetSettings(Strict):
+@TARGETS.register
+class NoopTargetSettings(TargetSpec):
     """A target that acts on nothing: for tests and benchmarks only."""
 
     type: Literal["noop"] = "noop"
     replicas: int = Field(default=1, ge=1)
 
 
-def _target_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("type", "local"))
-    return str(getattr(value, "type", "local"))
-
-
-TargetSettings = Annotated[
-    Annotated[LocalTargetSettings, Tag("local")] | Annotated[NoopTargetSettings, Tag("noop")],
-    Discriminator(_target_kind, custom_error_type="target_type",
-                  custom_error_message="target.type is one of: local, noop"),
-]
+# A service's target: any registered kind (see ``primum.core.model.plugins``).
+if TYPE_CHECKING:
+    TargetSettings = TargetSpec
+else:
+    TargetSettings = TARGETS.field_type()
 
 
 class Service(Strict):

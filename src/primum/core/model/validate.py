@@ -26,8 +26,9 @@ from primum.core.model.runtime import ServiceRuntimeSpec, TrafficSpec, VersionRe
 from primum.core.model.yamlfile import Loc, LocatedDocument, dotted, load_yaml
 
 # Discriminator tags pydantic puts into error locations; they are not YAML keys.
-_UNION_TAGS = {"canary", "blue_green", "rolling", "local", "noop", "set_weight", "pause", "analysis", "probe",
-               "builtin", "prometheus", "web", "command", "http", "fhir", "mllp", "tcp", "tls"}
+# Tags pydantic puts into an error's location inside a discriminated union (strategies and their steps);
+# plug-in kinds (targets, sources, probes) validate through core.model.plugins and add none.
+_UNION_TAGS = {"canary", "blue_green", "rolling", "set_weight", "pause", "analysis", "probe"}
 
 
 _PATTERN_FIX = {
@@ -61,6 +62,11 @@ def problems_from_validation(doc: LocatedDocument, exc: ValidationError, schema:
             expected = (err.get("ctx") or {}).get("expected", "")
             message = f"{err['input']!r} is not allowed"
             fix = f"use one of: {expected}"
+        elif kind == "union_tag_invalid" and "what" in (err.get("ctx") or {}):  # a plug-in kind (core.model.plugins)
+            ctx = err["ctx"]
+            loc = (*loc, "type") if (*loc, "type") in doc.lines else loc
+            message = f"{ctx['tag']} is not a known {ctx['what']}"
+            fix = f"use one of: {ctx['expected_tags']}"
         elif kind == "string_pattern_mismatch" and name == "digest":
             message = f"artifact is not pinned by digest: {err['input']!r}"
             fix = "pin it as 'sha256:' followed by 64 lowercase hex digits (e.g. from `sha256sum FILE`)"
