@@ -18,15 +18,15 @@ def judge(settings: AnalysisSettings, data: MeasurementData) -> JudgeReport:
     classes = metric_classes(results)
     groups = group_scores(settings.metrics, classes, settings.groups)
     score = overall_score(groups)
-    outcome, reason = decide(settings, results, classes, score)
+    outcome, reason = overall_outcome(settings, results, classes, score)
     return JudgeReport(mode=settings.mode.value, outcome=outcome, score=score, pass_score=settings.pass_score,
                        marginal_score=settings.marginal_score, reason=reason, results=results, groups=groups,
                        metrics=classes, start=data.start, end=data.end, baseline_version=data.baseline_version,
                        canary_version=data.canary_version)
 
 
-def decide(settings: AnalysisSettings, results: list[MetricResult], classes: dict[str, Classification],
-           score: float | None) -> tuple[Outcome, str]:
+def overall_outcome(settings: AnalysisSettings, results: list[MetricResult],
+                    classes: dict[str, Classification], score: float | None) -> tuple[Outcome, str]:
     """Error, then nothing judged at all, then critical failures, then the score and missing data.
     No data is never a pass."""
     live = [r for r in results if not r.muted and not r.skipped]
