@@ -67,26 +67,6 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from detect_secrets.plugins.artifactory import ArtifactoryDetector
-from detect_secrets.plugins.aws import AWSKeyDetector
-from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-from detect_secrets.plugins.base import RegexBasedDetector
-from detect_secrets.plugins.basic_auth import BasicAuthDetector
-from detect_secrets.plugins.discord import DiscordBotTokenDetector
-from detect_secrets.plugins.github_token import GitHubTokenDetector
-from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-from detect_secrets.plugins.jwt import JwtTokenDetector
-from detect_secrets.plugins.mailchimp import MailchimpDetector
-from detect_secrets.plugins.npm import NpmDetector
-from detect_secrets.plugins.openai import OpenAIDetector
-from detect_secrets.plugins.pypi_token import PypiTokenDetector
-from detect_secrets.plugins.sendgrid import SendGridDetector
-from detect_secrets.plugins.slack import SlackDetector
-from detect_secrets.plugins.square_oauth import SquareOAuthDetector
-from detect_secrets.plugins.stripe import StripeDetector
-from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
-from detect_secrets.plugins.twilio import TwilioKeyDetector
-
 __all__ = ["HIGH_ENTROPY_KINDS", "MARKER", "RedactingFilter", "Redaction", "redact", "redact_text"]
 
 MARKER = re.compile(r"\[REDACTED:[a-z0-9_]+(?::[0-9a-f]{8})?\]")
@@ -146,28 +126,6 @@ class _Insensitive:
 # (plugin, kind, needles): a plugin runs only when one of its needles is in the text, which keeps
 # redaction of a short string to microseconds. Each needle is a literal every one of the plugin's
 # patterns requires (tests check each plugin still fires on a synthetic token); None = always run.
-_LIBRARY_PLUGINS: tuple[tuple[RegexBasedDetector, str, tuple[str, ...] | None], ...] = (
-    (AWSKeyDetector(), "aws_key", ("akia", "asia", "abia", "acca", "a3t", "aws")),
-    (GitHubTokenDetector(), "github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
-    (GitLabTokenDetector(), "gitlab_token", (
-        "glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "glcbt-", "glimt-", "glptt-", "glagent-", "gloas-", "gr1348941",
-    )),
-    (JwtTokenDetector(), "jwt", ("eyJ",)),
-    (SlackDetector(), "slack_token", ("xox", "hooks.slack.com")),
-    (StripeDetector(), "stripe_key", ("k_live_",)),
-    (TwilioKeyDetector(), "api_token", ("AC", "SK")),
-    (SendGridDetector(), "api_token", ("SG.",)),
-    (NpmDetector(), "api_token", ("_authtoken",)),
-    (PypiTokenDetector(), "api_token", ("pypi-",)),
-    (OpenAIDetector(), "api_token", ("T3BlbkFJ",)),
-    (AzureStorageKeyDetector(), "api_token", ("AccountKey=",)),
-    (DiscordBotTokenDetector(), "api_token", (".",)),
-    (TelegramBotTokenDetector(), "api_token", (":",)),
-    (MailchimpDetector(), "api_token", ("-us",)),
-    (SquareOAuthDetector(), "api_token", ("sq0csp-",)),
-    (ArtifactoryDetector(), "api_token", ("AKC", "AP")),
-    (BasicAuthDetector(), "connection_password", ("://",)),
-)
 
 # Plugins whose capture group is the secret itself (AWS's keyword form, URL passwords, npm tokens);
 # in the others a group only marks a prefix (ghp|gho…), so the whole match is cut.
@@ -176,35 +134,92 @@ _TRIM = " \t\r\n\"'=:"
 _JWT_TAIL = re.compile(r"[A-Za-z0-9\-_.+/=]*")
 
 
-# One search for every plugin's needles, on the lowercase text (a superset of the exact needles),
-# then only the plugins whose needles were seen run: per plugin call overhead is what costs.
-# The lookahead finds overlapping needles; at one position it reports the longest, so each
-# needle also stands for the needles that are its prefixes ("acca" also means "ac").
-_PLUGINS_OF: dict[str, set[int]] = {}
-for _index, _entry in enumerate(_LIBRARY_PLUGINS):
-    for _needle in _entry[2] or ():
-        _PLUGINS_OF.setdefault(_needle.lower(), set()).add(_index)
-_BY_NEEDLE = {n: set().union(*(p for m, p in _PLUGINS_OF.items() if n.startswith(m))) for n in _PLUGINS_OF}
-_NEEDLES = re.compile("(?=(" + "|".join(re.escape(n) for n in sorted(_BY_NEEDLE, key=len, reverse=True)) + "))")
-_ALWAYS = {i for i, (_, _, needles) in enumerate(_LIBRARY_PLUGINS) if needles is None}
+@dataclass(frozen=True)
+class _Library:
+    plugins: tuple[tuple[Any, str, tuple[str, ...] | None], ...]
+    by_needle: dict[str, set[int]]
+    needles: re.Pattern[str]
+    always: set[int]
+    jwt: Any
+
+
+@lru_cache(maxsize=1)
+def _load_library() -> _Library:
+    """detect-secrets' plugins, loaded on the first redaction: a command that redacts nothing (``primum
+    status``) does not pay ~0.1 s to import them."""
+    from detect_secrets.plugins.artifactory import ArtifactoryDetector
+    from detect_secrets.plugins.aws import AWSKeyDetector
+    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+    from detect_secrets.plugins.basic_auth import BasicAuthDetector
+    from detect_secrets.plugins.discord import DiscordBotTokenDetector
+    from detect_secrets.plugins.github_token import GitHubTokenDetector
+    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+    from detect_secrets.plugins.mailchimp import MailchimpDetector
+    from detect_secrets.plugins.npm import NpmDetector
+    from detect_secrets.plugins.openai import OpenAIDetector
+    from detect_secrets.plugins.pypi_token import PypiTokenDetector
+    from detect_secrets.plugins.sendgrid import SendGridDetector
+    from detect_secrets.plugins.slack import SlackDetector
+    from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+    from detect_secrets.plugins.stripe import StripeDetector
+    from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+    from detect_secrets.plugins.twilio import TwilioKeyDetector
+
+    plugins: tuple[tuple[Any, str, tuple[str, ...] | None], ...] = (
+        (AWSKeyDetector(), "aws_key", ("akia", "asia", "abia", "acca", "a3t", "aws")),
+        (GitHubTokenDetector(), "github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+        (GitLabTokenDetector(), "gitlab_token", (
+            "glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "glcbt-", "glimt-", "glptt-", "glagent-", "gloas-",
+            "gr1348941",
+        )),
+        (JwtTokenDetector(), "jwt", ("eyJ",)),
+        (SlackDetector(), "slack_token", ("xox", "hooks.slack.com")),
+        (StripeDetector(), "stripe_key", ("k_live_",)),
+        (TwilioKeyDetector(), "api_token", ("AC", "SK")),
+        (SendGridDetector(), "api_token", ("SG.",)),
+        (NpmDetector(), "api_token", ("_authtoken",)),
+        (PypiTokenDetector(), "api_token", ("pypi-",)),
+        (OpenAIDetector(), "api_token", ("T3BlbkFJ",)),
+        (AzureStorageKeyDetector(), "api_token", ("AccountKey=",)),
+        (DiscordBotTokenDetector(), "api_token", (".",)),
+        (TelegramBotTokenDetector(), "api_token", (":",)),
+        (MailchimpDetector(), "api_token", ("-us",)),
+        (SquareOAuthDetector(), "api_token", ("sq0csp-",)),
+        (ArtifactoryDetector(), "api_token", ("AKC", "AP")),
+        (BasicAuthDetector(), "connection_password", ("://",)),
+    )
+    # One search for every plugin's needles, on the lowercase text (a superset of the exact needles),
+    # then only the plugins whose needles were seen run: per plugin call overhead is what costs.
+    # The lookahead finds overlapping needles; at one position it reports the longest, so each
+    # needle also stands for the needles that are its prefixes ("acca" also means "ac").
+    plugins_of: dict[str, set[int]] = {}
+    for index, entry in enumerate(plugins):
+        for needle in entry[2] or ():
+            plugins_of.setdefault(needle.lower(), set()).add(index)
+    by_needle = {n: set().union(*(p for m, p in plugins_of.items() if n.startswith(m))) for n in plugins_of}
+    needles = re.compile("(?=(" + "|".join(re.escape(n) for n in sorted(by_needle, key=len, reverse=True)) + "))")
+    always = {i for i, (_, _, hints) in enumerate(plugins) if hints is None}
+    return _Library(plugins, by_needle, needles, always, JwtTokenDetector)
 
 
 def _library(t: _Text) -> Iterator[Span]:
     # The plugins' regexes, not their analyze_string: that returns values, not places, and with a
     # group it returns the group, which for GitHub and GitLab is just the "ghp" prefix.
+    lib = _load_library()
     text = t.text
-    chosen = set(_ALWAYS)
-    for needle in set(_NEEDLES.findall(t.lowered)):
-        chosen |= _BY_NEEDLE[needle]
+    chosen = set(lib.always)
+    for needle in set(lib.needles.findall(t.lowered)):
+        chosen |= lib.by_needle[needle]
     for index in sorted(chosen):
-        plugin, kind, _ = _LIBRARY_PLUGINS[index]
+        plugin, kind, _ = lib.plugins[index]
         by_group = type(plugin).__name__ in _SECRET_IN_GROUP
         for pattern in plugin.denylist:
             for match in pattern.finditer(text):
                 group = next((g for g in range(1, pattern.groups + 1) if match.group(g)), 0) if by_group else 0
                 start, end = match.span(group)
                 if kind == "jwt":
-                    if not JwtTokenDetector.is_formally_valid(match.group()):
+                    if not lib.jwt.is_formally_valid(match.group()):
                         continue
                     # The plugin's match stops before the signature; cut the whole token.
                     end = _JWT_TAIL.match(text, end).end()  # type: ignore[union-attr]  # matches "" at worst
