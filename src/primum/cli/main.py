@@ -975,9 +975,10 @@ def demo(
     keep: Annotated[Path | None, typer.Option(help="keep the demo's files and database in this directory")] = None,
 ) -> None:
     """Run a fictional hospital through a bad release (rolled back) and a good one (promoted)."""
+    from primum.cli import output
     from primum.demo.run import run_demo
 
-    raise typer.Exit(run_demo(fast=fast, keep=keep))
+    raise typer.Exit(run_demo(output, fast=fast, keep=keep))
 
 
 def main() -> None:  # pragma: no cover

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from rich.markup import escape
 
@@ -30,7 +31,6 @@ from primum.adapters.targets.registry import Targets
 from primum.app.controller import Controller
 from primum.app.governance import GovernanceService
 from primum.app.releases import ReleaseService
-from primum.cli.output import console, event_line, styled
 from primum.core.model.rollout import TERMINAL, Event, RolloutStatus
 from primum.core.model.validate import load_estate
 from primum.demo.files import APPROVERS, AUTHOR, FAULT_TENANT, DemoFiles, write_demo
@@ -50,7 +50,34 @@ class Outcome:
         return self.status.phase.value == self.expected
 
 
-def run_demo(fast: bool = False, keep: Path | None = None) -> int:
+class DemoOutput(Protocol):
+    """How the demo prints: the front end that runs it hands it one (the CLI: its rich console)."""
+
+    console: Any
+
+    def event_line(self, rollout_id: str, kind: str, message: str) -> str: ...
+
+    def styled(self, phase: str) -> str: ...
+
+
+console: Any = None  # bound by run_demo to the front end's output; the demo never imports the CLI
+
+
+def event_line(rollout_id: str, kind: str, message: str) -> str:
+    return _out.event_line(rollout_id, kind, message)
+
+
+def styled(phase: str) -> str:
+    return _out.styled(phase)
+
+
+_out: Any = None
+
+
+def run_demo(out: DemoOutput, fast: bool = False, keep: Path | None = None) -> int:
+    """Run the demo, printing through ``out``."""
+    global console, _out
+    console, _out = out.console, out
     started = time.time()
     scratch = Path(tempfile.mkdtemp(prefix="primum-demo-")) if keep is None else keep
     scratch.mkdir(parents=True, exist_ok=True)
