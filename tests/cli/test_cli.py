@@ -468,3 +468,89 @@ def test_the_written_settings_file_is_what_the_commands_read(example: Path, tmp_
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "estate.yaml" in proc.stdout
+
+
+# ---------------------------------------------------------------- version and readable output
+
+
+def test_version_is_the_package_version(cli: Cli) -> None:
+    import importlib.metadata
+
+    import primum
+
+    result = cli("--version")
+    assert result.code == 0, result
+    assert result.out.strip() == f"primum {primum.__version__}"
+    assert importlib.metadata.version("primum") == primum.__version__  # one version, pyproject reads it
+
+
+def _narrow(cli: Cli, *args: str | Path) -> Result:
+    """A command as a user with an 80-column terminal, or a pipe, sees it."""
+    env = {**cli_env(cli.home), "COLUMNS": "80"}
+    proc = subprocess.run([PRIMUM, *map(str, args)], cwd=cli.cwd, env=env, capture_output=True, text=True,
+                          timeout=60)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+LONG_REASON = ("canary p95 latency 0.412 s is 2.7 times the baseline's 0.151 s (Mann-Whitney U p=0.0004, "
+               "effect 0.31 above the 0.2 threshold) for tenant clinic-north")
+
+
+def _analysis_event(cli: Cli, release_id: str) -> None:
+    """An analysis report as the controller records it, written to the store directly (noop targets have no
+    telemetry); its texts are longer than 80 columns on purpose."""
+    from primum.adapters.store.records import NewEvent
+
+    result = {"metric": "appointment_booking_latency_p95", "slice": "clinic-north", "check": "shift",
+              "classification": "High", "critical": True, "baseline_n": 412, "canary_n": 398,
+              "baseline": {"median": 0.151, "p95": 0.2}, "canary": {"median": 0.412, "p95": 0.61},
+              "statistics": {"u": 1234.0, "p_value": 0.0004}, "effect": 0.31, "effect_measure": "cliffs_delta",
+              "thresholds": {"alpha": 0.05, "min_effect": 0.2}, "reason": LONG_REASON,
+              "source": {"baseline": "builtin router samples of version 1.0 (stable) over 30 s"}}
+    report = {"outcome": "Failed", "score": 0.0, "pass_score": 95, "marginal_score": 75, "mode": "canary",
+              "start": 1000.0, "end": 1030.0, "baseline_version": "1.0", "canary_version": "2.0",
+              "reason": LONG_REASON, "groups": [], "results": [result]}
+    store = Store(f"sqlite:///{cli.home / 'primum.db'}", migrate=False)
+    try:
+        store.add_events(release_id, [NewEvent(kind="analysis", env="staging", service="api", message="analysis",
+                                               data={"step": 1, "measurement": 1, "count": 3, "report": report})],
+                         time.time())
+    finally:
+        store.close()
+
+
+def test_history_status_and_analysis_are_readable_at_80_columns_and_wide_on_request(cli: Cli,
+                                                                                    tmp_path: Path) -> None:
+    estate = write_noop_estate(tmp_path)
+    release = write_release(tmp_path, "rel-80", ["api", "web"], "2.0")
+    assert cli("release", "apply", release, "--estate", estate, "--no-wait").code == 0
+    _analysis_event(cli, "rel-80")
+
+    narrow = {name: _narrow(cli, *args) for name, args in {
+        "history": ("history",), "status": ("status", "rel-80"), "active": ("status",),
+        "list": ("analysis", "list", "rel-80"), "show": ("analysis", "show", "rel-80")}.items()}
+    for name, result in narrow.items():
+        assert result.code == 0, (name, result)
+        assert "…" not in result.out, (name, result.out)  # nothing is cut
+        assert max(len(line) for line in result.out.splitlines()) <= 80, (name, result.out)
+    assert "rel-80" in narrow["history"].out and "pending" in narrow["history"].out
+    for env in ("staging", "prod"):
+        for svc in ("api", "web"):
+            assert f"{env}/{svc}" in narrow["status"].out, narrow["status"].out
+    show = narrow["show"].flat_out
+    assert LONG_REASON in show  # the whole reason, wrapped, not cut
+    for text in ("appointment_booking_latency_p95", "clinic-north", "shift", "High", "critical", "412/398",
+                 "p_value=0.0004", "0.31 cliffs_delta", "min_effect=0.2", "builtin router samples"):
+        assert text in show, (text, narrow["show"].out)
+    assert LONG_REASON in narrow["list"].flat_out
+
+    wide = _narrow(cli, "analysis", "show", "rel-80", "--wide")
+    assert wide.code == 0, wide
+    header = next(line for line in wide.out.splitlines() if "metric" in line and "thresholds" in line)
+    assert len(header) > 80  # one table as wide as its content
+    assert LONG_REASON in wide.out  # on one line: nothing folded or cut
+    status_wide = _narrow(cli, "status", "rel-80", "--wide")
+    assert status_wide.code == 0 and "strategy" in status_wide.out and "…" not in status_wide.out, status_wide
+
+    as_json = json.loads(_narrow(cli, "analysis", "show", "rel-80", "--output", "json").out)
+    assert as_json["report"]["reason"] == LONG_REASON and as_json["release"] == "rel-80"

@@ -16,7 +16,8 @@ import yaml
 from primum.adapters.store.repository import Store
 from primum.app.controller import Controller
 from primum.app.governance import GovernanceService
-from primum.app.releases import NotAllowed, ReleaseService
+from primum.app.releases import ReleaseService
+from primum.core.errors import NotAllowed
 from primum.core.model.rollout import RolloutStatus
 from primum.core.model.validate import load_estate
 from tests.controller.noop_estate import write_release

@@ -16,7 +16,8 @@ from primum.adapters.redaction import safe
 from primum.adapters.store.evidence import ConsistencyError, PendingEntry, StoredCheckpoint
 from primum.adapters.store.records import NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
-from primum.app.releases import NotAllowed, NotFound, current_user
+from primum.app.releases import current_user
+from primum.core.errors import NotAllowed, NotFound
 from primum.core.evidence import checkpoint as cp
 from primum.core.evidence.events import event_to_statement
 from primum.core.evidence.statements import sha256_hex
@@ -294,6 +295,27 @@ class EvidenceService:
                       "indices": _ranges(purged)})
             self.store.append_evidence([PendingEntry(statement=statement, kind="purge")], now)
         return purged
+
+    # ------------------------------------------------------------------ reading the log
+
+    def verify_log(self, public_keys: Sequence[Any] | None = None) -> Any:
+        """Verify the whole log (signatures, the tree, every checkpoint), with ``public_keys`` if given,
+        else the local keyring; the report names the first bad entry."""
+        keyring = None
+        if public_keys:
+            from primum.adapters.evidence.keys import Keyring
+
+            keyring = Keyring(None, list(public_keys))
+        return self.store.verify_evidence(keyring)
+
+    def entries(self, rollout_id: str | None = None) -> list[dict[str, Any]]:
+        """The log's entries: of one release and its artifacts' CI evidence, or all."""
+        artifacts: list[str] = []
+        if rollout_id is not None:
+            artifacts = [pin["digest"] for pin in self._record(rollout_id).artifacts.values()]
+        return [{"index": e.index, "kind": e.kind, "predicate_type": e.predicate_type, "release": e.rollout_id,
+                 "artifact": e.artifact, "at": e.at, "purged": e.purged_at is not None}
+                for e in self.store.evidence_entries(rollout_id, artifacts)]
 
 
 def _ranges(indices: list[int]) -> list[list[int]]:

@@ -2,17 +2,25 @@
 rollout item. The controller calls these between observing and deciding; the
 judge (pure) sees only their results. Nothing here raises for a provider or
 network failure: those become Error metrics or failed probes (fail closed).
+
+`primum probe` runs a service's gates on demand through :func:`probe_now`, with the
+same context (router, MLLP port, preview header) the controller gives them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from primum.adapters.probes import ProbeContext, run_probe
+from primum.adapters.probes import ProbeContext, run_gate, run_probe
 from primum.adapters.providers.collect import collect
 from primum.core.analysis.data import MeasurementData, ProbeResult, Samples
+from primum.core.errors import NotFound
 from primum.core.model.estate import Estate, LocalTargetSettings
 from primum.core.model.rollout import ServiceRollout
+
+if TYPE_CHECKING:
+    from primum.adapters.targets.registry import Targets
 
 PREVIEW_HEADER = "x-primum-preview"
 
@@ -56,10 +64,7 @@ def probe(estate: Estate, item: ServiceRollout, gates: Sequence[str], router_url
           preview: bool) -> dict[str, ProbeResult]:
     """Run the named gates once each. ``preview``: the new version is in preview (a
     ``before`` gate), so HTTP and FHIR probes ask the router for it."""
-    target = estate.services[item.service].target
-    mllp_port = target.mllp_ports.get(item.env) if isinstance(target, LocalTargetSettings) else None
-    ctx = ProbeContext(base_url=router_url, mllp_port=mllp_port,
-                       headers={PREVIEW_HEADER: "1"} if preview else {})
+    ctx = probe_context(estate, item.service, item.env, router_url, preview=preview)
     by_name = {g.name: g for g in item.probes}
     results: dict[str, ProbeResult] = {}
     for name in gates:
@@ -70,3 +75,40 @@ def probe(estate: Estate, item: ServiceRollout, gates: Sequence[str], router_url
             continue
         results[name] = run_probe(gate.probe, ctx)
     return results
+
+
+def probe_context(estate: Estate, service: str, env: str, router_url: str | None, *, preview: bool) -> ProbeContext:
+    """What a probe of ``service`` in ``env`` talks to: its router, its MLLP port, the preview header."""
+    target = estate.services[service].target
+    mllp_port = target.mllp_ports.get(env) if isinstance(target, LocalTargetSettings) else None
+    return ProbeContext(base_url=router_url, mllp_port=mllp_port, headers={PREVIEW_HEADER: "1"} if preview else {})
+
+
+def probe_now(estate: Estate, estate_path: str, targets: Targets, service: str, env: str,
+              names: Sequence[str] = (), *, preview: bool = False) -> list[tuple[str, ProbeResult]]:
+    """Run ``service``'s probe gates in ``env`` now (only ``names`` if given), each with its attempts.
+
+    A service that is not running is no error: probes with an explicit url, host or port still run, the
+    others fail for want of a router. Unknown service, environment or gate names are the user's to fix."""
+    from primum.adapters.targets.base import TargetError
+    from primum.core.model.validate import runtime_spec
+
+    if service not in estate.services:
+        raise NotFound(f"no service {service!r} in {estate_path}; services: {', '.join(sorted(estate.services))}")
+    if env not in estate.environment_names():
+        raise NotFound(f"no environment {env!r} in {estate_path}; environments: "
+                       f"{', '.join(estate.environment_names())}")
+    svc = estate.services[service]
+    gates = [g for g in svc.probes if not names or g.name in names]
+    unknown = sorted(set(names) - {g.name for g in svc.probes})
+    defined = ", ".join(g.name for g in svc.probes) or "none; define them under the service's probes:"
+    if unknown:
+        raise NotFound(f"{service} has no probe gate {', '.join(unknown)} (defined: {defined})")
+    if not gates:
+        raise NotFound(f"{service} has no probe gates (defined: {defined})")
+    try:
+        router_url = targets.for_service(estate, service).router_url(runtime_spec(estate, env, service))
+    except TargetError:
+        router_url = None
+    ctx = probe_context(estate, service, env, router_url, preview=preview)
+    return [(g.name, run_gate(g, ctx)) for g in gates]

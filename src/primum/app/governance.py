@@ -16,7 +16,8 @@ from primum.adapters.redaction import safe
 from primum.adapters.store.records import BreakGlassRecord, NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
 from primum.app.gate import Governance
-from primum.app.releases import NotAllowed, NotFound, current_user
+from primum.app.releases import current_user
+from primum.core.errors import NotAllowed, NotFound
 from primum.core.governance.approvals import ineligible, may_break_glass, may_review
 from primum.core.governance.identities import APPROVING_ROLES, Identities, Role, load_identities
 from primum.core.model.estate import EnvironmentClass, Estate

@@ -16,6 +16,7 @@ from primum.adapters.redaction import safe
 from primum.adapters.store.records import EventRecord, NewEvent, NewRollout, RolloutRecord
 from primum.adapters.store.repository import Store
 from primum.core.engine.planner import plan, promotion_path
+from primum.core.errors import NotAllowed, NotFound
 from primum.core.model.errors import InputError
 from primum.core.model.estate import Estate
 from primum.core.model.release import Release, canonical_digest
@@ -34,12 +35,6 @@ def current_user() -> str:
     return os.environ.get("PRIMUM_USER") or getpass.getuser()
 
 
-class NotFound(Exception):
-    pass
-
-
-class NotAllowed(Exception):
-    pass
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import regopy
 from pydantic import BaseModel
 
+from primum.core.errors import UserError
 from primum.core.governance.policy import (
     DECISION_PATH,
     PACKAGE,
@@ -53,8 +54,10 @@ _NOT_FOUND = re.compile(r"Function not found: ([A-Za-z_][A-Za-z0-9_.]*)")
 _WHOLE_INPUT_WITH = re.compile(r"\bwith\s+input\s+as\b")
 
 
-class PolicyError(Exception):
+class PolicyError(UserError):
     """A policy bundle that cannot be used: unreadable, does not compile, or crashes the compiler."""
+
+    label = "policy error"
 
     def __init__(self, message: str, file: str | None = None, line: int | None = None,
                  column: int | None = None):

@@ -71,6 +71,7 @@ from primum.adapters.store.tables import (
     rollout_events,
     rollouts,
 )
+from primum.core.errors import UserError
 from primum.core.evidence.events import event_to_statement, plain
 from primum.core.evidence.tlog import consistency_proof
 
@@ -79,7 +80,7 @@ _C = rollout_commands.c
 _ROLLOUT_COLUMNS = tuple(rollouts.c)
 
 
-class ReleaseConflict(Exception):
+class ReleaseConflict(UserError):
     """A release id was submitted again with different content."""
 
     def __init__(self, release_id: str, stored_digest: str, new_digest: str) -> None:
@@ -93,7 +94,7 @@ class ReleaseConflict(Exception):
         )
 
 
-class RolloutNotFound(LookupError):
+class RolloutNotFound(UserError, LookupError):
     """No rollout has this id."""
 
     def __init__(self, rollout_id: str) -> None:
@@ -101,7 +102,7 @@ class RolloutNotFound(LookupError):
         super().__init__(f"no rollout with id {rollout_id!r}; check the release id")
 
 
-class RolloutLeased(Exception):
+class RolloutLeased(UserError):
     """An active rollout is still leased by a controller, so it cannot be reset."""
 
     def __init__(self, rollout_id: str, owner: str, expires_at: float) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from primum.core.errors import UserError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -19,12 +21,15 @@ class Problem:
         return f"{where}:{field} {self.message}\n  fix: {self.fix}"
 
 
-class InputError(Exception):
+class InputError(UserError):
     """One or more problems in a user's input. The CLI exits 2 on it."""
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(p.render() for p in problems))
+
+    def lines(self) -> list[str]:
+        return [p.render() for p in self.problems]
 
     @classmethod
     def single(

@@ -1,0 +1,80 @@
+"""`primum validate`, `schema` and `init`: the estate and release files."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from primum.cli.common import handled, home
+from primum.cli.output import console, print_json
+from primum.core.model.errors import InputError
+
+commands = typer.Typer()
+
+
+class Schema(StrEnum):
+    estate = "estate"
+    release = "release"
+
+
+@commands.command()
+@handled
+def validate(
+    file: Annotated[Path, typer.Argument(help="an estate or release file")],
+    estate: Annotated[str | None, typer.Option(help="estate to check a release against")] = None,
+) -> None:
+    """Check an estate or release file; exit 2 with every problem found."""
+    from primum.app.releases import resolve_estate
+    from primum.core.model.validate import load_estate, load_release
+    from primum.core.model.yamlfile import load_yaml
+
+    doc = load_yaml(file)
+    kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+    if kind == "Estate":
+        model = load_estate(file)
+        console.print(f"[green]ok[/] {file}: estate {model.name}, {len(model.services)} services, "
+                      f"environments {' -> '.join(model.environment_names())}")
+    elif kind == "Release":
+        est, est_path = resolve_estate(estate, home())
+        loaded = load_release(file, est)
+        console.print(f"[green]ok[/] {file}: release {loaded.release.id} {loaded.digest} "
+                      f"({len(loaded.versions)} artifacts verified against estate {est_path})")
+    else:
+        raise InputError.single(str(file), f"unknown kind {kind!r}", "set `kind: Estate` or `kind: Release`",
+                                path="kind", line=doc.line_of(("kind",)))
+
+
+@commands.command()
+@handled
+def schema(which: Annotated[Schema, typer.Argument(help="estate or release")]) -> None:
+    """Print the JSON Schema of estate or release files."""
+    from primum.core.model.estate import Estate
+    from primum.core.model.release import Release
+
+    model = Estate if which is Schema.estate else Release
+    print_json(model.model_json_schema(by_alias=True))
+
+
+@commands.command()
+@handled
+def init(
+    directory: Annotated[Path, typer.Argument(help="where to write the example")] = Path("primum-example"),
+    fast: Annotated[bool, typer.Option(help="shorter analysis windows")] = False,
+) -> None:
+    """Write the demo's estate, releases and artifacts as editable files."""
+    from primum.demo.files import write_demo
+
+    if directory.exists() and any(directory.iterdir()):
+        raise InputError.single(str(directory), "directory is not empty", "choose a new or empty directory")
+    files = write_demo(directory, fast=fast)
+    console.print(f"wrote {files.estate}, {files.baseline.parent}/, {files.root / 'artifacts'}/ and "
+                  f"{files.root / 'primum.env'} (settings)\n"
+                  f"next: primum up {files.estate}   (in another terminal)\n"
+                  f"      primum release apply {files.baseline} --estate {files.estate}")
+
+
+# ---------------------------------------------------------------- runtime
+
