@@ -61,7 +61,7 @@ def handled(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from primum.adapters.policy.engine import PolicyError
+        from primum.adapters.policy import PolicyError
         from primum.adapters.store.repository import ReleaseConflict, RolloutLeased, RolloutNotFound
         from primum.app.releases import NotAllowed, NotFound
 
@@ -426,8 +426,8 @@ def approve(
     digest: Annotated[str | None, typer.Option(help="the digest you reviewed; refused if the release differs")] = None,
 ) -> None:
     """Approve a release for one environment (bound to its digest; separation of duties applies)."""
-    console.print(escape(_governance().decide(release_id, "approve", actor=actor, env=env, comment=comment,
-                                              digest=digest)))
+    console.print(escape(_governance().record_decision(release_id, "approve", actor=actor, env=env,
+                                                       comment=comment, digest=digest)))
 
 
 @app.command()
@@ -439,7 +439,7 @@ def reject(
     env: Annotated[str | None, typer.Option(help="the environment (default: the one the release waits for)")] = None,
 ) -> None:
     """Reject a release for one environment, with a reason; it waits until that person approves."""
-    console.print(escape(_governance().decide(release_id, "reject", actor=actor, env=env, comment=comment)))
+    console.print(escape(_governance().record_decision(release_id, "reject", actor=actor, env=env, comment=comment)))
 
 
 @app.command()
