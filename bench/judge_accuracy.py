@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from primum.adapters.providers.collect import collect
-from primum.adapters.targets.local import runtime as runtime_mod
+from primum.adapters.targets.local import processes
 from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.adapters.targets.local.target import LocalTarget
 from primum.core.analysis.data import Classification, JudgeReport, MeasurementData, Outcome
@@ -355,9 +355,7 @@ def stop_everything(target: LocalTarget | None, home: Path) -> None:
         LocalRuntime(home, ESTATE).stop_all()
     finally:
         # Last line of defence: kill every process group this process started.
-        with runtime_mod._children_lock:
-            procs = list(runtime_mod._children.values())
-        for proc in procs:
+        for proc in processes.started_children():
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)

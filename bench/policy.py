@@ -1,7 +1,7 @@
 """Policy benchmark: decisions per second through primum's full policy path.
 
 The full path is what primum runs for every decision: ``policy_input`` (the
-input document from the estate and release), ``PolicyBundle.decide`` (canonical
+input document from the estate and release), ``PolicyBundle.evaluate`` (canonical
 JSON and its sha256, evaluation of ``data.primum.release.decision``, shape
 checks, the decision-log entry). It is measured against a bare regopy
 evaluation of the same compiled policy with the same input in the same run
@@ -24,7 +24,7 @@ from typing import Any
 import regopy
 
 from primum.adapters.policy import PolicyBundle, policy_files, policy_input
-from primum.adapters.policy.engine import entrypoint
+from primum.adapters.policy.files import entrypoint
 from primum.core.governance.policy import DECISION_PATH, PARTS
 from primum.core.model.estate import Estate
 from primum.core.model.release import Release, canonical_digest
@@ -70,7 +70,7 @@ def run_full(bundle: PolicyBundle, e: Estate, r: Release, n: int) -> list[float]
     for i in range(n):
         t0 = time.perf_counter()
         doc = policy_input(e, r, digest, "prod", now=NOW + i, checks=checks)
-        decision = bundle.decide(doc)
+        decision = bundle.evaluate(doc)
         times.append(time.perf_counter() - t0)
         assert decision.error is None, decision.error
     return times
@@ -123,7 +123,7 @@ def main() -> None:
         print(f"{n_services:>4} {full_rate:>10.0f} {bare_rate:>10.0f} {bare_rate / full_rate:>6.2f} "
               f"{1000 * statistics.median(full):>11.3f} {f99:>11.3f} {1000 * statistics.median(bare):>11.3f} "
               f"{b99:>11.3f} {f99 / b99:>9.2f}")
-    print("full: policy_input + PolicyBundle.decide (canonical JSON + sha256 of the input, evaluation of "
+    print("full: policy_input + PolicyBundle.evaluate (canonical JSON + sha256 of the input, evaluation of "
           f"{DECISION_PATH}, shape checks, decision-log entry)\n"
           "bare: regopy set_input + query_bundle_entrypoint of the same compiled policy and input, same run; "
           "ratio: how many times slower the full path is")

@@ -124,17 +124,17 @@ def test_high_impact_waits_for_distinct_eligible_approvers_in_each_environment(w
     assert status.pause_reason == ("staging: waiting for approval in staging: needs 1 approval(s) from distinct "
                                    "people; has 0")
     with pytest.raises(NotAllowed, match="the author of a release cannot approve it"):
-        world.gov.decide(rid, "approve", actor="alice")
-    world.gov.decide(rid, "approve", actor="owen", comment="looks fine")
+        world.gov.record_decision(rid, "approve", actor="alice")
+    world.gov.record_decision(rid, "approve", actor="owen", comment="looks fine")
     status = world.run(rid, until=waiting("prod"))
     assert status.items[0].phase.value == "succeeded"
     assert "needs 2 approval(s) from distinct people and 1 of them from CAB" in status.pause_reason
     with pytest.raises(NotAllowed, match="platform admin"):
-        world.gov.decide(rid, "approve", actor="pat")  # a platform admin who is also CAB: not in prod
-    world.gov.decide(rid, "approve", actor="owen")
-    world.gov.decide(rid, "approve", actor="owen")  # a person counts once
+        world.gov.record_decision(rid, "approve", actor="pat")  # a platform admin who is also CAB: not in prod
+    world.gov.record_decision(rid, "approve", actor="owen")
+    world.gov.record_decision(rid, "approve", actor="owen")  # a person counts once
     assert "has 1 (owen), 0 from CAB" in world.run(rid, ticks=5).pause_reason
-    world.gov.decide(rid, "approve", actor="carol")
+    world.gov.record_decision(rid, "approve", actor="carol")
     final = world.run(rid)
     assert final.phase.value == "promoted", final.pause_reason
     kinds = [e.kind for e in world.store.events(rid)]
@@ -147,15 +147,15 @@ def test_a_rejection_blocks_with_its_reason_until_that_person_approves(world: Wo
     rid = world.submit()
     world.run(rid, until=waiting("staging"))
     with pytest.raises(NotAllowed, match="needs a reason"):
-        world.gov.decide(rid, "reject", actor="carol")
-    world.gov.decide(rid, "reject", actor="carol", comment="no rollback plan in the ticket")
-    world.gov.decide(rid, "approve", actor="owen")
+        world.gov.record_decision(rid, "reject", actor="carol")
+    world.gov.record_decision(rid, "reject", actor="carol", comment="no rollback plan in the ticket")
+    world.gov.record_decision(rid, "approve", actor="owen")
     status = world.run(rid, ticks=10)
     assert status.pause_reason == "staging: rejected by carol: no rollback plan in the ticket"
     [row] = world.gov.waiting()
     assert row.env == "staging" and row.blocked_by == "approvals" and {a["actor"] for a in row.approvals} == {
         "carol", "owen"}
-    world.gov.decide(rid, "approve", actor="carol")
+    world.gov.record_decision(rid, "approve", actor="carol")
     assert world.run(rid, until=waiting("prod")).items[0].phase.value == "succeeded"
 
 
@@ -165,8 +165,8 @@ def test_an_approval_is_bound_to_the_digest_it_reviewed(world: World) -> None:
     record = world.store.get_rollout(rid)
     assert record is not None
     with pytest.raises(NotAllowed, match="it changed; review it again"):
-        world.gov.decide(rid, "approve", actor="owen", digest="sha256:" + "0" * 64)
-    world.gov.decide(rid, "approve", actor="owen", digest=record.digest)
+        world.gov.record_decision(rid, "approve", actor="owen", digest="sha256:" + "0" * 64)
+    world.gov.record_decision(rid, "approve", actor="owen", digest=record.digest)
     # tamper: the stored release now carries another digest; the approval no longer counts
     with world.store._engine.begin() as conn:
         conn.exec_driver_sql("UPDATE rollouts SET digest = ? WHERE id = ?", ("sha256:" + "f" * 64, rid))
@@ -198,11 +198,11 @@ def test_a_production_freeze_blocks_promotion_across_dst_and_break_glass_opens_i
     try:
         rid = w.submit()
         w.run(rid, until=waiting("staging"))
-        w.gov.decide(rid, "approve", actor="owen")
+        w.gov.record_decision(rid, "approve", actor="owen")
         status = w.run(rid, until=lambda s: (s.pause_reason or "").startswith("prod: no new promotion"))
         assert "year-end" in status.pause_reason and "only break-glass bypasses it" in status.pause_reason
         for person in ("owen", "carol"):
-            w.gov.decide(rid, "approve", actor=person, env="prod")
+            w.gov.record_decision(rid, "approve", actor=person, env="prod")
         assert w.run(rid, ticks=10).items[1].phase.value == "pending"  # approvals do not open a freeze
         with pytest.raises(NotAllowed, match="break-glass role"):
             w.gov.break_glass(rid, actor="rita", justification="the appointment booking outage needs this fix")
@@ -241,7 +241,7 @@ def test_a_policy_denial_ends_the_release_before_prod(world: World, tmp_path: Pa
     path.write_text(yaml.safe_dump(doc))
     rid = world.releases.submit(path, world.estate, actor="alice").record.id
     world.run(rid, until=waiting("staging"))
-    world.gov.decide(rid, "approve", actor="owen")
+    world.gov.record_decision(rid, "approve", actor="owen")
     final = world.run(rid)
     assert final.phase.value == "denied"
     assert final.reason == ("policy denies prod: prod is a production environment: the release needs a change "

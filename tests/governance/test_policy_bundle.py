@@ -74,9 +74,9 @@ def assert_denied(d: PolicyDecision, *needles: str) -> None:
 
 def test_baseline_allows_and_denies() -> None:
     bundle = PolicyBundle.load()
-    ok = bundle.decide(doc())
+    ok = bundle.evaluate(doc())
     assert ok.allowed and ok.error is None and ok.change_class == "normal"
-    no_ticket = bundle.decide(doc(ticket=""))
+    no_ticket = bundle.evaluate(doc(ticket=""))
     assert not no_ticket.allowed and no_ticket.error is None
     assert no_ticket.deny == ["prod is a production environment: the release needs a change ticket (release.ticket)"]
     assert no_ticket.violations[0]["rule"] == "prod-ticket"
@@ -84,9 +84,9 @@ def test_baseline_allows_and_denies() -> None:
 
 def test_clinical_critical_without_analysis_is_denied_in_prod_only() -> None:
     bundle = PolicyBundle.load()
-    prod = bundle.decide(doc("prod", ("sched",)))
+    prod = bundle.evaluate(doc("prod", ("sched",)))
     assert prod.deny == ["sched is clinical-critical: its canary strategy has no analysis step, which prod requires"]
-    assert bundle.decide(doc("staging", ("sched",))).allowed
+    assert bundle.evaluate(doc("staging", ("sched",))).allowed
 
 
 def test_files_and_revision() -> None:
@@ -113,7 +113,7 @@ def test_org_file_with_the_same_path_replaces_the_baseline_file(tmp_path: Path) 
     origins = {f.name: f.origin for f in bundle.files}
     assert origins["params.rego"] == "org" and origins["classify.rego"] == "baseline"
     assert len(bundle.files) == len(PolicyBundle.load().files)  # replaced, not added
-    d = bundle.decide(doc())
+    d = bundle.evaluate(doc())
     assert d.requirements is not None and d.requirements.approvals == 3
     assert bundle.revision != PolicyBundle.load().revision
 
@@ -134,21 +134,21 @@ def test_org_file_adds_a_deny(tmp_path: Path) -> None:
     )
     bundle = PolicyBundle.load(org(tmp_path, {"freeze.rego": freeze}))
     assert [f.origin for f in bundle.files].count("org") == 1
-    d = bundle.decide(doc())  # NOW is 2027-01-01: inside the freeze
+    d = bundle.evaluate(doc())  # NOW is 2027-01-01: inside the freeze
     assert not d.allowed and d.error is None
     assert d.deny == ["erp needs the finance sign-off", "production change freeze until 4 January"]
     assert "an org warning" in d.warn
     assert {"msg": "erp needs the finance sign-off", "rule": "finance"} in d.violations
     # the baseline rules still add up with the organisation's
     assert "prod is a production environment: the release needs a change ticket (release.ticket)" in \
-        bundle.decide(doc(ticket="")).deny
-    staging = bundle.decide(doc("staging"))
+        bundle.evaluate(doc(ticket="")).deny
+    staging = bundle.evaluate(doc("staging"))
     assert staging.deny == ["erp needs the finance sign-off"]
 
 
 def test_org_directory_may_nest_and_must_exist(tmp_path: Path) -> None:
     bundle = PolicyBundle.load(org(tmp_path, {"team/extra.rego": HEADER + 'warn contains "nested" if true\n'}))
-    assert "nested" in bundle.decide(doc()).warn
+    assert "nested" in bundle.evaluate(doc()).warn
     assert "team/extra.rego" in [f.name for f in bundle.files]
     with pytest.raises(PolicyError, match="does not exist"):
         PolicyBundle.load(tmp_path / "missing")
@@ -178,7 +178,7 @@ def test_invalid_expression_fails_load(tmp_path: Path) -> None:
 def test_unknown_builtin_denies_naming_the_rule(tmp_path: Path) -> None:
     root = org(tmp_path, {"extra.rego": HEADER + "deny contains msg if {\n\tcrypto.frobnicate(input.release.id)\n"
                                                  "\tmsg := \"never\"\n}\n"})
-    d = PolicyBundle.load(root).decide(doc())
+    d = PolicyBundle.load(root).evaluate(doc())
     assert_denied(d, "data.primum.release.deny", "crypto.frobnicate", f"{root / 'extra.rego'}:6", "rule deny")
     assert d.change_class is None and d.requirements is None
 
@@ -186,25 +186,25 @@ def test_unknown_builtin_denies_naming_the_rule(tmp_path: Path) -> None:
 def test_builtin_error_denies_under_strict_mode(tmp_path: Path) -> None:
     root = org(tmp_path, {"extra.rego": HEADER + "warn contains msg if {\n\tregex.match(\"[unclosed\", "
                                                  "input.release.id)\n\tmsg := \"x\"\n}\n"})
-    d = PolicyBundle.load(root).decide(doc())
+    d = PolicyBundle.load(root).evaluate(doc())
     assert_denied(d, "data.primum.release.warn", "missing closing ]", f"{root / 'extra.rego'}:6")
 
 
 def test_to_number_error_denies(tmp_path: Path) -> None:
     root = org(tmp_path, {"extra.rego": HEADER + "warn contains msg if {\n\tto_number(input.release.id) > 1\n"
                                                  "\tmsg := \"x\"\n}\n"})
-    assert_denied(PolicyBundle.load(root).decide(doc()), "data.primum.release.warn failed")
+    assert_denied(PolicyBundle.load(root).evaluate(doc()), "data.primum.release.warn failed")
 
 
 def test_conflicting_values_deny(tmp_path: Path) -> None:
     root = org(tmp_path, {"extra.rego": HEADER + "class := \"standard\" if input.release.id\n"})
-    assert_denied(PolicyBundle.load(root).decide(doc()), "data.primum.release.class")
+    assert_denied(PolicyBundle.load(root).evaluate(doc()), "data.primum.release.class")
 
 
 def test_empty_classification_override_denies_naming_class(tmp_path: Path) -> None:
     bundle = PolicyBundle.load(org(tmp_path, {"classify.rego": "package primum.release\n"}))
     assert any("data.primum.release.class is not defined" in p for p in bundle.problems)
-    d = bundle.decide(doc())
+    d = bundle.evaluate(doc())
     assert_denied(d, "rule data.primum.release.class is not defined by any module", "baseline/decision.rego")
     assert d.log.result is None
 
@@ -214,7 +214,7 @@ def test_undefined_class_for_an_input_denies_naming_class(tmp_path: Path) -> Non
     narrowed = source.replace("class := risk_class if not emergency",
                               "class := risk_class if {\n\tnot emergency\n\tinput.release.ticket == \"never\"\n}")
     assert narrowed != source
-    d = PolicyBundle.load(org(tmp_path, {"classify.rego": narrowed})).decide(doc())
+    d = PolicyBundle.load(org(tmp_path, {"classify.rego": narrowed})).evaluate(doc())
     assert_denied(d, "rule data.primum.release.class is undefined for this input")
 
 
@@ -222,7 +222,7 @@ def test_unknown_change_class_denies(tmp_path: Path) -> None:
     source = (BASELINE_DIR / "decision.rego").read_text()
     renamed = source.replace('"class": class,', '"class": "urgent",')
     assert renamed != source
-    d = PolicyBundle.load(org(tmp_path, {"decision.rego": renamed})).decide(doc())
+    d = PolicyBundle.load(org(tmp_path, {"decision.rego": renamed})).evaluate(doc())
     assert_denied(d, 'returned "urgent"', "one of standard, normal, high-impact, emergency")
     assert d.log.result["class"] == "urgent"  # the raw result is logged as the policy returned it
 
@@ -230,24 +230,24 @@ def test_unknown_change_class_denies(tmp_path: Path) -> None:
 def test_class_without_requirements_denies(tmp_path: Path) -> None:
     source = (BASELINE_DIR / "classify.rego").read_text()
     renamed = source.replace('class := "emergency" if emergency', 'class := "urgent" if emergency')
-    d = PolicyBundle.load(org(tmp_path, {"classify.rego": renamed})).decide(doc() | {"emergency": True})
+    d = PolicyBundle.load(org(tmp_path, {"classify.rego": renamed})).evaluate(doc() | {"emergency": True})
     assert_denied(d, "rule data.primum.release.requirements is undefined")
 
 
 def test_malformed_requirements_deny(tmp_path: Path) -> None:
     params = (BASELINE_DIR / "params.rego").read_text()
     bad = params.replace('"normal": 1, "high-impact": 2', '"normal": "one", "high-impact": 2')
-    d = PolicyBundle.load(org(tmp_path, {"params.rego": bad})).decide(doc())
+    d = PolicyBundle.load(org(tmp_path, {"params.rego": bad})).evaluate(doc())
     assert_denied(d, "data.primum.release.requirements returned an invalid value", "approvals")
 
 
 def test_unknown_environment_class_denies() -> None:
     bad = doc() | {"environment": {"name": "lab", "class": "lab", "index": 0, "first": True, "last": True}}
-    assert_denied(PolicyBundle.load().decide(bad), "rule data.primum.release.requirements is undefined")
+    assert_denied(PolicyBundle.load().evaluate(bad), "rule data.primum.release.requirements is undefined")
 
 
 def test_input_that_is_not_json_denies() -> None:
-    assert_denied(PolicyBundle.load().decide({"now_ns": object()}), "not JSON")
+    assert_denied(PolicyBundle.load().evaluate({"now_ns": object()}), "not JSON")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the compiler crash guard needs fork")
@@ -266,7 +266,7 @@ def test_compiler_crash_is_a_policy_error(tmp_path: Path) -> None:
 def test_decision_log_entry() -> None:
     bundle = PolicyBundle.load()
     document = doc()
-    first, second = bundle.decide(document, now=123.5), bundle.decide(document)
+    first, second = bundle.evaluate(document, now=123.5), bundle.evaluate(document)
     log = first.log
     assert log.path == DECISION_PATH == "data.primum.release.decision"
     assert log.bundle_revision == bundle.revision
@@ -274,7 +274,7 @@ def test_decision_log_entry() -> None:
     assert len(log.decision_id) == 36 and log.decision_id != second.log.decision_id
     assert log.input_digest == "sha256:" + hashlib.sha256(canonical_json(document)).hexdigest()
     assert log.input_digest == second.log.input_digest  # stable for the same input
-    assert log.input_digest != bundle.decide(doc(ticket="CHG-10")).log.input_digest
+    assert log.input_digest != bundle.evaluate(doc(ticket="CHG-10")).log.input_digest
     assert isinstance(log.result, dict) and log.result["class"] == "normal"
     assert set(log.result) >= {"class", "requirements", "deny", "warn", "violation"}
     assert log.error is None
@@ -289,8 +289,8 @@ def test_revision_changes_when_a_file_changes(tmp_path: Path) -> None:
     (root / "extra.rego").write_text(HEADER + 'warn contains "two" if true\n')
     after = PolicyBundle.load(root)
     assert after.revision != before.revision
-    assert after.decide(doc()).log.bundle_revision == after.revision
-    assert "two" in after.decide(doc()).warn
+    assert after.evaluate(doc()).log.bundle_revision == after.revision
+    assert "two" in after.evaluate(doc()).warn
 
 
 # ---------------------------------------------------------------- reuse
@@ -303,7 +303,7 @@ def test_bundle_is_compiled_once_and_reused(tmp_path: Path) -> None:
     assert PolicyBundle.compiles == before + 1
     for env in ("staging", "prod"):
         for _ in range(20):
-            bundle.decide(doc(env))
+            bundle.evaluate(doc(env))
     assert PolicyBundle.load(root) is bundle  # cached by revision
     assert PolicyBundle.compiles == before + 1
     PolicyBundle.load(root, cache=False)

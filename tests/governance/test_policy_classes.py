@@ -50,11 +50,11 @@ def bundle() -> PolicyBundle:
     return PolicyBundle.load()
 
 
-def decide(bundle: PolicyBundle, services: dict[str, dict[str, Any]], env: str, *, emergency: bool = False,
+def policy_decision(bundle: PolicyBundle, services: dict[str, dict[str, Any]], env: str, *, emergency: bool = False,
            checks: dict[str, Any] | None = None, **pin: Any) -> PolicyDecision:
     doc = policy_input(estate(services), release(list(services), **pin), "sha256:" + "0" * 64, env,
                        emergency=emergency, now=NOW, checks=GREEN if checks is None else checks)
-    decision = bundle.decide(doc)
+    decision = bundle.evaluate(doc)
     assert decision.error is None, decision.error
     return decision
 
@@ -63,7 +63,7 @@ def decide(bundle: PolicyBundle, services: dict[str, dict[str, Any]], env: str, 
                          list(itertools.product(TIERS, DATA, TOUCHES, ENVS)))
 def test_classification_matrix(bundle: PolicyBundle, tier: str, data_class: str, touches: list[str],
                                env: str) -> None:
-    d = decide(bundle, {"svc": {"tier": tier, "data_class": data_class, "touches": touches}}, env)
+    d = policy_decision(bundle, {"svc": {"tier": tier, "data_class": data_class, "touches": touches}}, env)
     assert d.change_class == expected_class(tier, data_class, touches)
     assert d.risk_class == d.change_class
     assert d.service_classes == {"svc": d.change_class}
@@ -74,7 +74,7 @@ def test_classification_matrix(bundle: PolicyBundle, tier: str, data_class: str,
 
 @pytest.mark.parametrize("env", list(ENVS))
 def test_emergency_overrides_every_class(bundle: PolicyBundle, env: str) -> None:
-    d = decide(bundle, {"svc": {"tier": "internal", "data_class": "none"}}, env, emergency=True)
+    d = policy_decision(bundle, {"svc": {"tier": "internal", "data_class": "none"}}, env, emergency=True)
     assert d.change_class == "emergency" and d.risk_class == "standard"
     assert d.requirements is not None
     assert d.requirements.break_glass_only and d.requirements.approvals == 0
@@ -82,7 +82,7 @@ def test_emergency_overrides_every_class(bundle: PolicyBundle, env: str) -> None
 
 
 def test_the_most_severe_service_wins(bundle: PolicyBundle) -> None:
-    d = decide(bundle, {"job": {"tier": "internal", "data_class": "none"},
+    d = policy_decision(bundle, {"job": {"tier": "internal", "data_class": "none"},
                         "erp": {"tier": "business", "data_class": "pii"},
                         "portal": {"tier": "patient-facing", "data_class": "phi"}}, "prod")
     assert d.change_class == "high-impact"
@@ -93,9 +93,9 @@ def test_the_most_severe_service_wins(bundle: PolicyBundle) -> None:
 def test_red_check_or_strategy_override_is_not_standard(bundle: PolicyBundle) -> None:
     svc = {"svc": {"tier": "internal", "data_class": "none"}}
     red = {"previous_environment_passed": True, "required": ["unit"], "green": []}
-    assert decide(bundle, svc, "staging", checks=red).change_class == "normal"
+    assert policy_decision(bundle, svc, "staging", checks=red).change_class == "normal"
     override = {"type": "canary", "steps": [{"set_weight": 50}, {"analysis": {"duration": 60}}]}
-    d = decide(bundle, svc, "staging", strategy=override)
+    d = policy_decision(bundle, svc, "staging", strategy=override)
     assert d.change_class == "normal"
     assert d.reasons["svc"] == ["the release overrides the service's strategy"]
 
@@ -120,7 +120,7 @@ SERVICE_OF = {
 @pytest.mark.parametrize(("env", "change_class"), [(e, c) for e in TABLE for c in TABLE[e]])
 def test_requirements_table(bundle: PolicyBundle, env: str, change_class: str) -> None:
     strategy = {"type": "canary", "steps": [{"set_weight": 10}, {"analysis": {"duration": "5m"}}]}
-    d = decide(bundle, {"svc": {**SERVICE_OF[change_class], "strategy": strategy}}, env,
+    d = policy_decision(bundle, {"svc": {**SERVICE_OF[change_class], "strategy": strategy}}, env,
                emergency=change_class == "emergency")
     assert d.change_class == change_class
     r = d.requirements

@@ -41,11 +41,11 @@ def evidence(*files: str) -> dict[str, Any]:
     return {"scheduling-api": evidence_summary((i.kind, i.summary) for i in items)}
 
 
-def decide(env: str, ev: dict[str, Any] | None, policy_dir: Path | None = None) -> Any:
+def policy_decision(env: str, ev: dict[str, Any] | None, policy_dir: Path | None = None) -> Any:
     r = release()
     doc = policy_input(estate(), r, canonical_digest(r), env, now=NOW,
                        checks={"previous_environment_passed": True}, evidence=ev)
-    return PolicyBundle.load(policy_dir).decide(doc, now=NOW)
+    return PolicyBundle.load(policy_dir).evaluate(doc, now=NOW)
 
 
 def rules(decision: Any) -> set[str]:
@@ -54,35 +54,35 @@ def rules(decision: Any) -> set[str]:
 
 def test_no_evidence_is_allowed_by_default() -> None:
     for env in ("preview", "staging", "prod"):
-        assert decide(env, None).allowed
-        assert decide(env, evidence()).allowed
+        assert policy_decision(env, None).allowed
+        assert policy_decision(env, evidence()).allowed
 
 
 def test_failing_ci_tests_deny_everywhere() -> None:
     ev = evidence("slsa-statement.json", "junit-fail.xml", "cyclonedx.json")
     for env in ("preview", "staging", "prod"):
-        d = decide(env, ev)
+        d = policy_decision(env, ev)
         assert not d.allowed and rules(d) == {"evidence-tests-failed"}
-    assert decide("prod", ev).deny == [
+    assert policy_decision("prod", ev).deny == [
         f"scheduling-api: CI tests failed (2/4); fix them and add the report of a green run with {FIX}"]
 
 
 def test_a_later_green_run_supersedes_the_red_one() -> None:
-    assert decide("prod", evidence("junit-fail.xml", "junit-pass.xml")).allowed
-    assert not decide("prod", evidence("junit-pass.xml", "junit-fail.xml")).allowed
+    assert policy_decision("prod", evidence("junit-fail.xml", "junit-pass.xml")).allowed
+    assert not policy_decision("prod", evidence("junit-pass.xml", "junit-fail.xml")).allowed
 
 
 def test_a_run_without_tests_denies() -> None:
-    d = decide("staging", evidence("junit-empty.xml"))
+    d = policy_decision("staging", evidence("junit-empty.xml"))
     assert rules(d) == {"evidence-tests-failed"} and "no CI test ran" in d.deny[0]
 
 
 def test_a_critical_vulnerability_denies_prod_and_nonprod_only() -> None:
     ev = evidence("junit-pass.xml", "trivy.json")
-    assert rules(decide("prod", ev)) == {"evidence-critical-vulns"}
-    assert rules(decide("staging", ev)) == {"evidence-critical-vulns"}
-    assert decide("preview", ev).allowed
-    assert decide("prod", evidence("junit-pass.xml", "grype.json")).allowed  # high, not critical
+    assert rules(policy_decision("prod", ev)) == {"evidence-critical-vulns"}
+    assert rules(policy_decision("staging", ev)) == {"evidence-critical-vulns"}
+    assert policy_decision("preview", ev).allowed
+    assert policy_decision("prod", evidence("junit-pass.xml", "grype.json")).allowed  # high, not critical
 
 
 def org_params(tmp_path: Path, **replace: str) -> Path:
@@ -99,16 +99,16 @@ def test_an_organisation_requires_evidence_and_allows_builders(tmp_path: Path) -
         '"prod": [],\n\t"nonprod": [],': '"prod": ["provenance", "tests", "vulns", "sbom"],\n\t"nonprod": [],',
         "allowed_builders := []": 'allowed_builders := ["https://ci.st-elsewhere.example/builders/hosted@v1"]',
     })
-    missing = decide("prod", evidence("junit-pass.xml"), policy)
+    missing = policy_decision("prod", evidence("junit-pass.xml"), policy)
     assert rules(missing) == {"evidence-required"}
     assert {v["details"]["kind"] for v in missing.violations} == {"provenance", "vulns", "sbom"}
-    assert decide("staging", evidence("junit-pass.xml"), policy).allowed
+    assert policy_decision("staging", evidence("junit-pass.xml"), policy).allowed
     full = evidence("slsa-dsse.json", "junit-pass.xml", "grype.json", "cyclonedx.json")
-    assert decide("prod", full, policy).allowed
+    assert policy_decision("prod", full, policy).allowed
     stmt_dir = tmp_path / "other"
     stmt_dir.mkdir()
     foreign = org_params(stmt_dir, **{"allowed_builders := []": 'allowed_builders := ["https://ci.example/other"]'})
-    d = decide("prod", full, foreign)
+    d = policy_decision("prod", full, foreign)
     assert rules(d) == {"evidence-builder"}
     assert "built by https://ci.st-elsewhere.example/builders/hosted@v1" in d.deny[0]
 
@@ -116,17 +116,17 @@ def test_an_organisation_requires_evidence_and_allows_builders(tmp_path: Path) -
 def test_params_without_the_evidence_keys_deny(tmp_path: Path) -> None:
     text = (BASELINE_DIR / "params.rego").read_text()
     (tmp_path / "params.rego").write_text(text.split("# CI evidence")[0])  # an older org override
-    d = decide("prod", None, tmp_path)
+    d = policy_decision("prod", None, tmp_path)
     assert not d.allowed
     assert "evidence_required" in d.error and "max_critical_vulns" in d.error and "allowed_builders" in d.error
 
 
 def test_an_environment_class_missing_from_the_params_denies(tmp_path: Path) -> None:
     policy = org_params(tmp_path, **{'"prod": 0,\n\t"nonprod": 0,': '"prod": 0,'})
-    d = decide("staging", None, policy)
+    d = policy_decision("staging", None, policy)
     assert rules(d) == {"evidence-params"}
     assert "max_critical_vulns has no number" in d.deny[0]
-    assert decide("prod", None, policy).allowed
+    assert policy_decision("prod", None, policy).allowed
 
 
 def test_evaluate_passes_evidence_through() -> None:
@@ -149,13 +149,13 @@ def test_the_demo_params_keep_the_evidence_keys_and_its_tests_pass(tmp_path: Pat
     assert len(mine) == 5 and all(r.passed for r in mine), [r.message for r in mine if not r.passed]
     assert {r.file for r in summary.failures} <= {"baseline/requirements_test.rego", "baseline/warn_test.rego",
                                                   "baseline/evidence_test.rego", "baseline/deny_test.rego"}
-    assert decide("staging", None, tmp_path).allowed
-    assert rules(decide("prod", None, tmp_path)) == {"evidence-required"}  # the demo's prod requires CI evidence
+    assert policy_decision("staging", None, tmp_path).allowed
+    assert rules(policy_decision("prod", None, tmp_path)) == {"evidence-required"}  # prod requires CI evidence
 
 
 def test_an_input_without_the_evidence_key_is_decided_as_no_evidence() -> None:
     r = release()
     doc = policy_input(estate(), r, canonical_digest(r), "prod", now=NOW, checks={"previous_environment_passed": True})
     del doc["evidence"]  # a document built by an older caller
-    d = PolicyBundle.load().decide(doc, now=NOW)
+    d = PolicyBundle.load().evaluate(doc, now=NOW)
     assert d.allowed and d.error is None

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import pytest
 
-from primum.adapters.targets.local import runtime as runtime_mod
+from primum.adapters.targets.local import processes
 from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.adapters.targets.local.target import LocalTarget
 from primum.core.model.runtime import ServiceRuntimeSpec, TrafficSpec, VersionRef
@@ -123,15 +123,13 @@ def pid_gone(pid: int) -> bool:
 
 
 def pid_running(pid: int) -> bool:
-    st = runtime_mod.proc_stat(pid)
+    st = processes.proc_stat(pid)
     return st is not None and st[0] not in ("Z", "X")
 
 
 def sweep_children() -> None:
     """Last line of defence: SIGKILL every process group this test process started."""
-    with runtime_mod._children_lock:
-        procs = list(runtime_mod._children.values())
-    for proc in procs:
+    for proc in processes.started_children():
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)

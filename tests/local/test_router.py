@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from primum.adapters.targets.local.router import ConfigError, RouteConfig
+from primum.adapters.targets.local.routes import ConfigError, RouteConfig
 
 from . import Backend, Processes, free_port, parse_metrics, request_counts
 
@@ -130,6 +132,28 @@ def test_weighted_random_in_process() -> None:
     assert abs(counts[KEY_A] / 20_000 - 0.8) < 0.02
     nobody = RouteConfig.from_json(config("http://127.0.0.1:1", "http://127.0.0.1:2", (0, 0)))
     assert nobody.weighted_random() is None
+
+
+def test_choose_order_preview_then_tenant_then_weights() -> None:
+    body = config("http://127.0.0.1:1", "http://127.0.0.1:2", (100, 0), preview=KEY_B, affinity="tenant")
+    route = RouteConfig.from_json(body)
+    assert route.choose({"x-primum-preview": "1", "x-tenant-id": TENANTS[0]}) == (KEY_B, TENANTS[0])
+    assert route.choose({"x-tenant-id": TENANTS[0]}) == (KEY_A, TENANTS[0])
+    assert route.choose({"x-tenant-id": "somebody-else"}) == (KEY_A, "other")
+    assert route.choose({}) == (KEY_A, "-")
+    nobody = RouteConfig.from_json(config("http://127.0.0.1:1", "http://127.0.0.1:2", (0, 0)))
+    assert nobody.choose({"x-tenant-id": TENANTS[0]}) == (None, TENANTS[0])
+
+
+def test_routes_module_does_no_io() -> None:
+    """The route configuration imports no server, socket or event loop (it is the pure half)."""
+    code = (
+        "import sys; import primum.adapters.targets.local.routes; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'aiohttp', 'asyncio', 'socket', 'ssl', 'multidict', 'yarl', 'prometheus_client', 'httpx'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
 
 
 def test_config_error_names_field() -> None:

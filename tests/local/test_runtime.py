@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from primum.adapters.targets.local import runtime as runtime_mod
+from primum.adapters.targets.local import processes
+from primum.adapters.targets.local.records import STOPPING
 from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.core.model.runtime import TrafficSpec, VersionObservation, VersionRef
 
@@ -32,18 +33,18 @@ def _ready(rt: LocalRuntime, spec, key: str, n: int) -> VersionObservation | Non
 
 def _pids(rt: LocalRuntime, spec, key: str) -> dict[int, int]:
     """slot -> pid of the non-stopping instances of one version."""
-    return {i.slot: i.pid for i in rt.instances(spec).get(key, []) if i.status != runtime_mod.STOPPING}
+    return {i.slot: i.pid for i in rt.instances(spec).get(key, []) if i.status != STOPPING}
 
 
 def test_digest_mismatch_is_refused_and_reported(runtime: LocalRuntime, tmp_path: Path) -> None:
     spec = H.make_spec()
     good = H.write_artifact(tmp_path, "v1")
     tampered = VersionRef(digest="sha256:" + "0" * 64, artifact=good.artifact, label="1.0")
-    before = set(runtime_mod._children)
+    before = {p.pid for p in processes.started_children()}
 
     runtime.ensure_instances(spec, tampered, 2)
 
-    assert set(runtime_mod._children) == before, "a process was started for a bad digest"
+    assert {p.pid for p in processes.started_children()} == before, "a process was started for a bad digest"
     assert runtime.instances(spec) == {}
     obs = runtime.observe(spec)[tampered.key]
     assert (obs.desired, obs.ready, obs.starting, obs.failed) == (2, 0, 0, 2)
@@ -59,7 +60,7 @@ def test_digest_mismatch_is_refused_and_reported(runtime: LocalRuntime, tmp_path
     runtime.ensure_instances(other, missing, 1)
     obs = runtime.observe(other)[missing.key]
     assert obs.failed == 1 and obs.error is not None and "nope.py" in obs.error
-    assert set(runtime_mod._children) == before
+    assert {p.pid for p in processes.started_children()} == before
 
 
 def test_instances_start_scale_down_and_env(runtime: LocalRuntime, tmp_path: Path) -> None:
@@ -246,7 +247,7 @@ def test_dead_records_are_forgotten(home: Path, tmp_path: Path) -> None:
         H.wait_for(lambda: _ready(rt, spec, v1.key, 1), what="ready")
         (inst,) = rt.instances(spec)[v1.key]
         # Pretend the machine rebooted: recorded processes are gone.
-        runtime_mod.terminate([(old.pid, old.start_time), (inst.pid, inst.start_time)])
+        processes.terminate([(old.pid, old.start_time), (inst.pid, inst.start_time)])
         rt2 = LocalRuntime(home, H.ESTATE)
         assert rt2.router(spec) is None
         new_url = rt2.ensure_router(spec)
@@ -264,11 +265,11 @@ def test_dead_records_are_forgotten(home: Path, tmp_path: Path) -> None:
 def test_pid_reuse_guard(tmp_path: Path) -> None:
     """A recorded pid with another start time is not ours (pid reuse)."""
     pid = os.getpid()
-    st = runtime_mod.proc_stat(pid)
+    st = processes.proc_stat(pid)
     assert st is not None
-    assert runtime_mod.is_alive(pid, st[1])
-    assert not runtime_mod.is_alive(pid, st[1] + 1)
-    assert not runtime_mod.is_alive(2**22 + 12345, st[1])
+    assert processes.is_alive(pid, st[1])
+    assert not processes.is_alive(pid, st[1] + 1)
+    assert not processes.is_alive(2**22 + 12345, st[1])
 
 
 def test_stop_all_leaves_no_process(runtime: LocalRuntime, tmp_path: Path) -> None:

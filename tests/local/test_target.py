@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from primum.adapters.targets.base import StaleFenceError, Target, TargetError
+from primum.adapters.targets.local.records import InstanceRecord
 from primum.adapters.targets.local.router_client import RouterClient
-from primum.adapters.targets.local.runtime import InstanceRecord, LocalRuntime
+from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.adapters.targets.local.target import LocalTarget
 from primum.core.model.runtime import (
     EnsureInstances,

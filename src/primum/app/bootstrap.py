@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from primum.adapters.policy.engine import PolicyBundle
+    from primum.adapters.policy.bundle import PolicyBundle
     from primum.adapters.store.repository import Store
     from primum.adapters.targets.registry import Targets
     from primum.app.evidence import EvidenceService
@@ -95,7 +95,7 @@ class Primum:
 
     def policy(self, org_dir: Path | str | None = None) -> PolicyBundle:
         """The baseline bundle extended by ``org_dir``, compiled once per revision."""
-        from primum.adapters.policy.engine import PolicyBundle
+        from primum.adapters.policy.bundle import PolicyBundle
 
         return PolicyBundle.load(org_dir)
 

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from primum.adapters.policy.engine import PolicyBundle, PolicyError
+from primum.adapters.policy import PolicyBundle, PolicyError
 from primum.adapters.policy.inputs import policy_input
 from primum.adapters.redaction import safe
 from primum.adapters.store.records import NewEvent, RolloutRecord
@@ -62,7 +62,7 @@ class Governance:
             document = policy_input(estate, release, record.digest, env, emergency=emergency, now=now,
                                     checks=self.checks(record, env), secrets=record.release.get("secrets", []),
                                     evidence=self.evidence(release))
-            return self.bundle(estate).decide(document, now=now)
+            return self.bundle(estate).evaluate(document, now=now)
         except PolicyError as exc:
             return f"the policy could not be loaded: {exc}"
         except Exception as exc:  # fail closed, say why

@@ -71,8 +71,8 @@ class GovernanceService:
 
     # ------------------------------------------------------------- approvals
 
-    def decide(self, rollout_id: str, decision: str, *, actor: str | None = None, env: str | None = None,
-               comment: str = "", digest: str | None = None) -> str:
+    def record_decision(self, rollout_id: str, decision: str, *, actor: str | None = None, env: str | None = None,
+                        comment: str = "", digest: str | None = None) -> str:
         """Record an approve or reject decision; returns a sentence saying what was recorded."""
         actor = actor or current_user()
         record = self._record(rollout_id)

@@ -197,8 +197,8 @@ def _release(service: ReleaseService, files: DemoFiles, path: Path, estate, titl
         if item is not None and item.env not in approved and "waiting for approval" in waiting:
             approved.add(item.env)  # the people a hospital would page: a release manager and the CAB chair
             for person in APPROVERS:
-                said = governance.decide(record.id, "approve", actor=person, env=item.env,
-                                         comment="reviewed in the demo")
+                said = governance.record_decision(record.id, "approve", actor=person, env=item.env,
+                                                 comment="reviewed in the demo")
                 console.print(f"[dim]{escape(said)}[/]")
         if status.phase.value == "paused" or time.time() > deadline:
             # a person would decide here; the demo expects no pause, so it aborts and reports it

@@ -4,17 +4,14 @@ policies) evaluated with regopy, fail closed, every decision logged.
 See docs/POLICY.md.
 """
 
-from primum.adapters.policy.engine import (
+from primum.adapters.policy.bundle import PolicyBundle, TestResult, TestSummary, run_tests
+from primum.adapters.policy.files import (
     BASELINE_DIR,
-    PolicyBundle,
     PolicyError,
     PolicyFile,
     PolicyTest,
-    TestResult,
-    TestSummary,
     bundle_revision,
     policy_files,
-    run_tests,
 )
 from primum.adapters.policy.inputs import analysis_seconds, policy_input
 from primum.adapters.policy.tools import evaluate

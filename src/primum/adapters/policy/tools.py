@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from primum.adapters.policy.engine import PolicyBundle, run_tests
+from primum.adapters.policy.bundle import PolicyBundle, run_tests
 from primum.adapters.policy.inputs import policy_input
 from primum.core.governance.policy import PolicyDecision
 from primum.core.model.estate import Estate
@@ -29,7 +29,7 @@ def evaluate(
     secrets: Sequence[Mapping[str, Any]] = (),
     evidence: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, PolicyDecision]:
-    """Decide ``release`` in ``env`` (default: every environment, in promotion order).
+    """Evaluate the policy for ``release`` in ``env`` (default: every environment, in promotion order).
 
     The bundle is ``bundle`` if given, else the baseline extended by ``policy_dir``
     (compiled once per revision and cached). Raises ``PolicyError`` when the
@@ -38,7 +38,7 @@ def evaluate(
     policy = bundle if bundle is not None else PolicyBundle.load(policy_dir)
     envs = [estate.environment(env).name] if env is not None else estate.environment_names()
     return {
-        name: policy.decide(policy_input(estate, release, digest, name, emergency=emergency, now=now,
+        name: policy.evaluate(policy_input(estate, release, digest, name, emergency=emergency, now=now,
                                          checks=checks, secrets=secrets, evidence=evidence), now=now)
         for name in envs
     }

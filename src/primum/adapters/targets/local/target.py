@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from primum.adapters.targets.base import TargetError
+from primum.adapters.targets.local.records import InstanceRecord, RouteRecord
 from primum.adapters.targets.local.router_client import RouterClient
-from primum.adapters.targets.local.runtime import InstanceRecord, LocalRuntime, RouteRecord
+from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.core.model.runtime import (
     Action,
     EnsureInstances,
