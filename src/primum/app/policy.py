@@ -13,7 +13,7 @@ from primum.core.governance.policy import PolicyDecision
 from primum.core.model.validate import load_release
 
 if TYPE_CHECKING:
-    from primum.adapters.policy.engine import TestSummary
+    from primum.adapters.policy.bundle import TestSummary
 
 
 def evaluate_release(store: Store, release_file: Path, home: Path, *, estate: str | None, env: str | None,

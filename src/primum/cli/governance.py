@@ -24,8 +24,9 @@ def approve(
     digest: Annotated[str | None, typer.Option(help="the digest you reviewed; refused if the release differs")] = None,
 ) -> None:
     """Approve a release for one environment (bound to its digest; separation of duties applies)."""
-    console.print(escape(primum().governance.decide(release_id, "approve", actor=actor, env=env, comment=comment,
-                                              digest=digest)))
+    said = primum().governance.record_decision(release_id, "approve", actor=actor, env=env, comment=comment,
+                                               digest=digest)
+    console.print(escape(said))
 
 
 @commands.command()
@@ -37,7 +38,8 @@ def reject(
     env: Annotated[str | None, typer.Option(help="the environment (default: the one the release waits for)")] = None,
 ) -> None:
     """Reject a release for one environment, with a reason; it waits until that person approves."""
-    console.print(escape(primum().governance.decide(release_id, "reject", actor=actor, env=env, comment=comment)))
+    said = primum().governance.record_decision(release_id, "reject", actor=actor, env=env, comment=comment)
+    console.print(escape(said))
 
 
 @commands.command()

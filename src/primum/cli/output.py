@@ -6,6 +6,7 @@ Rich's table is imported only by the ``--wide`` views: the default views are pla
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -55,7 +56,16 @@ def _table(title: str, columns: tuple[str, ...]) -> Table:
 
 
 def print_wide(table: Table) -> None:
-    console.print(table, width=WIDE, crop=False)
+    """Print ``table`` as wide as its content: a terminal or pipe narrower than that scrolls, nothing is cut."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update_width(WIDE), table).maximum
+    narrow = console.width
+    console.width = max(needed, narrow)
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = narrow
 
 
 def _item_detail(item: Any) -> str:
@@ -166,19 +176,20 @@ def analysis_report(event: Any, *, wide: bool = False) -> None:
     report = event.data.get("report", {})
     outcome = report.get("outcome", "?")
     style = OUTCOME_STYLE.get(outcome, "white")
+    say = functools.partial(console.print, soft_wrap=False)  # wrap at the terminal's width, never cut
     window = report.get("end", 0) - report.get("start", 0)
-    console.print(f"[bold]analysis {event.id}[/]  release {escape(event.rollout_id)}  {escape(event.env or '')}/"
+    say(f"[bold]analysis {event.id}[/]  release {escape(event.rollout_id)}  {escape(event.env or '')}/"
                   f"{escape(event.service or '')}  step {event.data.get('step', '?')}  measurement "
                   f"{event.data.get('measurement', '?')}/{event.data.get('count', '?')}")
-    console.print(f"outcome: [{style}]{outcome}[/]  score: {_fmt(report.get('score'))} (pass >= "
+    say(f"outcome: [{style}]{outcome}[/]  score: {_fmt(report.get('score'))} (pass >= "
                   f"{_fmt(report.get('pass_score'))}, marginal >= {_fmt(report.get('marginal_score'))})  mode: "
                   f"{report.get('mode')}")
-    console.print(f"window: {window:.1f}s from {time.strftime('%H:%M:%S', time.localtime(report.get('start', 0)))}"
+    say(f"window: {window:.1f}s from {time.strftime('%H:%M:%S', time.localtime(report.get('start', 0)))}"
                   f"  baseline {report.get('baseline_version') or '-'}  canary {report.get('canary_version')}")
-    console.print(f"reason: {escape(report.get('reason', ''))}")
+    say(f"reason: {escape(report.get('reason', ''))}")
     groups = report.get("groups") or []
     if groups:
-        console.print("groups: " + "; ".join(f"{g['group']} {g['score']:.0f} ({g['passed']}/{g['judged']} passed, "
+        say("groups: " + "; ".join(f"{g['group']} {g['score']:.0f} ({g['passed']}/{g['judged']} passed, "
                                              f"weight {g['weight']:.0f}%)" for g in groups))
     results = report.get("results", [])
     if wide:

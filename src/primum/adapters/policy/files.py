@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from primum.core.errors import UserError
 from primum.core.governance.policy import PACKAGE, PARTS, REQUIRED_PARTS
 
 BASELINE_DIR = Path(__file__).resolve().parent / "baseline"
@@ -26,8 +27,10 @@ _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][A-Za-z0-9_.]*)", re.MULTILINE)
 _CODE_NOISE = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
 
 
-class PolicyError(Exception):
+class PolicyError(UserError):
     """A policy bundle that cannot be used: unreadable, does not compile, or crashes the compiler."""
+
+    label = "policy error"
 
     def __init__(self, message: str, file: str | None = None, line: int | None = None,
                  column: int | None = None):
