@@ -19,7 +19,7 @@ from primum.adapters.evidence.ingest.base import (
     finite_number,
     report_time,
 )
-from primum.adapters.evidence.ingest.vulns import package_note, vulns_statement
+from primum.adapters.evidence.ingest.vulns import package_note, scan_statement
 from primum.core.evidence import statements as st
 
 
@@ -78,7 +78,7 @@ def ingest(src: Source) -> tuple[st.Statement, dict[str, Any]]:
     if not isinstance(src.doc.get("matches"), list):
         raise IngestError(src.path, "matches: must be a list", "give Grype's JSON report (grype ... -o json)",
                           field="matches")
-    return vulns_statement(src, _scan(src.path, src.doc, src.now))
+    return scan_statement(src, _scan(src.path, src.doc, src.now))
 
 
 FORMAT = Format(name="grype", syntax="json", slot="vulns", detect=detect, ingest=ingest, rank=50)

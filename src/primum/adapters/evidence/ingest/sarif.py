@@ -22,7 +22,7 @@ from primum.adapters.evidence.ingest.base import (
     report_time,
     required_field,
 )
-from primum.adapters.evidence.ingest.vulns import vulns_statement
+from primum.adapters.evidence.ingest.vulns import scan_statement
 from primum.core.evidence import statements as st
 
 SARIF_VERSION = "2.1.0"
@@ -139,7 +139,7 @@ def _scan(path: Path, doc: dict[str, Any], now: float) -> dict[str, Any]:
 
 def ingest(src: Source) -> tuple[st.Statement, dict[str, Any]]:
     """The vulns statement of one scanner's SARIF file."""
-    return vulns_statement(src, _scan(src.path, src.doc, src.now))
+    return scan_statement(src, _scan(src.path, src.doc, src.now))
 
 
 FORMAT = Format(name="sarif", syntax="json", slot="vulns", detect=detect, ingest=ingest, rank=30)

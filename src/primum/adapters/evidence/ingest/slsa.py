@@ -20,6 +20,7 @@ from primum.core.evidence.dsse import verify as dsse_verify
 
 _SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle"
 
+
 def detect(doc: dict[str, Any]) -> bool:
     """An in-toto statement, a Sigstore bundle or a bare DSSE envelope (another predicate is refused by name)."""
     statement_type = doc.get("_type")

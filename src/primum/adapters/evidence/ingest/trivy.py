@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from primum.adapters.evidence.ingest.base import Format, IngestError, Source, as_object, finite_number, report_time
-from primum.adapters.evidence.ingest.vulns import package_note, vulns_statement
+from primum.adapters.evidence.ingest.vulns import package_note, scan_statement
 from primum.core.evidence import statements as st
 
 
@@ -60,7 +60,7 @@ def _scan(path: Path, doc: dict[str, Any], now: float) -> dict[str, Any]:
 
 def ingest(src: Source) -> tuple[st.Statement, dict[str, Any]]:
     """The vulns statement of a Trivy report."""
-    return vulns_statement(src, _scan(src.path, src.doc, src.now))
+    return scan_statement(src, _scan(src.path, src.doc, src.now))
 
 
 FORMAT = Format(name="trivy", syntax="json", slot="vulns", detect=detect, ingest=ingest, rank=40)

@@ -28,7 +28,7 @@ def package_note(name: Any, installed: Any, fixed: Any) -> list[dict[str, str]]:
     return [note] if note else []
 
 
-def vulns_statement(src: Source, scan: Mapping[str, Any]) -> tuple[st.Statement, dict[str, Any]]:
+def scan_statement(src: Source, scan: Mapping[str, Any]) -> tuple[st.Statement, dict[str, Any]]:
     """The vulns statement and the ``{"scanner", <severity counts>}`` summary of one scanner's ``scan``.
 
     ``scan`` is what a scanner module read from its report: ``scanner``, ``uri``, ``version``,
