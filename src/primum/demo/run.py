@@ -333,4 +333,4 @@ def _explore(home: Path, outcomes: list[Outcome]) -> None:
     shown = outcomes[1] if len(outcomes) > 1 else outcomes[0]
     console.print("explore it with the ordinary commands:")
     for line in explore_hint(home, shown.release_id):
-        console.print(f"  {escape(line)}", highlight=False)
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)  # never broken: it is copied
