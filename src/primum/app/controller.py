@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from primum.adapters.redaction import safe
 from primum.adapters.store.records import Lease, NewEvent
 from primum.adapters.store.repository import Store
 from primum.adapters.targets.base import StaleFenceError, Target, TargetError
@@ -172,8 +171,8 @@ class Controller:
                                                gates=gates))
         new_status = decision.status
         interval = FAR_FUTURE_S if decision.next_due_in is None else decision.next_due_in
-        events = safe([NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service, data=e.data)
-                       for e in decision.events])
+        events = [NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service, data=e.data)
+                  for e in decision.events]
         held = self.store.persist(lease, status=new_status.model_dump(mode="json"), phase=new_status.phase.value,
                                   next_due_at=now + interval, now=now, ttl=self.lease_ttl, events=events,
                                   consumed_commands=decision.consumed)
@@ -225,6 +224,6 @@ class Controller:
                 message = str(exc)
                 if self._last_action_error.get(key) != message:
                     self._last_action_error[key] = message
-                    self.store.add_events(lease.rollout.id, safe([NewEvent(
+                    self.store.add_events(lease.rollout.id, [NewEvent(
                         kind="action_failed", message=f"{action.kind} failed: {message}", env=action.env,
-                        service=action.service)]), self.clock())
+                        service=action.service)], self.clock())

@@ -19,7 +19,6 @@ from typing import Any
 
 from primum.adapters.policy import PolicyBundle, PolicyError
 from primum.adapters.policy.inputs import policy_input
-from primum.adapters.redaction import safe
 from primum.adapters.store.records import NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
 from primum.core.governance import approvals as approvals_mod
@@ -137,10 +136,10 @@ class Governance:
         if key in self._logged:
             return
         self._logged[key] = reason
-        self.store.add_events(record.id, safe([NewEvent(
+        self.store.add_events(record.id, [NewEvent(
             kind="freeze_override", env=env,
             message=f"break-glass by {by} overrides a closed change window in {env}: {reason}",
-            data={"actor": by, "window": reason})]), now)
+            data={"actor": by, "window": reason})], now)
 
     def log_decision(self, record: RolloutRecord, env: str, decision: PolicyDecision, now: float) -> None:
         entry = decision.log
@@ -151,9 +150,9 @@ class Governance:
             return
         self._logged[(record.id, env)] = fingerprint
         verdict = "allows" if decision.allowed else "denies"
-        self.store.add_events(record.id, safe([NewEvent(
+        self.store.add_events(record.id, [NewEvent(
             kind="policy_decision", env=env,
             message=f"policy {verdict} {record.id} in {env}: class {decision.change_class}"
                     + (f"; denied: {'; '.join(decision.deny)}" if decision.deny else "")
                     + (f"; warnings: {'; '.join(decision.warn)}" if decision.warn else ""),
-            data={"decision": decision.model_dump(mode="json")})]), now)
+            data={"decision": decision.model_dump(mode="json")})], now)

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 
-from primum.adapters.redaction import safe
 from primum.adapters.store.records import BreakGlassRecord, NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
 from primum.app.gate import Governance
@@ -105,10 +104,10 @@ class GovernanceService:
         verb = "approved" if decision == "approve" else "rejected"
         message = f"{actor} ({', '.join(r for r in roles if Role(r) in APPROVING_ROLES)}) {verb} " \
                   f"{rollout_id} {record.digest[:19]} for {env}" + (f": {comment}" if comment else "")
-        self.store.add_events(record.id, safe([NewEvent(kind="approval" if decision == "approve" else "rejection",
+        self.store.add_events(record.id, [NewEvent(kind="approval" if decision == "approve" else "rejection",
                                                    message=message, env=env,
                                                    data={"actor": actor, "roles": roles, "digest": record.digest,
-                                                         "comment": comment, "expires_at": expires})]), now)
+                                                         "comment": comment, "expires_at": expires})], now)
         return message
 
     def waiting(self) -> list[Waiting]:
@@ -152,11 +151,11 @@ class GovernanceService:
         use_id = self.store.add_break_glass(record.id, digest=record.digest, actor=actor,
                                             justification=justification, at=now, review_due_at=due,
                                             notified=notified)
-        self.store.add_events(record.id, safe([NewEvent(
+        self.store.add_events(record.id, [NewEvent(
             kind="break_glass", message=f"break-glass by {actor}: {justification} (approvals and change windows "
             f"bypassed; analysis and rollback still apply; review #{use_id} due "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(due))}; webhook: {notified})",
-            data={**notice, "review": use_id, "notified": notified})]), now)
+            data={**notice, "review": use_id, "notified": notified})], now)
         return next(u for u in self.store.break_glass_uses(record.id) if u.id == use_id)
 
     def reviews(self) -> list[tuple[BreakGlassRecord, str]]:
@@ -184,9 +183,9 @@ class GovernanceService:
             raise NotAllowed(f"break-glass use #{use_id} was already reviewed")
         late = " (after its deadline)" if now > use.review_due_at else ""
         message = f"break-glass #{use_id} on {use.rollout_id} reviewed by {actor}{late}: {notes}"
-        self.store.add_events(use.rollout_id, safe([NewEvent(kind="review", message=message,
+        self.store.add_events(use.rollout_id, [NewEvent(kind="review", message=message,
                                                         data={"review": use_id, "actor": actor, "notes": notes,
-                                                              "late": bool(late)})]), now)
+                                                              "late": bool(late)})], now)
         return message
 
 
