@@ -52,7 +52,8 @@ class GateFacts:
 
     ``entering``: the ``(service, artifact digest)`` pairs the release brings into ``env``; ``passed``:
     the environments each of them passed (promotion by digest). ``evidence``: per service, the summary
-    of the CI evidence ingested for its pinned artifact (``input.evidence`` of the policy).
+    of the CI evidence ingested for its pinned artifact (``input.evidence`` of the policy). ``started_at``:
+    when the rollout started (a running gate's change window is judged against it).
     ``last_fingerprint``: of the last ``policy_decision`` recorded for this release in ``env`` (None:
     none, or one recorded before fingerprints were). ``freeze_overridden``: a ``freeze_override`` is
     already recorded for this release in ``env``.
