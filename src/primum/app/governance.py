@@ -120,7 +120,7 @@ class GovernanceService:
             if item is None or status.rollback_queue or item.phase is not ItemPhase.pending:
                 continue
             estate = estate_of(record)
-            gate = self.governance.gate(estate, record, item.env, starting=True, now=now, log=False)
+            gate, _unrecorded = self.governance.gate(estate, record, item.env, starting=True, now=now)  # read-only
             decided = [{"actor": a.actor, "decision": a.decision, "at": a.at, "comment": a.comment,
                         "expires_at": a.expires_at, "current": a.digest == record.digest}
                        for a in self.store.approvals(record.id) if a.env == item.env]
