@@ -31,7 +31,7 @@ def prod_rules(root: Path, estate_path: Path, release: Path) -> set[str]:
     loaded = load_release(release, estate)
     doc = policy_input(estate, loaded.release, loaded.digest, "prod", now=NOW,
                        checks={"previous_environment_passed": True})
-    decision = PolicyBundle.load(root / "policy").decide(doc, now=NOW)
+    decision = PolicyBundle.load(root / "policy").evaluate(doc, now=NOW)
     return {v["rule"] for v in decision.violations} - {"evidence-required"}
 
 

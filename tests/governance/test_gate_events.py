@@ -43,7 +43,7 @@ def test_a_waiting_release_logs_its_unchanged_decision_once(world: World) -> Non
     [first] = decisions(world, rid)
     world.run(rid, ticks=8)  # the clock moves on every tick; the decision does not change
     assert decisions(world, rid) == [first]
-    world.gov.decide(rid, "approve", actor="owen")
+    world.gov.record_decision(rid, "approve", actor="owen")
     world.run(rid, until=waiting("prod"))
     assert len(decisions(world, rid)) == 2  # prod is another environment: its own decision
 
