@@ -31,7 +31,7 @@ def test_an_artifact_enters_prod_only_after_it_passed_staging(tmp_path: Path) ->
     assert governance.promotion(estate, record, "staging") is None  # the first environment
     why = governance.promotion(estate, record, "prod")
     assert why is not None and "api sha256:" in why and "has not passed staging" in why
-    gate = governance.gate(estate, record, "prod", starting=True, now=T0)
+    gate, _events = governance.gate(estate, record, "prod", starting=True, now=T0)
     assert not gate.allowed and gate.blocked_by == "policy" and "promotion by digest" in gate.reason
 
     store.add_events("rel-1", [NewEvent(kind="item_succeeded", message="ok", env="staging", service="api")], T0)

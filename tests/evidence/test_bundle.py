@@ -17,8 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from primum.adapters.evidence import bundle as bd
 from primum.adapters.evidence.bundle import BundleError, LogEntry, read_members, verify_bundle, write_bundle
+from primum.adapters.evidence.bundle import read as bundle_read
+from primum.adapters.evidence.bundle import verify as bundle_verify
 from primum.adapters.evidence.keys import Keyring, SigningKey
+from primum.core.evidence import checkpoint as cp
 from primum.core.evidence import statements as st
+from primum.core.evidence import tlog
 from primum.core.evidence.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from primum.core.evidence.dsse import PAYLOAD_TYPE_IN_TOTO, sign
 from primum.core.evidence.tlog import consistency_proof, leaf_hash, root
@@ -369,10 +373,10 @@ def test_unsafe_members_are_refused(case: str, log: Log, tmp_path: Path) -> None
 
 
 def test_member_and_size_limits(log: Log, bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bd, "MAX_MEMBERS", 5)
+    monkeypatch.setattr(bundle_read, "MAX_MEMBERS", 5)
     assert verify_bundle(bundle, log.keys).problems == ["bundle: more than 5 members; refused"]
-    monkeypatch.setattr(bd, "MAX_MEMBERS", 100_000)
-    monkeypatch.setattr(bd, "MAX_UNCOMPRESSED", 4096)
+    monkeypatch.setattr(bundle_read, "MAX_MEMBERS", 100_000)
+    monkeypatch.setattr(bundle_read, "MAX_UNCOMPRESSED", 4096)
     assert verify_bundle(bundle, log.keys).problems == ["bundle: more than 4096 bytes uncompressed; refused"]
 
 
@@ -388,7 +392,7 @@ def test_an_unexpected_error_fails_closed(log: Log, bundle: Path, monkeypatch: p
     def boom(*args: object, **kwargs: object) -> bool:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(bd.tlog, "verify_inclusion", boom)
+    monkeypatch.setattr(tlog, "verify_inclusion", boom)
     result = verify_bundle(bundle, log.keys)
     assert not result.ok and not result.complete
     assert "RuntimeError: disk on fire" in result.problems[-1]
@@ -474,7 +478,7 @@ def test_statements_are_checked_with_in_toto_attestation(tmp_path: Path) -> None
 
 def test_without_in_toto_attestation_verification_still_works_with_a_note(
         log: Log, bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bd, "_in_toto_validator", lambda: None)
+    monkeypatch.setattr(bundle_verify, "_in_toto_validator", lambda: None)
     result = verify_bundle(bundle, log.keys)
     assert result.ok
     assert result.notes == ["in-toto-attestation not installed: statements checked by primum's own parser only"]
@@ -620,7 +624,7 @@ def _swap_previous(log: Log, note: str) -> Callable[[dict[str, bytes]], None]:
     def change(files: dict[str, bytes]) -> None:
         files["previous-checkpoint.txt"] = note.encode()
         manifest = json.loads(files[bd.MANIFEST])
-        opened = bd.cp.parse_checkpoint_body(note.split("\n\n")[0] + "\n")
+        opened = cp.parse_checkpoint_body(note.split("\n\n")[0] + "\n")
         manifest["log"]["previous"] = {"tree_size": opened.size, "root_hash": opened.root_hash.hex()}
         files[bd.MANIFEST] = json.dumps(manifest).encode()
         resign(files, log.signer)

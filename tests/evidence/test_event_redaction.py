@@ -1,17 +1,20 @@
 """Secrets and PHI-like values never reach the event log: what people type (approval comments,
-break-glass justifications) and what the system records pass through primum.adapters.redaction.safe."""
+break-glass justifications) and what the system records pass through
+primum.adapters.store.events.redact_events, which the store applies to every event it writes
+(tests/store/test_store_redaction.py checks that through the store itself)."""
 
 from __future__ import annotations
 
-from primum.adapters.redaction import safe
+from primum.adapters.store.events import redact_events
 from primum.adapters.store.records import NewEvent
 
 FAKE_AWS = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key, not a real one
 
 
 def test_an_event_with_a_secret_and_phi_is_redacted_and_the_replacement_noted() -> None:
-    [event] = safe([NewEvent(kind="approval", message=f"ok, deploy with key {FAKE_AWS}",
-                             data={"comment": "patient MRN: SYN00012345 saw the error", "actor": "cab-chair"})])
+    [event] = redact_events([NewEvent(kind="approval", message=f"ok, deploy with key {FAKE_AWS}",
+                                      data={"comment": "patient MRN: SYN00012345 saw the error",
+                                            "actor": "cab-chair"})])
     assert FAKE_AWS not in event.message and "[REDACTED:" in event.message
     assert "SYN00012345" not in event.data["comment"]
     assert event.data["actor"] == "cab-chair"
@@ -23,14 +26,27 @@ def test_an_event_with_a_secret_and_phi_is_redacted_and_the_replacement_noted() 
 def test_a_clean_event_is_unchanged() -> None:
     clean = NewEvent(kind="step", message="scheduling-api in staging: step 2/6 route 25% to the new version",
                      data={"digest": "sha256:" + "ab" * 32, "version": "2.0.1"})
-    assert safe([clean]) == [clean]
+    assert redact_events([clean]) == [clean]
+
+
+def test_redacting_a_redacted_event_changes_nothing() -> None:
+    # The store redacts every event it writes: an event a caller already redacted (or one read back and
+    # written again) must come out the same, markers and the list of replacements included.
+    dirty = NewEvent(kind="break_glass", env="production", service="ehr-api",
+                     message=f"break-glass: key {FAKE_AWS}, password=hunter2, Authorization: Bearer abc123def456ghi",
+                     data={"notes": "patient MRN: SYN00012345, DOB: 1970-01-01", "api_key": {"nested": "x"},
+                           "ssn": "123-45-6789", "actor": "cab-chair"})
+    once = redact_events([dirty])
+    assert once != [dirty] and once[0].data["redactions"]
+    assert redact_events(once) == once
+    assert redact_events(redact_events(once)) == once
 
 
 def test_log_lines_are_redacted_before_any_handler_writes_them() -> None:
     import io
     import logging
 
-    from primum.adapters.redaction import configure_logging
+    from primum.adapters.logs import configure_logging
 
     stream = io.StringIO()
     handler = configure_logging(stream)

@@ -6,6 +6,8 @@ import base64
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from in_toto_attestation.v1.statement import Statement as InTotoStatement
 
 from primum.adapters.evidence import ingest
 from primum.adapters.evidence.ingest import IngestError, detect_format, evidence_summary, ingest_file
+from primum.adapters.evidence.ingest.base import Format, Source
+from primum.adapters.evidence.ingest.registry import INGEST_FORMATS
 from primum.adapters.evidence.keys import Keyring, key_id
 from primum.core.evidence import statements as st
 from primum.core.model.errors import InputError
@@ -510,3 +514,66 @@ def test_every_builder_is_listed() -> None:
 def test_an_unknown_kind_is_an_error() -> None:
     with pytest.raises(ValueError, match="spdx"):
         evidence_summary([("spdx", {})])
+
+
+# --- the registry: a format is one module plus one line ------------------------------------------
+
+
+def _toy_detect(doc: dict[str, Any]) -> bool:
+    return doc.get("toyBom") is True
+
+
+def _toy_ingest(src: Source) -> tuple[st.Statement, dict[str, Any]]:
+    return st.statement([dict(src.subject)], "https://example.invalid/toy-bom", {"n": 1}), {"components": 1}
+
+
+# The toy format's declaration: this test module is its module.
+FORMAT = Format(name="toybom", syntax="json", slot="sbom", detect=_toy_detect, ingest=_toy_ingest)
+
+
+@pytest.fixture
+def toy_format() -> Any:
+    INGEST_FORMATS.add("toybom", __name__)
+    yield
+    INGEST_FORMATS.remove("toybom")
+
+
+def test_a_toy_format_is_one_module_and_one_registry_line(toy_format: None, tmp_path: Path) -> None:
+    path = tmp_path / "toy.json"
+    path.write_text(json.dumps({"toyBom": True}))
+    assert detect_format(path) == "toybom"
+    got = ingest_file(path, subject=SUBJECT, now=NOW)
+    assert got.kind == "toybom" and got.statement["subject"] == [SUBJECT] and got.summary == {"components": 1}
+    assert evidence_summary([(got.kind, got.summary)])["sbom"] == {"present": True, "components": 1}
+    assert "toybom" in INGEST_FORMATS.names()
+    with pytest.raises(IngestError) as caught:
+        ingest_file(path, subject=SUBJECT, now=NOW, fmt="nope")
+    assert "toybom" in caught.value.problems[0].fix
+
+
+def test_a_module_registered_under_another_name_is_refused() -> None:
+    INGEST_FORMATS.add("notthis", __name__)
+    try:
+        with pytest.raises(LookupError, match="FORMAT is named 'toybom', but it is registered as 'notthis'"):
+            INGEST_FORMATS.get("notthis")
+    finally:
+        INGEST_FORMATS.remove("notthis")
+
+
+def test_the_builtin_formats_and_their_order() -> None:
+    assert ingest.FORMATS == INGEST_FORMATS.names() == ("slsa", "junit", "sarif", "trivy", "grype", "cyclonedx")
+    scanners = ingest.SCAN_FORMATS
+    assert scanners == frozenset({"sarif", "trivy", "grype"})
+
+
+def test_the_docs_table_lists_the_registered_formats() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "EVIDENCE.md").read_text()
+    table = doc.split("| format (`kind`) |", 1)[1].split("\n\n", 1)[0]
+    listed = tuple(line.split("`")[1] for line in table.splitlines() if line.startswith("| `"))
+    assert listed == INGEST_FORMATS.names(), "docs/EVIDENCE.md's ingest table drifted from the registry"
+
+
+def test_listing_the_format_names_imports_no_parser() -> None:
+    code = ("import sys; from primum.adapters.evidence.ingest.registry import INGEST_FORMATS; INGEST_FORMATS.names(); "
+            "assert not any(m in sys.modules for m in ('defusedxml', 'primum.adapters.evidence.ingest.base'))")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -103,11 +103,11 @@ def assert_persists_fenced(histories: dict[str, list[dict[str, Any]]], attempts:
     owners_of_token: dict[int, set[str]] = defaultdict(set)
     rollouts_of_token: dict[int, set[str]] = defaultdict(set)
     for rollout, history in histories.items():
-        tokens = [entry["token"] for entry in history]
+        tokens = [entry["fence"] for entry in history]
         assert tokens == sorted(tokens), f"{rollout}: token went backwards: {tokens}"
         for entry in history:
-            owners_of_token[entry["token"]].add(entry["owner"])
-            rollouts_of_token[entry["token"]].add(rollout)
+            owners_of_token[entry["fence"]].add(entry["owner"])
+            rollouts_of_token[entry["fence"]].add(rollout)
     # A token is one lease: one owner of one rollout.
     assert all(len(owners) == 1 for owners in owners_of_token.values())
     assert all(len(rollouts) == 1 for rollouts in rollouts_of_token.values())

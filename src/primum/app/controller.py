@@ -18,15 +18,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from primum.adapters.redaction import safe
 from primum.adapters.store.records import Lease, NewEvent
 from primum.adapters.store.repository import Store
 from primum.adapters.targets.base import StaleFenceError, Target, TargetError
 from primum.adapters.targets.registry import Targets
 from primum.app import gather
-from primum.app.gate import Governance
+from primum.app.gate import Governance, new_events
 from primum.core.analysis.data import MeasurementData, ProbeResult
 from primum.core.engine.decide import Observations, decide, wanted_observations
+from primum.core.governance.gate import GateEvent
 from primum.core.model.estate import Estate
 from primum.core.model.rollout import TERMINAL, Command, Event, Gate, Probe, RolloutStatus
 from primum.core.model.runtime import ServiceRuntimeSpec
@@ -139,6 +139,7 @@ class Controller:
         services, errors = {}, {}
         measurements: dict[str, MeasurementData] = {}
         gates: dict[str, Gate] = {}
+        gate_events: list[GateEvent] = []  # recorded with the new status, in its transaction
         probes: dict[str, dict[str, ProbeResult]] = {}
         item = status.active_item()
         for want in wanted_observations(status, now):
@@ -150,8 +151,9 @@ class Controller:
             except TargetError as exc:
                 errors[key] = str(exc)
             if want.gate_env is not None and self.gated(estate, want.gate_env, want.starting):
-                gates[want.gate_env] = self.governance.gate(estate, record, want.gate_env, starting=want.starting,
-                                                            now=now)
+                gates[want.gate_env], logged = self.governance.gate(estate, record, want.gate_env,
+                                                                    starting=want.starting, now=now)
+                gate_events += logged
             if item is None or item.key != key:
                 continue
             if want.measure_from is not None:
@@ -172,8 +174,8 @@ class Controller:
                                                gates=gates))
         new_status = decision.status
         interval = FAR_FUTURE_S if decision.next_due_in is None else decision.next_due_in
-        events = safe([NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service, data=e.data)
-                       for e in decision.events])
+        events = new_events(gate_events) + [NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service,
+                                                     data=e.data) for e in decision.events]
         held = self.store.persist(lease, status=new_status.model_dump(mode="json"), phase=new_status.phase.value,
                                   next_due_at=now + interval, now=now, ttl=self.lease_ttl, events=events,
                                   consumed_commands=decision.consumed)
@@ -225,6 +227,6 @@ class Controller:
                 message = str(exc)
                 if self._last_action_error.get(key) != message:
                     self._last_action_error[key] = message
-                    self.store.add_events(lease.rollout.id, safe([NewEvent(
+                    self.store.add_events(lease.rollout.id, [NewEvent(
                         kind="action_failed", message=f"{action.kind} failed: {message}", env=action.env,
-                        service=action.service)]), self.clock())
+                        service=action.service)], self.clock())

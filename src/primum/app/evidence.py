@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from primum.adapters.redaction import safe
 from primum.adapters.store.evidence import ConsistencyError, PendingEntry, StoredCheckpoint
 from primum.adapters.store.records import NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
@@ -258,8 +257,8 @@ class EvidenceService:
         self._record(rollout_id)
         now = self.clock()
         hold_id = self.store.add_legal_hold(rollout_id, reason=reason, actor=who, at=now)
-        self.store.add_events(rollout_id, safe([NewEvent(kind="legal_hold", message=f"legal hold by {who}: {reason}",
-                                                         data={"actor": who, "reason": reason})]), now)
+        self.store.add_events(rollout_id, [NewEvent(kind="legal_hold", message=f"legal hold by {who}: {reason}",
+                                                    data={"actor": who, "reason": reason})], now)
         return hold_id
 
     def unhold(self, rollout_id: str, actor: str | None = None) -> int:
@@ -269,9 +268,9 @@ class EvidenceService:
         released = self.store.release_legal_hold(rollout_id, actor=who, at=now)
         if released == 0:
             raise NotAllowed(f"release {rollout_id} has no open legal hold")
-        self.store.add_events(rollout_id, safe([NewEvent(kind="legal_hold_released",
-                                                         message=f"legal hold released by {who}",
-                                                         data={"actor": who})]), now)
+        self.store.add_events(rollout_id, [NewEvent(kind="legal_hold_released",
+                                                    message=f"legal hold released by {who}",
+                                                    data={"actor": who})], now)
         return released
 
     def purge(self, retention: str = f"{DEFAULT_RETENTION_YEARS}y", *, dry_run: bool = False,

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 
-from primum.adapters.redaction import safe
 from primum.adapters.store.records import BreakGlassRecord, NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
 from primum.app.gate import Governance
@@ -106,10 +105,10 @@ class GovernanceService:
         verb = "approved" if decision == "approve" else "rejected"
         message = f"{actor} ({', '.join(r for r in roles if Role(r) in APPROVING_ROLES)}) {verb} " \
                   f"{rollout_id} {record.digest[:19]} for {env}" + (f": {comment}" if comment else "")
-        self.store.add_events(record.id, safe([NewEvent(kind="approval" if decision == "approve" else "rejection",
+        self.store.add_events(record.id, [NewEvent(kind="approval" if decision == "approve" else "rejection",
                                                    message=message, env=env,
                                                    data={"actor": actor, "roles": roles, "digest": record.digest,
-                                                         "comment": comment, "expires_at": expires})]), now)
+                                                         "comment": comment, "expires_at": expires})], now)
         return message
 
     def waiting(self) -> list[Waiting]:
@@ -122,7 +121,7 @@ class GovernanceService:
             if item is None or status.rollback_queue or item.phase is not ItemPhase.pending:
                 continue
             estate = estate_of(record)
-            gate = self.governance.gate(estate, record, item.env, starting=True, now=now, log=False)
+            gate, _unrecorded = self.governance.gate(estate, record, item.env, starting=True, now=now)  # read-only
             decided = [{"actor": a.actor, "decision": a.decision, "at": a.at, "comment": a.comment,
                         "expires_at": a.expires_at, "current": a.digest == record.digest}
                        for a in self.store.approvals(record.id) if a.env == item.env]
@@ -153,11 +152,11 @@ class GovernanceService:
         use_id = self.store.add_break_glass(record.id, digest=record.digest, actor=actor,
                                             justification=justification, at=now, review_due_at=due,
                                             notified=notified)
-        self.store.add_events(record.id, safe([NewEvent(
+        self.store.add_events(record.id, [NewEvent(
             kind="break_glass", message=f"break-glass by {actor}: {justification} (approvals and change windows "
             f"bypassed; analysis and rollback still apply; review #{use_id} due "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(due))}; webhook: {notified})",
-            data={**notice, "review": use_id, "notified": notified})]), now)
+            data={**notice, "review": use_id, "notified": notified})], now)
         return next(u for u in self.store.break_glass_uses(record.id) if u.id == use_id)
 
     def reviews(self) -> list[tuple[BreakGlassRecord, str]]:
@@ -185,9 +184,9 @@ class GovernanceService:
             raise NotAllowed(f"break-glass use #{use_id} was already reviewed")
         late = " (after its deadline)" if now > use.review_due_at else ""
         message = f"break-glass #{use_id} on {use.rollout_id} reviewed by {actor}{late}: {notes}"
-        self.store.add_events(use.rollout_id, safe([NewEvent(kind="review", message=message,
+        self.store.add_events(use.rollout_id, [NewEvent(kind="review", message=message,
                                                         data={"review": use_id, "actor": actor, "notes": notes,
-                                                              "late": bool(late)})]), now)
+                                                              "late": bool(late)})], now)
         return message
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from primum.adapters.redaction import safe
 from primum.adapters.store.records import EventRecord, NewEvent, NewRollout, RolloutRecord
 from primum.adapters.store.repository import Store
 from primum.core.engine.planner import plan, promotion_path
@@ -73,10 +72,10 @@ class ReleaseService:
         )
         record, created = self.store.create_rollout(new, now)
         if created:
-            self.store.add_events(record.id, safe([NewEvent(
+            self.store.add_events(record.id, [NewEvent(
                 kind="submitted", message=f"release {record.id} ({record.digest[:19]}) submitted by "
                 f"{actor or current_user()} for {' -> '.join(path)}",
-                data={"actor": actor or current_user(), "digest": record.digest})]), now)
+                data={"actor": actor or current_user(), "digest": record.digest})], now)
         return Submitted(record, created)
 
     # -------------------------------------------------------------- commands
@@ -115,7 +114,7 @@ class ReleaseService:
         now = self.clock()
         status = plan(estate, release, record.digest, versions, record.release["environments"], now)
         who = actor or current_user()
-        [event] = safe([NewEvent(kind="retried", message=f"retried by {who}", data={"actor": who})])
+        event = NewEvent(kind="retried", message=f"retried by {who}", data={"actor": who})
         return self.store.reset(rollout_id, status=status.model_dump(mode="json"), phase="pending", now=now,
                                 event=event)
 

@@ -16,7 +16,8 @@ commands = typer.Typer()
 @handled
 def demo(
     fast: Annotated[bool, typer.Option(help="shorter analysis windows (the judgement stays real)")] = False,
-    keep: Annotated[Path | None, typer.Option(help="keep the demo's files and database in this directory")] = None,
+    keep: Annotated[Path | None, typer.Option(help="keep this run's state here instead of the last demo's "
+                                              "directory ($XDG_STATE_HOME/primum/last-demo)")] = None,
 ) -> None:
     """Run a fictional hospital through a bad release (rolled back) and a good one (promoted)."""
     from primum.cli import output

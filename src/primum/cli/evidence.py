@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from primum.adapters.evidence.ingest.registry import INGEST_FORMATS
 from primum.adapters.evidence.pem import load_public_keys
 from primum.cli.common import EXIT_OK, EXIT_RELEASE_FAILED, Output, OutputOption, handled, primum
 from primum.cli.output import console, err_console, print_json
@@ -25,7 +26,7 @@ def evidence_add(
     artifact: Annotated[str, typer.Argument(metavar="ARTIFACT", help="sha256:<hex> or NAME@sha256:<hex>")],
     file: Annotated[Path, typer.Argument(metavar="FILE", help="SLSA provenance, JUnit XML, SARIF, Trivy/Grype "
                                          "JSON or a CycloneDX SBOM")],
-    fmt: Annotated[str | None, typer.Option("--format", help="slsa|junit|sarif|trivy|grype|cyclonedx "
+    fmt: Annotated[str | None, typer.Option("--format", help=f"{'|'.join(INGEST_FORMATS.names())} "
                                             "(default: detected)")] = None,
     trust_key: Annotated[list[Path] | None, typer.Option("--trust-key", help="a builder's public key (PEM) to "
                                                          "verify signed provenance with")] = None,

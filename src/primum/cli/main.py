@@ -50,7 +50,7 @@ app.add_typer(evidence.evidence_app, name="evidence")
 
 
 def main() -> None:  # pragma: no cover
-    from primum.adapters.redaction import configure_logging
+    from primum.adapters.logs import configure_logging
 
     configure_logging()  # every log line passes redaction: no secret or PHI-like value reaches a log
     sys.exit(app())

@@ -78,6 +78,27 @@ AUTHOR = "sam-rivera"  # submits the demo's releases
 APPROVERS = ("lee-chen", "cab-chair")  # a release manager and the CAB chair approve them
 
 
+# The demo's prod minimum of analysis (seconds) for normal and high-impact changes: its policy's
+# params.rego says so, and every service's analysis windows, in both modes, add up to at least this.
+DEMO_MIN_ANALYSIS_S = 4
+WINDOW_S = 4.0  # one analysis window of `primum demo`
+# The shortest window `--fast` uses: the judge still gets its minimum samples with margin at the
+# demo's traffic rates, so the judgement stays real.
+FAST_WINDOW_S = 3.5
+
+
+def analysis_window(windows: int, fast: bool = False) -> str:
+    """One analysis window of a service its strategy analyses ``windows`` times per rollout.
+
+    ``--fast`` shortens a window only as far as the demo's own prod policy allows: the windows of a
+    service still add up to ``DEMO_MIN_ANALYSIS_S``, so a service analysed once keeps a full window
+    (the policy is never weakened for the fast mode; the same releases meet the same rules)."""
+    if windows < 1:
+        raise ValueError(f"a service with analysis has at least one window, got {windows}")
+    seconds = max(FAST_WINDOW_S, DEMO_MIN_ANALYSIS_S / windows) if fast else WINDOW_S
+    return f"{seconds:g}s"
+
+
 def demo_policy_params() -> str:
     """The baseline's parameters with St Elsewhere's demo timing: the demo's analysis windows are
     seconds long, so the minimum analysis time in prod is lowered (an organisation's own
@@ -86,7 +107,8 @@ def demo_policy_params() -> str:
 
     text = resources.files("primum.adapters.policy").joinpath("baseline/params.rego").read_text()
     lowered, n = re.subn(r'"prod": \{"standard": 0, "normal": \d+, "high-impact": \d+\}',
-                         '"prod": {"standard": 0, "normal": 4, "high-impact": 4}', text)
+                         f'"prod": {{"standard": 0, "normal": {DEMO_MIN_ANALYSIS_S}, '
+                         f'"high-impact": {DEMO_MIN_ANALYSIS_S}}}', text)
     if n != 1:
         raise RuntimeError("the baseline params.rego changed shape; update primum.demo.files.demo_policy_params")
     # St Elsewhere's CI attaches provenance, tests and a scan to every artifact; prod requires all three,
@@ -97,7 +119,8 @@ def demo_policy_params() -> str:
         lowered, n = re.subn(old, new, lowered)
         if n != 1:
             raise RuntimeError("the baseline params.rego changed shape; update primum.demo.files.demo_policy_params")
-    return ("# St Elsewhere General: the baseline parameters with demo timing (min analysis 4 s in prod)\n"
+    return (f"# St Elsewhere General: the baseline parameters with demo timing (min analysis "
+            f"{DEMO_MIN_ANALYSIS_S} s in prod)\n"
             "# and its CI evidence required in prod.\n" + lowered)
 
 
@@ -149,7 +172,7 @@ test_high_impact_still_needs_two_approvals_one_from_cab_in_prod if {
 
 
 def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None) -> dict:
-    window = "3.5s" if fast else "4s"
+    once, twice = analysis_window(1, fast), analysis_window(2, fast)  # services analysed once or twice
     analysis = {"initial_delay": "0.5s", "min_samples": 15 if fast else 20}
     mllp_ports = mllp_ports or {"staging": 12575, "prod": 12576}
     return {
@@ -166,7 +189,7 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
             "fhir-gateway": {
                 "template": "fhir-integration", "owner": "team-integration",
                 "description": "FHIR R4 facade over the EHR",
-                "strategy": {"type": "canary", "steps": [{"set_weight": 25}, {"analysis": {"duration": window}}]},
+                "strategy": {"type": "canary", "steps": [{"set_weight": 25}, {"analysis": {"duration": once}}]},
                 "analysis": dict(analysis),
                 "traffic": {"rate": 6, "paths": ["/metadata", "/Patient/example-0001"]},
                 "probes": [{"name": "capability-statement", "when": ["before", "after"],
@@ -177,8 +200,8 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
                 "data_class": "phi", "depends_on": ["fhir-gateway"],
                 "description": "appointments and slots for every clinic",
                 "strategy": {"type": "canary", "steps": [
-                    {"set_weight": 25}, {"analysis": {"duration": window}},
-                    {"set_weight": 50}, {"analysis": {"duration": window}}]},
+                    {"set_weight": 25}, {"analysis": {"duration": twice}},
+                    {"set_weight": 50}, {"analysis": {"duration": twice}}]},
                 "slo": {"error_rate": 0.01, "p95_ms": 250},
                 "analysis": dict(analysis),
                 # every clinic's traffic is split between versions, so each tenant slice has a baseline
@@ -192,7 +215,7 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
                 "template": "patient-portal", "owner": "team-digital-front-door",
                 "depends_on": ["scheduling-api"],
                 "description": "patients book and see appointments",
-                "strategy": {"type": "blue_green", "preview_analysis": window, "post_analysis": window,
+                "strategy": {"type": "blue_green", "preview_analysis": twice, "post_analysis": twice,
                              "scale_down_delay": "2s"},
                 "analysis": dict(analysis),
                 # enough preview traffic that the pre-switch analysis has its minimum samples with margin
@@ -201,9 +224,10 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
             "hl7-interface": {
                 "template": "hl7-interface", "owner": "team-integration", "depends_on": ["fhir-gateway"],
                 "description": "HL7 v2 ADT feed to downstream systems",
-                "strategy": {"type": "rolling", "max_unavailable": 1, "batch_analysis": window},
+                "strategy": {"type": "rolling", "max_unavailable": 1, "batch_analysis": once},
                 "analysis": dict(analysis),
                 "traffic": {"rate": 16, "paths": ["/stats", "/messages"]},
+                # 2 replicas, one at a time: one batch analysis (after the first batch)
                 # HL7 v2 over MLLP: every instance of an environment shares its port (SO_REUSEPORT)
                 "target": {"command": ["{python}", "{artifact}", "--port", "{port}", "--mllp-port", "{mllp_port}"],
                            "mllp_ports": mllp_ports},

@@ -4,13 +4,15 @@ Everything is real: the five services run as child processes behind real
 routers, synthetic clinics send real HTTP traffic, the controller judges the
 router's metrics. The demo checks that primum behaved (the regression was
 caught and rolled back by analysis, the healthy release reached prod) and
-exits 0 only then. It leaves no process behind.
+exits 0 only then. It leaves no process behind, and keeps its state (store,
+keys, logs, files, audit bundles) for the ordinary commands: in ``--keep DIR``
+or else in the last demo's directory (``primum.demo.state``), replaced on each
+run and never the user's own ``PRIMUM_HOME``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +36,7 @@ from primum.app.releases import ReleaseService
 from primum.core.model.rollout import TERMINAL, Event, RolloutStatus
 from primum.core.model.validate import load_estate
 from primum.demo.files import APPROVERS, AUTHOR, FAULT_TENANT, DemoFiles, write_demo
+from primum.demo.state import demo_settings, explore_hint, fresh_last_demo, last_demo_dir
 
 RELEASE_TIMEOUT_S = 150.0
 
@@ -75,16 +78,24 @@ _out: Any = None
 
 
 def run_demo(out: DemoOutput, fast: bool = False, keep: Path | None = None) -> int:
-    """Run the demo, printing through ``out``."""
+    """Run the demo, printing through ``out``; its state stays in ``keep``, or else in the last
+    demo's directory (replaced on each run)."""
     global console, _out
     console, _out = out.console, out
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        return _run(fast, keep.resolve())
+    with fresh_last_demo(last_demo_dir()) as home:
+        return _run(fast, home)
+
+
+def _run(fast: bool, scratch: Path) -> int:
     started = time.time()
-    scratch = Path(tempfile.mkdtemp(prefix="primum-demo-")) if keep is None else keep
-    scratch.mkdir(parents=True, exist_ok=True)
     files = write_demo(scratch / "files", fast=fast)
     estate = load_estate(files.estate)
-    store = Store(f"sqlite:///{scratch / 'primum.db'}", keys=scratch / "keys")
-    targets = Targets(scratch)
+    settings = demo_settings(scratch)  # what the CLI reads with PRIMUM_HOME=scratch
+    store = Store(settings.database_url, keys=settings.keys_dir)
+    targets = Targets(settings.home)
     service = ReleaseService(store)
     stop = threading.Event()
     controller = Controller(store, targets, lease_ttl=5.0, on_event=_show)
@@ -119,16 +130,15 @@ def run_demo(out: DemoOutput, fast: bool = False, keep: Path | None = None) -> i
             analyses[o.release_id] = service.analyses(o.release_id)
         controller.shutdown()
         if outcomes:
-            bundles = _export_evidence(store, [o.release_id for o in outcomes], keep)
+            bundles = _export_evidence(store, [o.release_id for o in outcomes], scratch / "evidence")
         runtime = LocalRuntime(scratch, estate.name)
         pids = runtime.all_pids()
         runtime.stop_all()
         leftovers = [pid for pid in pids if _alive(pid)]
         store.close()
         signal.signal(signal.SIGTERM, previous)
-        if keep is None and not leftovers:
-            shutil.rmtree(scratch, ignore_errors=True)
-    behaved = _summary(outcomes, files, time.time() - started, leftovers, analyses, keep, bundles)
+    behaved = _summary(outcomes, files, time.time() - started, leftovers, analyses, bundles)
+    _explore(scratch, outcomes)
     return 0 if behaved else 1
 
 
@@ -141,14 +151,12 @@ class Bundles:
     verified: dict[str, tuple[Path, bool, str]]  # release -> (bundle, verified elsewhere, what the verifier said)
 
 
-def _export_evidence(store: Store, release_ids: list[str], keep: Path | None) -> Bundles:
+def _export_evidence(store: Store, release_ids: list[str], directory: Path) -> Bundles:
     """Export each release's audit bundle and verify it in a separate process with only the public key."""
     from cryptography.hazmat.primitives import serialization
 
     from primum.app.evidence import EvidenceService
 
-    home = Path(os.environ.get("PRIMUM_HOME") or ".primum").expanduser().resolve()
-    directory = (keep / "evidence") if keep is not None else home / "demo-evidence"
     directory.mkdir(parents=True, exist_ok=True)
     public_key = directory / "primum-evidence.pub.pem"
     keyring = store.evidence.keys.keyring()
@@ -250,7 +258,7 @@ def _failed_rows(events: list[EventRecord]) -> list[dict]:
 
 
 def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftovers: list[int],
-             analyses: dict[str, list[EventRecord]], keep: Path | None, bundles: Bundles | None) -> bool:
+             analyses: dict[str, list[EventRecord]], bundles: Bundles | None) -> bool:
     console.rule("[bold]what happened and why[/]")
     for o in outcomes:
         mark = "[green]as expected[/]" if o.ok else f"[red]expected {o.expected}[/]"
@@ -272,9 +280,8 @@ def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftover
             for row in failing:
                 console.print(f"    - {escape(row['reason'])}")
         if events:
-            hint = f"primum analysis list {o.release_id}" + (f"  (PRIMUM_HOME={keep})" if keep else
-                                                             "  (run the demo with --keep DIR to keep them)")
-            console.print(f"  {len(events)} measurement(s) stored with their inputs: {escape(hint)}")
+            console.print(f"  {len(events)} measurement(s) stored with their inputs: primum analysis list "
+                          f"{o.release_id}  (with the PRIMUM_HOME below)")
     behaved = len(outcomes) == 5 and all(o.ok for o in outcomes)
     if len(outcomes) == 5:
         bad = outcomes[1].status
@@ -313,3 +320,17 @@ def _summary(outcomes: list[Outcome], files: DemoFiles, elapsed: float, leftover
     console.print(f"try it yourself: primum init my-estate  (writes {files.estate.name}, identities.yaml, policy/, "
                   "releases/, artifacts/, ci/)")
     return behaved
+
+
+def _explore(home: Path, outcomes: list[Outcome]) -> None:
+    """Close with how to explore this run's state with the ordinary commands."""
+    console.rule("[bold]explore this run[/]")
+    console.print(f"this run's state (database, keys, logs, files, audit bundles) is kept in {escape(str(home))}",
+                  highlight=False)
+    if not outcomes:
+        return
+    # the caught regression's measurements are the most telling; the baseline had no analysis
+    shown = outcomes[1] if len(outcomes) > 1 else outcomes[0]
+    console.print("explore it with the ordinary commands:")
+    for line in explore_hint(home, shown.release_id):
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)  # never broken: it is copied

@@ -1,0 +1,91 @@
+"""What every part of the store shares: its connections, the errors it raises, its bind parameters.
+
+``Store`` (``repository.py``) is one class assembled from one part per aggregate (``rollouts.py``,
+``events.py``, ``approvals.py``, ``audit.py``). Each part derives from :class:`StorePart`, which
+declares the attributes ``Store.__init__`` sets, so every part type-checks on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import BindParameter, Engine, bindparam, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeEngine
+
+from primum.adapters.store.evidence import EvidenceLog
+from primum.adapters.store.tables import rollouts
+from primum.core.errors import UserError
+
+
+class ReleaseConflict(UserError):
+    """A release id was submitted again with different content."""
+
+    def __init__(self, release_id: str, stored_digest: str, new_digest: str) -> None:
+        self.release_id = release_id
+        self.stored_digest = stored_digest
+        self.new_digest = new_digest
+        super().__init__(
+            f"release {release_id!r} already exists with digest {stored_digest}, "
+            f"but this one has digest {new_digest}: a release id names exactly one "
+            "content; give the changed release a new id"
+        )
+
+
+class RolloutNotFound(UserError, LookupError):
+    """No rollout has this id."""
+
+    def __init__(self, rollout_id: str) -> None:
+        self.rollout_id = rollout_id
+        super().__init__(f"no rollout with id {rollout_id!r}; check the release id")
+
+
+class RolloutLeased(UserError):
+    """An active rollout is still leased by a controller, so it cannot be reset."""
+
+    def __init__(self, rollout_id: str, owner: str, expires_at: float) -> None:
+        self.rollout_id = rollout_id
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(
+            f"rollout {rollout_id!r} is active and leased by controller {owner!r} "
+            f"until {expires_at:.3f}; abort it first or wait for the lease to expire"
+        )
+
+
+# The statements of the controller's hot path are built once, with named bind
+# parameters, and executed with a parameter dict: building a statement (and its
+# cache key) per call used to cost more than running it. The ``b_`` prefix keeps
+# parameter names apart from column names, which SQLAlchemy reserves in UPDATEs.
+
+
+def bind(name: str, type_: TypeEngine[Any] | None = None) -> BindParameter[Any]:
+    """The named bind parameter ``b_<name>`` of a prebuilt statement."""
+    return bindparam(f"b_{name}", type_=type_)
+
+
+_ROLLOUT_EXISTS = select(rollouts.c.id).where(rollouts.c.id == bind("id"))
+
+
+class StorePart:
+    """The attributes ``Store.__init__`` sets, which every part of the store uses."""
+
+    url: str
+    _engine: Engine  # writes: one transaction each (BEGIN IMMEDIATE on SQLite)
+    _reader: Engine  # one-statement reads (deferred BEGIN on SQLite, autocommit on PostgreSQL)
+    _postgres: bool
+    evidence: EvidenceLog
+
+    @contextmanager
+    def _rollout_must_exist(self, rollout_id: str) -> Iterator[None]:
+        """A write naming a rollout that does not exist fails its foreign key: say RolloutNotFound instead."""
+        try:
+            yield
+        except IntegrityError as exc:
+            with self._reader.connect() as conn:
+                missing = conn.execute(_ROLLOUT_EXISTS, {"b_id": rollout_id}).first() is None
+            if missing:
+                raise RolloutNotFound(rollout_id) from exc
+            raise
