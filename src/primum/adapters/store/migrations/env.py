@@ -11,10 +11,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from primum.adapters.store.db import default_database_url, make_engine, normalize_url
-from primum.adapters.store.tables import Base
+from primum.adapters.store.tables import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:
