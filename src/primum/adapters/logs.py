@@ -8,16 +8,30 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
-from primum.core.evidence.redact import RedactingFilter
+
+class _RedactingFilter(logging.Filter):
+    """``RedactingFilter``, imported when the first record arrives: a command that logs nothing does not
+    load the redaction library (detect-secrets' plugins)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inner: logging.Filter | None = None
+
+    def filter(self, record: logging.LogRecord) -> Any:
+        if self._inner is None:
+            from primum.core.evidence.redact import RedactingFilter
+
+            self._inner = RedactingFilter()
+        return self._inner.filter(record)
 
 
 def configure_logging(stream: TextIO | None = None, level: int = logging.WARNING) -> logging.Handler:
     """Send primum's log records to ``stream`` (stderr) through redaction: a secret or PHI-like value in
     a log message is replaced before any handler writes it. The command line calls this at start."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.addFilter(RedactingFilter())  # a handler filter sees every record, child loggers' too
+    handler.addFilter(_RedactingFilter())  # a handler filter sees every record, child loggers' too
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("primum")
     for old in [h for h in logger.handlers if getattr(h, "primum_redacting", False)]:

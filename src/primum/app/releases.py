@@ -10,18 +10,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from primum.adapters.store.records import EventRecord, NewEvent, NewRollout, RolloutRecord
 from primum.adapters.store.repository import Store
-from primum.core.engine.planner import plan, promotion_path
 from primum.core.errors import NotAllowed, NotFound
 from primum.core.model.errors import InputError
-from primum.core.model.estate import Estate
-from primum.core.model.release import Release, canonical_digest
 from primum.core.model.rollout import TERMINAL, RolloutPhase, RolloutStatus
-from primum.core.model.runtime import VersionRef
-from primum.core.model.validate import LoadedRelease, load_estate, load_release
+
+if TYPE_CHECKING:
+    from primum.core.model.estate import Estate
+    from primum.core.model.validate import LoadedRelease
+
+# Submitting and retrying import the planner and the estate's validation when they run: `primum status`
+# and `history` only read rollouts, and start faster without them (bench/cli_startup.py).
 
 
 def primum_home() -> Path:
@@ -53,11 +55,16 @@ class ReleaseService:
                actor: str | None = None, scan: Sequence[str | Path] = ()) -> Submitted:
         """Submit a release. Its file (and ``scan``: the estate file, infrastructure files) is scanned for
         committed secrets; findings go into the stored release, where the policy denies it."""
+        from primum.core.model.validate import load_release
+
         loaded = load_release(release_file, estate)
         return self.submit_loaded(loaded, estate, until_env, actor, secrets=scan_for_secrets([release_file, *scan]))
 
     def submit_loaded(self, loaded: LoadedRelease, estate: Estate, until_env: str | None = None,
                       actor: str | None = None, secrets: Sequence[dict[str, Any]] = ()) -> Submitted:
+        from primum.core.engine.planner import plan, promotion_path
+        from primum.core.model.release import canonical_digest
+
         now = self.clock()
         path = promotion_path(estate, until_env)
         status = plan(estate, loaded.release, loaded.digest, loaded.versions, path, now)
@@ -108,6 +115,11 @@ class ReleaseService:
         if record.phase not in (RolloutPhase.rolled_back.value, RolloutPhase.failed.value):
             raise NotAllowed(f"release {rollout_id} is {record.phase}; only a rolled back or failed release "
                              "can be retried (abort it first)")
+        from primum.core.engine.planner import plan
+        from primum.core.model.estate import Estate
+        from primum.core.model.release import Release
+        from primum.core.model.runtime import VersionRef
+
         estate = Estate.model_validate(record.estate)
         release = Release.model_validate(record.release["release"])
         versions = {k: VersionRef.model_validate(v) for k, v in record.release["versions"].items()}
@@ -190,4 +202,6 @@ def resolve_estate(explicit: str | None, home: Path) -> tuple[Estate, str]:
     if not Path(path).is_file():
         raise InputError.single(str(path), "estate file not found",
                                 "pass --estate FILE, or run `primum init` to write an example")
+    from primum.core.model.validate import load_estate
+
     return load_estate(path), str(path)

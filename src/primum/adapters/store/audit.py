@@ -7,23 +7,17 @@ The log itself (signing, appending in an event's transaction, checkpoints) is ``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
-from primum.adapters.evidence.keys import Keyring
 from primum.adapters.store.base import StorePart
-from primum.adapters.store.evidence import (
-    ConsistencyError,
-    LogReport,
-    PendingEntry,
-    StoredCheckpoint,
-    StoredEntry,
-    verify_stored_log,
-)
 from primum.adapters.store.records import pinned_artifacts
 from primum.adapters.store.tables import evidence_entries, legal_holds, rollout_events, rollouts
-from primum.core.evidence.tlog import consistency_proof
+
+if TYPE_CHECKING:  # the evidence code is imported when a method needs it: reads of rollouts start faster
+    from primum.adapters.evidence.keys import Keyring
+    from primum.adapters.store.evidence import LogReport, PendingEntry, StoredCheckpoint, StoredEntry
 
 _R = rollouts.c
 
@@ -70,6 +64,9 @@ class AuditPart(StorePart):
         the log cannot extend a tree of ``old_size`` entries: it is smaller, or entries below its newest
         checkpoint are missing.
         """
+        from primum.adapters.store.evidence import ConsistencyError
+        from primum.core.evidence.tlog import consistency_proof
+
         if isinstance(old_size, bool) or not isinstance(old_size, int) or old_size < 0:
             raise ValueError(f"old_size must be a tree size (an int >= 0), not {old_size!r}")
         with self._engine.begin() as conn:
@@ -88,6 +85,8 @@ class AuditPart(StorePart):
 
     def verify_evidence(self, keyring: Keyring | None = None) -> LogReport:
         """Verify the whole evidence log (signatures, checkpoints, Merkle tree); names the first bad entry."""
+        from primum.adapters.store.evidence import verify_stored_log
+
         with self._reader.connect() as conn:
             return verify_stored_log(conn, keyring or self.evidence.keys.keyring())
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BindParameter, Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
-from primum.adapters.store.evidence import EvidenceLog
 from primum.adapters.store.tables import rollouts
 from primum.core.errors import UserError
+
+if TYPE_CHECKING:
+    from primum.adapters.evidence.keys import Keyring
+    from primum.adapters.store.evidence import EvidenceLog
 
 
 class ReleaseConflict(UserError):
@@ -76,7 +80,21 @@ class StorePart:
     _engine: Engine  # writes: one transaction each (BEGIN IMMEDIATE on SQLite)
     _reader: Engine  # one-statement reads (deferred BEGIN on SQLite, autocommit on PostgreSQL)
     _postgres: bool
-    evidence: EvidenceLog
+    _evidence_keys: Keyring | Path  # a keyring, or the directory the signing keys are read from
+    _evidence_log: EvidenceLog | None
+
+    @property
+    def evidence(self) -> EvidenceLog:
+        """The evidence log, built on first use: a command that only reads rollouts (`primum history`)
+        does not import the signing and statement code."""
+        if self._evidence_log is None:
+            from primum.adapters.evidence.keys import Keyring
+            from primum.adapters.store.evidence import EvidenceKeys, EvidenceLog
+
+            keys = self._evidence_keys
+            evidence_keys = EvidenceKeys(keyring=keys) if isinstance(keys, Keyring) else EvidenceKeys(directory=keys)
+            self._evidence_log = EvidenceLog(evidence_keys, self._postgres)
+        return self._evidence_log
 
     @contextmanager
     def _rollout_must_exist(self, rollout_id: str) -> Iterator[None]:

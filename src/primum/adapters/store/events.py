@@ -15,11 +15,8 @@ from sqlalchemy import Connection, Row, insert, select
 
 from primum.adapters.store.base import RolloutNotFound, StorePart
 from primum.adapters.store.base import bind as _b
-from primum.adapters.store.evidence import PendingEntry
 from primum.adapters.store.records import EventRecord, NewEvent, RolloutRecord, pinned_artifacts
 from primum.adapters.store.tables import artifact_promotions, rollout_events, rollouts
-from primum.core.evidence.events import event_to_statement, plain
-from primum.core.evidence.redact import redact, redact_text
 
 _R = rollouts.c
 
@@ -63,6 +60,8 @@ def redact_events(events: Iterable[NewEvent]) -> list[NewEvent]:
     marker), so a reader knows something was removed and why; an event with nothing to redact is
     returned as it is. Idempotent: markers are left as they are, so a redacted event comes back equal.
     """
+    from primum.core.evidence.redact import redact, redact_text  # write path only: reads start faster
+
     out = []
     for event in events:
         message, notes = redact_text(event.message, path="/message")
@@ -92,6 +91,9 @@ class EventsPart(StorePart):
         environment (promotion by digest). Every event is redacted here, before anything of it is
         written or signed: callers pass events as they are.
         """
+        from primum.adapters.store.evidence import PendingEntry
+        from primum.core.evidence.events import event_to_statement, plain
+
         if not events:
             return
         events = redact_events(events)

@@ -21,16 +21,17 @@ readers, keys, migrations) and ``close``. All times are float epoch seconds give
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from primum.adapters.evidence.keys import Keyring, keys_dir
 from primum.adapters.store import db
 from primum.adapters.store.approvals import ApprovalsPart
 from primum.adapters.store.audit import AuditPart
 from primum.adapters.store.base import ReleaseConflict, RolloutLeased, RolloutNotFound
 from primum.adapters.store.events import PASSING_KINDS, EventsPart
-from primum.adapters.store.evidence import EvidenceKeys, EvidenceLog
 from primum.adapters.store.rollouts import RolloutsPart
+
+if TYPE_CHECKING:
+    from primum.adapters.evidence.keys import Keyring
 
 __all__ = ["PASSING_KINDS", "ReleaseConflict", "RolloutLeased", "RolloutNotFound", "Store"]
 
@@ -47,13 +48,16 @@ class Store(RolloutsPart, EventsPart, ApprovalsPart, AuditPart):
         self._engine = db.make_engine(parsed)
         self._postgres = self._engine.dialect.name == "postgresql"
         in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
-        if isinstance(keys, Keyring):
-            evidence_keys = EvidenceKeys(keyring=keys)
-        elif keys is None and in_memory:
-            evidence_keys = EvidenceKeys(keyring=Keyring.generate())  # a throwaway store: a throwaway key
-        else:
-            evidence_keys = EvidenceKeys(directory=keys or keys_dir())
-        self.evidence = EvidenceLog(evidence_keys, self._postgres)
+        if keys is None and in_memory:
+            from primum.adapters.evidence.keys import Keyring
+
+            keys = Keyring.generate()  # a throwaway store: a throwaway key
+        elif keys is None:
+            from primum.adapters.evidence.keys import keys_dir
+
+            keys = keys_dir()
+        self._evidence_keys = keys
+        self._evidence_log = None  # built on first use (``StorePart.evidence``)
         # Pure reads use a deferred BEGIN on SQLite so they never queue behind writers.
         # Each is one statement: on PostgreSQL it runs in autocommit mode, which reads
         # the same snapshot without the BEGIN and ROLLBACK round trips.
