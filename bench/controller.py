@@ -34,9 +34,9 @@ from primum.adapters.targets.noop import NoopTarget
 from primum.adapters.targets.registry import Targets
 from primum.app.controller import Controller, TickStats
 from primum.core.engine.planner import plan
+from primum.core.model.actions import VersionRef
 from primum.core.model.estate import Estate
 from primum.core.model.release import Release, canonical_digest
-from primum.core.model.runtime import VersionRef
 
 
 def estate(i: int) -> Estate:
@@ -68,7 +68,7 @@ class SharedNoop(Targets):
 
 
 def seed(store: Store, targets: SharedNoop, n: int, now: float) -> None:
-    from primum.core.model.runtime import EnsureInstances, SetRoute
+    from primum.core.model.actions import EnsureInstances, SetRoute
     from primum.core.model.validate import runtime_spec
 
     for i in range(n):

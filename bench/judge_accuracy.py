@@ -50,9 +50,9 @@ from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.adapters.targets.local.target import LocalTarget
 from primum.core.analysis.data import Classification, JudgeReport, MeasurementData, Outcome
 from primum.core.analysis.judge import judge
+from primum.core.model.actions import EnsureInstances, ServiceRuntimeSpec, SetRoute, TrafficSpec, VersionRef
 from primum.core.model.analysis import AnalysisSettings, JudgeMode, MetricKind
 from primum.core.model.estate import Slo
-from primum.core.model.runtime import EnsureInstances, ServiceRuntimeSpec, SetRoute, TrafficSpec, VersionRef
 from primum.demo.render import write_artifact
 
 ESTATE = "bench-judge"

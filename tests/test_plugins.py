@@ -24,11 +24,11 @@ from primum.adapters.providers.registry import PROVIDERS
 from primum.adapters.targets.noop import NoopTarget
 from primum.adapters.targets.registry import TARGETS, Targets
 from primum.core.analysis.data import ProbeResult, Samples
+from primum.core.model.actions import VersionRef
 from primum.core.model.analysis import MetricSpec, SourceSpec
 from primum.core.model.errors import InputError
 from primum.core.model.estate import Estate, TargetSpec
 from primum.core.model.plugins import PluginSpec
-from primum.core.model.runtime import VersionRef
 from primum.core.model.validate import estate_from_document, runtime_spec
 from primum.core.model.yamlfile import parse_yaml
 

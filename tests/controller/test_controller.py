@@ -15,8 +15,8 @@ from primum.adapters.targets.noop import NoopTarget
 from primum.adapters.targets.registry import Targets
 from primum.app.controller import Controller
 from primum.app.releases import ReleaseService
+from primum.core.model.actions import EnsureInstances, SetRoute, VersionRef
 from primum.core.model.rollout import RolloutPhase
-from primum.core.model.runtime import EnsureInstances, SetRoute, VersionRef
 from primum.core.model.validate import runtime_spec
 
 from .noop_estate import estate, write_release
@@ -184,7 +184,7 @@ def test_a_controller_that_lost_its_lease_neither_persists_nor_acts(store, tmp_p
     assert service.get("rel-s").revision == revision
     # and if it had acted anyway, the data plane's fence refuses the stale token
     from primum.adapters.targets.base import StaleFenceError
-    from primum.core.model.runtime import SetRoute as Route
+    from primum.core.model.actions import SetRoute as Route
 
     spec = runtime_spec(estate(), "staging", "api")
     with pytest.raises(StaleFenceError):

@@ -10,7 +10,7 @@ import yaml
 
 from primum.adapters.store.records import NewEvent
 from primum.adapters.store.repository import Store
-from primum.app.gate import Governance
+from primum.app.gate import Gatekeeper
 from primum.app.releases import ReleaseService
 from primum.core.model.estate import Estate
 from tests.controller.noop_estate import estate_doc, write_release
@@ -27,7 +27,7 @@ def setup(tmp_path: Path) -> tuple[Store, Estate, ReleaseService]:
 def test_an_artifact_enters_prod_only_after_it_passed_staging(tmp_path: Path) -> None:
     store, estate, service = setup(tmp_path)
     record = service.submit(write_release(tmp_path, "rel-1", ["api"], "2.0"), estate).record
-    governance = Governance(store)
+    governance = Gatekeeper(store)
     assert governance.promotion(estate, record, "staging") is None  # the first environment
     why = governance.promotion(estate, record, "prod")
     assert why is not None and "api sha256:" in why and "has not passed staging" in why
@@ -54,7 +54,7 @@ def test_a_rebuilt_artifact_starts_again_at_the_first_environment(tmp_path: Path
     second = service.submit(path, estate).record
     assert second.release["release"]["services"]["api"]["digest"] != first.release["release"]["services"]["api"][
         "digest"]
-    governance = Governance(store)
+    governance = Gatekeeper(store)
     assert governance.promotion(estate, first, "prod") is None
     why = governance.promotion(estate, second, "prod")
     assert why is not None and "has not passed staging" in why and "starts again at staging" in why

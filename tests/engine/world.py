@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from primum.adapters.targets.noop import NoopTarget
 from primum.core.analysis.data import MeasurementData, MetricData, ProbeResult, Samples
 from primum.core.engine.decide import Decision, Observations, decide, wanted_observations
+from primum.core.model.actions import VersionRef
 from primum.core.model.analysis import MetricKind
 from primum.core.model.estate import Estate
 from primum.core.model.rollout import Command, Gate, RolloutStatus
-from primum.core.model.runtime import VersionRef
 from primum.core.model.validate import runtime_spec
 
 
@@ -67,7 +67,7 @@ class World:
         return runtime_spec(self.estate, env, service)
 
     def deploy(self, env: str, service: str, version: VersionRef, replicas: int = 1) -> None:
-        from primum.core.model.runtime import EnsureInstances, SetRoute
+        from primum.core.model.actions import EnsureInstances, SetRoute
         spec = self.spec(env, service)
         self.target.apply(EnsureInstances(env=env, service=service, version=version, count=replicas), spec, 0)
         self.target.apply(SetRoute(env=env, service=service, weights={version.key: 100}), spec, 0)

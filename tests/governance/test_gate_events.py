@@ -17,7 +17,7 @@ from primum.adapters.store.facts import _snapshot, load_gate_facts
 from primum.adapters.store.records import NewEvent
 from primum.adapters.store.repository import Store
 from primum.app.controller import Controller
-from primum.app.gate import Governance
+from primum.app.gate import Gatekeeper
 from primum.app.releases import ReleaseService
 from primum.core.governance.gate import BreakGlassUse
 from primum.core.model.estate import Estate
@@ -53,7 +53,7 @@ def test_a_restarted_controller_does_not_log_an_unchanged_decision_again(world: 
     world.run(rid, until=waiting("staging"))
     logged = decisions(world, rid)
     world.controller.shutdown()
-    world.controller = Controller(world.store, OneNoop(tmp_path, world.estate), clock=world.clock)  # a new Governance
+    world.controller = Controller(world.store, OneNoop(tmp_path, world.estate), clock=world.clock)  # a new Gatekeeper
     world.run(rid, ticks=5)
     assert decisions(world, rid) == logged
 
@@ -148,7 +148,7 @@ def test_the_facts_are_read_from_the_store(store: Store, tmp_path: Path) -> None
     assert facts.last_fingerprint == "fp-2" and facts.freeze_overridden
     staging = load_gate_facts(store, record, "staging")
     assert staging.last_fingerprint == "fp-s" and not staging.freeze_overridden
-    assert Governance(store).promotion(estate, record, "prod") is None
+    assert Gatekeeper(store).promotion(estate, record, "prod") is None
 
 
 @pytest.mark.postgres

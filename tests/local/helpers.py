@@ -22,7 +22,7 @@ import pytest
 from primum.adapters.targets.local import processes
 from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.adapters.targets.local.target import LocalTarget
-from primum.core.model.runtime import ServiceRuntimeSpec, TrafficSpec, VersionRef
+from primum.core.model.actions import ServiceRuntimeSpec, TrafficSpec, VersionRef
 
 T = TypeVar("T")
 

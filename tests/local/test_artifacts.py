@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from primum.adapters.targets.local.artifacts import ArtifactError, materialize
-from primum.core.model.runtime import VersionRef
+from primum.core.model.actions import VersionRef
 
 from . import helpers as H
 

@@ -16,7 +16,7 @@ import pytest
 from primum.adapters.targets.local import processes
 from primum.adapters.targets.local.records import STOPPING
 from primum.adapters.targets.local.runtime import LocalRuntime
-from primum.core.model.runtime import TrafficSpec, VersionObservation, VersionRef
+from primum.core.model.actions import TrafficSpec, VersionObservation, VersionRef
 
 from . import helpers as H
 
@@ -193,7 +193,7 @@ def test_data_plane_survives_sigkilled_controller(home: Path, tmp_path: Path) ->
             from pathlib import Path
             sys.path.insert(0, {str(Path(__file__).parent)!r})
             import helpers as H
-            from primum.core.model.runtime import VersionRef
+            from primum.core.model.actions import VersionRef
             from primum.adapters.targets.local.runtime import LocalRuntime
             rt = LocalRuntime(Path({str(home)!r}), H.ESTATE)
             spec = H.make_spec()

@@ -15,7 +15,7 @@ from primum.adapters.targets.local.records import InstanceRecord
 from primum.adapters.targets.local.router_client import RouterClient
 from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.adapters.targets.local.target import LocalTarget
-from primum.core.model.runtime import (
+from primum.core.model.actions import (
     EnsureInstances,
     ServiceObservation,
     ServiceRuntimeSpec,

@@ -23,13 +23,13 @@ from primum.adapters.store.repository import Store
 from primum.adapters.targets.base import StaleFenceError, Target, TargetError
 from primum.adapters.targets.registry import Targets
 from primum.app import gather
-from primum.app.gate import Governance, new_events
+from primum.app.gate import Gatekeeper, new_events
 from primum.core.analysis.data import MeasurementData, ProbeResult
 from primum.core.engine.decide import Observations, decide, wanted_observations
 from primum.core.governance.gate import GateEvent
+from primum.core.model.actions import ServiceRuntimeSpec
 from primum.core.model.estate import Estate
 from primum.core.model.rollout import TERMINAL, Command, Event, Gate, Probe, RolloutStatus
-from primum.core.model.runtime import ServiceRuntimeSpec
 from primum.core.model.validate import runtime_spec
 
 log = logging.getLogger("primum.controller")
@@ -72,7 +72,7 @@ class Controller:
         self._estates: dict[str, Estate] = {}
         self._prepared: set[str] = set()
         self._last_action_error: dict[str, str] = {}
-        self.governance = Governance(store)
+        self.gatekeeper = Gatekeeper(store)
 
     # ------------------------------------------------------------------ loop
 
@@ -151,7 +151,7 @@ class Controller:
             except TargetError as exc:
                 errors[key] = str(exc)
             if want.gate_env is not None and self.gated(estate, want.gate_env, want.starting):
-                gates[want.gate_env], logged = self.governance.gate(estate, record, want.gate_env,
+                gates[want.gate_env], logged = self.gatekeeper.gate(estate, record, want.gate_env,
                                                                     starting=want.starting, now=now)
                 gate_events += logged
             if item is None or item.key != key:

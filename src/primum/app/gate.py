@@ -1,6 +1,6 @@
 """The gate's use case: read the facts, evaluate the policy, decide (pure), hand back what to record.
 
-``Governance.gate`` reads the gate's facts in one snapshot (``adapters/store/facts.py``), builds the
+``Gatekeeper.gate`` reads the gate's facts in one snapshot (``adapters/store/facts.py``), builds the
 policy input from them and evaluates the compiled bundle (regopy lives in the adapters), then calls the
 pure ``core.governance.gate.evaluate_gate``. It writes nothing: the controller persists the events it
 returns (``policy_decision``, ``freeze_override``) in the same transaction as the status they lead to,
@@ -46,7 +46,7 @@ def new_events(events: Sequence[GateEvent]) -> list[NewEvent]:
 
 
 @dataclass
-class Governance:
+class Gatekeeper:
     store: Store
     _authors: dict[str, str | None] = field(default_factory=dict)
 

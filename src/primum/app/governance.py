@@ -14,7 +14,7 @@ import httpx
 
 from primum.adapters.store.records import BreakGlassRecord, NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
-from primum.app.gate import Governance
+from primum.app.gate import Gatekeeper
 from primum.app.releases import current_user
 from primum.core.errors import NotAllowed, NotFound
 from primum.core.governance.approvals import ineligible, may_break_glass, may_review
@@ -60,7 +60,7 @@ class GovernanceService:
     def __init__(self, store: Store, clock: Any = time.time):
         self.store = store
         self.clock = clock
-        self.governance = Governance(store)
+        self.gatekeeper = Gatekeeper(store)
 
     def _record(self, rollout_id: str) -> RolloutRecord:
         record = self.store.get_rollout(rollout_id)
@@ -94,7 +94,7 @@ class GovernanceService:
         roles = sorted(r.value for r in identities.roles_of(actor))
         owned = sorted(identities.owned_services(actor))
         production = estate.environment(env).class_ is EnvironmentClass.prod
-        why = ineligible(actor, roles, owned, author=self.governance.author(record.id),
+        why = ineligible(actor, roles, owned, author=self.gatekeeper.author(record.id),
                          services=list(record.services), production=production)
         if why is not None:
             raise NotAllowed(f"{actor} may not {decision} {rollout_id} in {env}: {why}")
@@ -121,7 +121,7 @@ class GovernanceService:
             if item is None or status.rollback_queue or item.phase is not ItemPhase.pending:
                 continue
             estate = estate_of(record)
-            gate, _unrecorded = self.governance.gate(estate, record, item.env, starting=True, now=now)  # read-only
+            gate, _unrecorded = self.gatekeeper.gate(estate, record, item.env, starting=True, now=now)  # read-only
             decided = [{"actor": a.actor, "decision": a.decision, "at": a.at, "comment": a.comment,
                         "expires_at": a.expires_at, "current": a.digest == record.digest}
                        for a in self.store.approvals(record.id) if a.env == item.env]

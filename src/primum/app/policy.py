@@ -20,14 +20,14 @@ def evaluate_release(store: Store, release_file: Path, home: Path, *, estate: st
                      emergency: bool, policy_dir: Path | None, now: float) -> dict[str, PolicyDecision]:
     """The policy decision per environment (or for ``env``) for a release file, with the secrets found in it
     and the CI evidence recorded for its artifacts: the input the controller's gate gives the policy."""
-    from primum.app.gate import Governance
+    from primum.app.gate import Gatekeeper
 
     est, estate_path = resolve_estate(estate, home)
     loaded = load_release(release_file, est)
     return evaluate(est, loaded.release, loaded.digest, env, emergency=emergency, now=now,
                     policy_dir=policy_dir or est.governance.policy_dir,
                     secrets=scan_for_secrets([release_file, estate_path]),
-                    evidence=Governance(store).evidence(loaded.release))
+                    evidence=Gatekeeper(store).evidence(loaded.release))
 
 
 def run_policy_tests(directory: Path | None) -> TestSummary:

@@ -116,9 +116,9 @@ class ReleaseService:
             raise NotAllowed(f"release {rollout_id} is {record.phase}; only a rolled back or failed release "
                              "can be retried (abort it first)")
         from primum.core.engine.planner import plan
+        from primum.core.model.actions import VersionRef
         from primum.core.model.estate import Estate
         from primum.core.model.release import Release
-        from primum.core.model.runtime import VersionRef
 
         estate = Estate.model_validate(record.estate)
         release = Release.model_validate(record.release["release"])

@@ -15,6 +15,7 @@ from primum.adapters.providers.base import ProviderError, Scope
 from primum.adapters.providers.collect import collect, wants_slices
 from primum.adapters.targets.local.router_client import RouterClient
 from primum.core.analysis.data import MeasurementData, Samples
+from primum.core.model.actions import VersionRef
 from primum.core.model.analysis import (
     AnalysisSettings,
     CommandSource,
@@ -23,7 +24,6 @@ from primum.core.model.analysis import (
     PrometheusSource,
     WebSource,
 )
-from primum.core.model.runtime import VersionRef
 from tests.local import Backend, Processes, processes_fixture
 
 from . import Server, free_port

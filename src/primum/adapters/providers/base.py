@@ -76,7 +76,7 @@ class Scope:
     """What one fetch is about: one version in one role over one window,
     for all traffic (``tenant`` None) or one tenant's slice.
 
-    ``version`` is the :attr:`VersionRef.key <primum.core.model.runtime.VersionRef.key>`,
+    ``version`` is the :attr:`VersionRef.key <primum.core.model.actions.VersionRef.key>`,
     ``start``/``end`` unix seconds, ``router_url`` the base URL of the service's
     local router (the builtin provider needs it; others ignore it).
     """

@@ -21,8 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from primum.adapters.providers.base import Provider, ProviderError, Role, Scope, provider_for
 from primum.core.analysis.data import MeasurementData, MetricData, Samples
+from primum.core.model.actions import VersionRef
 from primum.core.model.analysis import AnalysisSettings, MetricSpec, SourceSpec
-from primum.core.model.runtime import VersionRef
 
 log = logging.getLogger(__name__)
 

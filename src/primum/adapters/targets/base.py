@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from primum.core.model.runtime import Action, ServiceObservation, ServiceRuntimeSpec
+from primum.core.model.actions import Action, ServiceObservation, ServiceRuntimeSpec
 
 
 class TargetError(Exception):

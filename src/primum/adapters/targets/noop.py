@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from primum.adapters.targets.base import StaleFenceError
-from primum.core.model.runtime import (
+from primum.core.model.actions import (
     Action,
     EnsureInstances,
     MetricsSnapshot,

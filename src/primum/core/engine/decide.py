@@ -17,6 +17,12 @@ from dataclasses import dataclass, field
 from primum.core.analysis.data import JudgeReport, MeasurementData, Outcome, ProbeResult
 from primum.core.analysis.judge import judge
 from primum.core.engine.strategies import compile_steps, rollback_steps
+from primum.core.model.actions import (
+    Action,
+    EnsureInstances,
+    ServiceObservation,
+    SetRoute,
+)
 from primum.core.model.rollout import (
     TERMINAL,
     Analyze,
@@ -36,12 +42,6 @@ from primum.core.model.rollout import (
     Verdict,
     VerdictResult,
     Wait,
-)
-from primum.core.model.runtime import (
-    Action,
-    EnsureInstances,
-    ServiceObservation,
-    SetRoute,
 )
 
 ROUTE_DEADLINE_S = 30.0  # a route change not seen by then fails the step

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from primum.core.model.actions import VersionRef
 from primum.core.model.errors import InputError
 from primum.core.model.estate import Estate
 from primum.core.model.release import Release
 from primum.core.model.rollout import RolloutStatus, ServiceRollout
-from primum.core.model.runtime import VersionRef
 
 
 def dependency_order(estate: Estate, services: list[str]) -> list[str]:

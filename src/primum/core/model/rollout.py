@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from primum.core.model.actions import VersionRef
 from primum.core.model.analysis import AnalysisSettings, ProbeGate
 from primum.core.model.estate import Slo
-from primum.core.model.runtime import VersionRef
 
 
 class Model(BaseModel):

@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from primum.core.model.actions import ServiceRuntimeSpec, TrafficSpec, VersionRef
 from primum.core.model.analysis import MllpProbe
 from primum.core.model.errors import InputError, Problem
 from primum.core.model.estate import CanaryStrategy, Estate, LocalTargetSettings, ProbeStep, RollingStrategy, Service
 from primum.core.model.release import Release, canonical_digest
-from primum.core.model.runtime import ServiceRuntimeSpec, TrafficSpec, VersionRef
 from primum.core.model.yamlfile import Loc, LocatedDocument, dotted, load_yaml
 
 # Discriminator tags pydantic puts into error locations; they are not YAML keys.

@@ -50,7 +50,7 @@ from primum.adapters.targets.local.records import (
     VersionRecord,
     safe_name,
 )
-from primum.core.model.runtime import ServiceRuntimeSpec, VersionObservation, VersionRef
+from primum.core.model.actions import ServiceRuntimeSpec, VersionObservation, VersionRef
 
 # The runtime's logger, not this module's: the instances' log lines kept the name
 # they had before the runtime was split, so log configurations that select it still see them.

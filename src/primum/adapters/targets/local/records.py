@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from primum.adapters.targets.base import TargetError
-from primum.core.model.runtime import VersionRef
+from primum.core.model.actions import VersionRef
 
 STARTING, READY, UNHEALTHY, STOPPING = "starting", "ready", "unhealthy", "stopping"
 

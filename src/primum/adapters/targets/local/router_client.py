@@ -19,7 +19,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from primum.adapters.targets.base import StaleFenceError, TargetError
-from primum.core.model.runtime import LatencyHistogram, MetricsSnapshot, VersionMetrics
+from primum.core.model.actions import LatencyHistogram, MetricsSnapshot, VersionMetrics
 
 ADMIN = "/_primum"
 

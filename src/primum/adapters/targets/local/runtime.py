@@ -51,7 +51,7 @@ from primum.adapters.targets.local.records import (
     safe_name,
     write_atomic,
 )
-from primum.core.model.runtime import ServiceRuntimeSpec
+from primum.core.model.actions import ServiceRuntimeSpec
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from primum.adapters.targets.base import TargetError
 from primum.adapters.targets.local.records import InstanceRecord, RouteRecord
 from primum.adapters.targets.local.router_client import RouterClient
 from primum.adapters.targets.local.runtime import LocalRuntime
-from primum.core.model.runtime import (
+from primum.core.model.actions import (
     Action,
     EnsureInstances,
     RouteObservation,

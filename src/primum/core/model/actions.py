@@ -1,4 +1,4 @@
-"""Data shared by the engine, the controller and every target.
+"""The contracts between the pure core and every target: what to run, what to do, what was seen.
 
 These are the contracts between the pure core and the I/O shell:
 
