@@ -79,12 +79,9 @@ class Gatekeeper:
     def evidence(self, release: Release) -> dict[str, dict[str, Any]]:
         """Per service: the summary of the CI evidence ingested for its pinned artifact digest
         (``primum policy eval`` shows what the controller would see)."""
-        from primum.adapters.evidence.ingest import evidence_summary
+        from primum.adapters.store.facts import ci_evidence
 
-        entries = self.store.artifact_evidence([pin.digest for pin in release.services.values()])
-        return {name: evidence_summary([(e.kind, e.summary) for e in entries
-                                        if e.artifact == pin.digest and e.summary is not None])
-                for name, pin in release.services.items()}
+        return ci_evidence(self.store, {name: pin.digest for name, pin in release.services.items()})
 
     def checks(self, record: RolloutRecord, env: str) -> dict[str, Any]:
         status = RolloutStatus.model_validate(record.status)

@@ -35,13 +35,6 @@ class AuditPart(StorePart):
         with self._reader.connect() as conn:
             return list(self.evidence.entries(conn, rollout_id=rollout_id, artifacts=artifacts))
 
-    def artifact_evidence(self, artifacts: Sequence[str]) -> list[StoredEntry]:
-        """CI evidence entries about these artifact digests, oldest first."""
-        if not artifacts:
-            return []
-        with self._reader.connect() as conn:
-            return list(self.evidence.entries(conn, artifacts=artifacts))
-
     def evidence_snapshot(self) -> tuple[str, StoredCheckpoint | None, list[bytes]]:
         """The log's origin, newest checkpoint and the leaf hashes it covers, read consistently."""
         with self._engine.begin() as conn:

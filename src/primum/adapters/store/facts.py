@@ -99,6 +99,13 @@ def _passed(conn: Connection, entering: Sequence[tuple[str, str]]) -> dict[tuple
     return {pair: frozenset(envs) for pair, envs in out.items()}
 
 
+def ci_evidence(store: Store, pins: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per service (``pins``: service -> artifact digest): the summary of its CI evidence, as a gate sees it
+    (``primum policy eval`` shows a release file what the controller would see)."""
+    with store._reader.connect() as conn:
+        return _evidence(conn, pins)
+
+
 def _evidence(conn: Connection, pins: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Per service: the summary of the CI evidence ingested for its pinned artifact digest."""
     from primum.adapters.evidence.ingest import evidence_summary  # loaded only when a gate runs
