@@ -29,7 +29,7 @@ from rich.markup import escape
 from primum.adapters.store.records import EventRecord
 from primum.adapters.store.repository import Store
 from primum.adapters.targets.local.runtime import LocalRuntime
-from primum.adapters.targets.registry import Targets
+from primum.app.bootstrap import Primum
 from primum.app.controller import Controller
 from primum.app.governance import GovernanceService
 from primum.app.releases import ReleaseService
@@ -93,10 +93,8 @@ def _run(fast: bool, scratch: Path) -> int:
     started = time.time()
     files = write_demo(scratch / "files", fast=fast)
     estate = load_estate(files.estate)
-    settings = demo_settings(scratch)  # what the CLI reads with PRIMUM_HOME=scratch
-    store = Store(settings.database_url, keys=settings.keys_dir)
-    targets = Targets(settings.home)
-    service = ReleaseService(store)
+    app = Primum(demo_settings(scratch))  # what the CLI builds with PRIMUM_HOME=scratch
+    store, targets, service = app.store, app.targets, app.releases
     stop = threading.Event()
     controller = Controller(store, targets, lease_ttl=5.0, on_event=_show)
     thread = threading.Thread(target=controller.run, args=(stop, 0.2), name="primum-controller", daemon=True)
@@ -135,7 +133,7 @@ def _run(fast: bool, scratch: Path) -> int:
         pids = runtime.all_pids()
         runtime.stop_all()
         leftovers = [pid for pid in pids if _alive(pid)]
-        store.close()
+        app.close()
         signal.signal(signal.SIGTERM, previous)
     behaved = _summary(outcomes, files, time.time() - started, leftovers, analyses, bundles)
     _explore(scratch, outcomes)
