@@ -317,6 +317,19 @@ class EvidenceService:
                 for e in self.store.evidence_entries(rollout_id, artifacts)]
 
 
+def verify_audit_bundle(bundle: Path, public_keys: Sequence[Any]) -> Any:
+    """Verify an audit bundle offline with only the public keys the auditor trusts (no store needed)."""
+    from primum.adapters.evidence.bundle import verify_bundle
+
+    if not public_keys:
+        raise InputError.single(str(bundle), "verifying a bundle needs the public key you trust",
+                                "pass --key PUB.pem (obtained from the log operator, not from the bundle)")
+    if not bundle.is_file():
+        raise InputError.single(str(bundle), "bundle file not found", "pass the .tar.gz written by "
+                                "`primum evidence export`")
+    return verify_bundle(bundle, list(public_keys))
+
+
 def _ranges(indices: list[int]) -> list[list[int]]:
     """[0, 1, 2, 5] -> [[0, 2], [5, 5]]: purged indices, compactly."""
     out: list[list[int]] = []

@@ -53,15 +53,9 @@ def evidence_verify(
 ) -> None:
     """Verify an audit bundle with only a public key, or the whole log; names the first bad entry (exit 1)."""
     if bundle is not None:
-        from primum.adapters.evidence.bundle import verify_bundle
+        from primum.app.evidence import verify_audit_bundle
 
-        if not key:
-            raise InputError.single(str(bundle), "verifying a bundle needs the public key you trust",
-                                    "pass --key PUB.pem (obtained from the log operator, not from the bundle)")
-        if not bundle.is_file():
-            raise InputError.single(str(bundle), "bundle file not found", "pass the .tar.gz written by "
-                                    "`primum evidence export`")
-        result = verify_bundle(bundle, load_public_keys(key))
+        result = verify_audit_bundle(bundle, load_public_keys(key) if key else [])
         previous = None if result.previous_size is None else {
             "tree_size": result.previous_size, "root_hash": result.previous_root_hash}
         if output is Output.json:
