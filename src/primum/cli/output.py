@@ -200,7 +200,7 @@ def analysis_report(event: Any, *, wide: bool = False) -> None:
             console.print(f"- {escape(r['metric'])}{escape(where)} {escape(r['check'])}: {escape(r['reason'])}")
             _print_sources(r)
         return
-    console.print(f"[bold]checks[/] ({len(results)}; `--wide` for one table)")
+    console.print(f"[bold]checks, their reasons and sources[/] ({len(results)}; `--wide` for one table)")
     for r in results:
         cls = r["classification"]
         flags = (" critical" if r.get("critical") else "") + (" muted" if r.get("muted") else "")
