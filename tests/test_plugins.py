@@ -18,9 +18,9 @@ import pytest
 from primum.adapters.probes import ProbeContext, run_gate
 from primum.adapters.probes.context import Probe, result
 from primum.adapters.probes.registry import PROBES
-from primum.adapters.providers.base import Scope, provider_for
+from primum.adapters.providers.base import Scope
 from primum.adapters.providers.collect import collect
-from primum.adapters.providers.registry import PROVIDERS
+from primum.adapters.providers.registry import PROVIDERS, provider_for
 from primum.adapters.targets.noop import NoopTarget
 from primum.adapters.targets.registry import TARGETS, Targets
 from primum.core.analysis.data import ProbeResult, Samples

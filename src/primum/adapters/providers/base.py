@@ -21,7 +21,6 @@ import httpx
 
 from primum.core.analysis.data import Samples
 from primum.core.model.analysis import MetricSpec
-from primum.core.model.plugins import PluginSpec
 
 T = TypeVar("T")
 
@@ -157,14 +156,6 @@ def as_count(value: float) -> int | None:
     if math.isnan(value) or math.isinf(value) or value < 0:
         return None
     return round(value)
-
-
-def provider_for(source: PluginSpec) -> Provider:
-    """A new provider for ``source``'s type (from the registry). Providers are cheap; the builtin one
-    caches router answers for its lifetime, so make one per collection."""
-    from primum.adapters.providers.registry import PROVIDERS  # the registry imports every provider module
-
-    return PROVIDERS.get(source.type)()
 
 
 class PooledHttp:

@@ -19,7 +19,8 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from primum.adapters.providers.base import Provider, ProviderError, Role, Scope, provider_for
+from primum.adapters.providers.base import Provider, ProviderError, Role, Scope
+from primum.adapters.providers.registry import provider_for
 from primum.core.analysis.data import MeasurementData, MetricData, Samples
 from primum.core.model.actions import VersionRef
 from primum.core.model.analysis import AnalysisSettings, MetricSpec, SourceSpec
