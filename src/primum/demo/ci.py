@@ -26,7 +26,7 @@ def provenance(service: str, version: str, digest: str) -> dict:
                                        "ref": f"refs/tags/v{version}", "workflow": ".ci/release.yml"},
                 "resolvedDependencies": [{"uri": f"git+https://git.st-elsewhere.example/platform/{service}"
                                                  f"@refs/tags/v{version}",
-                                          "digest": {"gitCommit": "5eed0000c0ffee00000000000000000000000d30"}}],
+                                          "digest": {"gitCommit": "fa2a37de739a6c3b694b14f35a673b4c90f88465"}}],
             },
             "runDetails": {"builder": {"id": BUILDER},
                            "metadata": {"invocationId": f"https://ci.st-elsewhere.example/{service}/runs/{version}"}},

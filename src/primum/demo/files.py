@@ -251,7 +251,7 @@ def _release(release_id: str, description: str, ticket: str, pins: dict[str, tup
         "id": release_id,
         "description": description,
         "ticket": ticket,
-        "source_commit": "5eed0000c0ffee00000000000000000000000d30",
+        "source_commit": "fa2a37de739a6c3b694b14f35a673b4c90f88465",
         "services": {
             name: {"artifact": os.path.relpath(path, root / "releases"), "digest": digest, "version": version}
             for name, (path, digest, version) in pins.items()
