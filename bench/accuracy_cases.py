@@ -16,9 +16,9 @@ import copy
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from accuracy_faults import FaultProfile
-
 from primum.core.engine.planner import plan
 from primum.core.model.actions import VersionRef
 from primum.core.model.estate import Estate
@@ -114,8 +114,10 @@ def demo_service(mode: str, window_s: float, rate: float, startup_timeout_s: flo
     return svc
 
 
-def bench_estate(name: str, services: dict[str, dict]) -> Estate:
-    return Estate.model_validate({
+def bench_estate(name: str, services: dict[str, dict], identities: Path | None = None) -> Estate:
+    """A one-environment (nonprod) estate of ``services``; ``identities``: who may approve (the demo's)."""
+    governance = {"governance": {"identities": str(identities)}} if identities is not None else {}
+    return Estate.model_validate({**governance,
         "apiVersion": "primum/v1", "kind": "Estate", "name": name,
         "environments": [{"name": ENV, "class": "nonprod", "description": "the accuracy bench"}],
         "tenants": [{"id": t, "name": f"{t} (synthetic)"} for t in TENANTS],

@@ -37,7 +37,6 @@ from accuracy_cases import (
     version_ref,
 )
 from accuracy_faults import FaultProfile, write_faulty
-
 from primum.adapters.targets.local.target import LocalTarget
 from primum.app.gather import measure
 from primum.core.analysis.data import Outcome
