@@ -92,8 +92,10 @@ class Replay:
     def apply(self, action: EnsureInstances | SetRoute) -> None:
         self.target.apply(action, self.spec, FENCE)
 
-    def calibrate(self, seconds: float = 3.0) -> float:
-        """The stable version's mean latency through the router (ms), over ``seconds`` of traffic."""
+    def calibrate(self, settle_s: float = 2.0, seconds: float = 4.0) -> float:
+        """The stable version's mean latency through the router (ms), over ``seconds`` of traffic once its
+        cold start has passed (``settle_s``): the latency faults are relative to it."""
+        time.sleep(settle_s)
         start = time.time()
         time.sleep(seconds)
         item = planned_item(self.estate, SERVICE, self.stable, self.stable)

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from accuracy_cases import FALLBACK_MEAN_MS, MODES, OUTCOMES, PAUSED, ROLLED_BACK, CaseResult, cases
+from accuracy_cases import FALLBACK_MEAN_MS, MODES, OUTCOMES, PAUSED, PROMOTED, ROLLED_BACK, CaseResult, cases
 from accuracy_replay import ESTATE as REPLAY_ESTATE
 from accuracy_replay import run_replay
 from accuracy_rollouts import ESTATE as ROLLOUT_ESTATE
@@ -106,8 +106,10 @@ def print_notes(results: list[CaseResult]) -> None:
     notes = []
     for r in results:
         for mode in MODES:
-            wrong = [x for x in r.runs[mode] if (x.outcome != ROLLED_BACK) == r.case.regression
-                     or (r.case.name == "metrics-outage" and x.outcome != ROLLED_BACK)]
+            if r.case.name == "metrics-outage":  # rolling back, or waiting, is right: promoting is not
+                wrong = [x for x in r.runs[mode] if x.outcome == PROMOTED]
+            else:
+                wrong = [x for x in r.runs[mode] if (x.outcome == ROLLED_BACK) != r.case.regression]
             if wrong and wrong[0].note:
                 notes.append(f"{r.case.name} [{mode}] {len(wrong)}x {wrong[0].outcome}: "
                              + " ".join(wrong[0].note.split())[:400])
