@@ -119,7 +119,7 @@ def test_tail_check_needs_enough_tail_and_the_significance() -> None:
     slow = same.copy()
     slow[-30:] = 0.3
     t = tail_test(np.sort(slow), baseline, TailCheck(), alpha=0.02)
-    assert t.moved and t.p_value >= t.level
+    assert t.canary_q > t.limit and t.p_value >= t.level and not t.moved
     assert t.classification is Classification.passed
     slow[-35:] = 0.3
     assert tail_test(np.sort(slow), baseline, TailCheck(), alpha=0.02).classification is Classification.high

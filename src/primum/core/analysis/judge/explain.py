@@ -105,6 +105,10 @@ def shift_reason(s: Subject, test: ShiftTest, limit: Limits, medians: tuple[floa
         allowed = limit.allowed_increase if sh.low > 0 else limit.allowed_decrease
         return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}) but {effect} is within "
                 f"the allowed {allowed:g}; {mw}")
+    if test.why is Why.small and s.slice is not None:
+        return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}), {effect}, but its "
+                f"interval reaches below the {s.value(s.metric.effect.min_shift)} that matters (min_shift, which "
+                f"a tenant slice's whole interval must clear); {mw}")
     if test.why is Why.small:
         return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}), {effect}, but smaller "
                 f"than the {s.value(s.metric.effect.min_shift)} that matters (min_shift); {mw}")
@@ -138,8 +142,8 @@ def tail_reason(s: Subject, t: TailTest, *, p_adjusted: float | None = None, fam
         if overall is None or overall.limit is None:
             why = "the overall tail could not be judged"
         else:
-            why = (f"the overall {label} did not move (canary {s.value(overall.canary_q)}, within its limit "
-                   f"{s.value(overall.limit)})")
+            why = (f"the overall {label} did not move ({overall.above} of {overall.n} canary samples above its limit "
+                   f"{s.value(overall.limit)}, binomial {p_text(overall.p_value)} >= {2 * overall.level:g})")
         return f"{head}; {count} < {t.level:g}), but {why}, so one tenant's wider tail alone does not fail it"
     if t.classification is Classification.high:
         return (f"{head}; {count} < {t.level:g}): the canary's {label} is above the limit with "

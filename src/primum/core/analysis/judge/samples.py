@@ -20,10 +20,12 @@ SHIFT_CHECK = "mann-whitney"
 
 
 def shift_test(ctx: Context, subject: Subject, baseline: Cleaned, canary: Cleaned) -> ShiftTest:
+    """A tenant slice's shift must clear ``min_shift`` with its whole interval (see ``shift.compare``)."""
     m = subject.metric
     return compare(canary.values, baseline.values, direction=m.direction, limit=limits(m.effect),
                    tolerance=ctx.settings.tolerance, confidence=ctx.settings.confidence,
-                   min_shift=m.effect.min_shift if ctx.mode is JudgeMode.primum else 0.0)
+                   min_shift=m.effect.min_shift if ctx.mode is JudgeMode.primum else 0.0,
+                   interval_clears=subject.slice is not None)
 
 
 def shift_row(ctx: Context, subject: Subject, test: ShiftTest, baseline: Cleaned, canary: Cleaned,

@@ -11,9 +11,11 @@ only when its adjusted p-value is still below alpha.
 A slice's tail check is about one tenant's share of the traffic, so a tenant
 whose latency is only more spread out (a noisier client, a few heavy queries)
 would fail the canary on its own while the service's tail is fine. A slice's
-tail High therefore stands only when the aggregate tail moved as well (its
-point estimate above its own limit); otherwise the slice row passes and says
-why. A slice's median shift is judged on its own, as before.
+tail High therefore stands only when the aggregate tail moved as well (more
+of all canary requests above the aggregate's limit than its quantile allows,
+significant at alpha); otherwise the slice row passes and says why. A
+slice's median shift is judged on its own, but its whole confidence interval
+must clear ``min_shift`` (a small slice's estimate alone is too noisy).
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ wrongly, each at most ``alpha/2``, so when the canary's true q-quantile is
 within ``max_ratio x`` the baseline's ``+ slack`` the check fails with
 probability at most ``alpha``, for any continuous distribution.
 
-``moved`` (the canary's point estimate above the limit) is what tenant slices
-ask of the aggregate: a slice's tail may fail only when the overall tail moved
-too (see ``slices.py``).
+``moved`` (the count above the limit significant at ``alpha``, a looser bar
+than the failure's ``alpha/2``) is what tenant slices ask of the aggregate: a
+slice's tail may fail only when the overall tail moved too (see ``slices.py``).
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ class TailTest:
 
     @property
     def moved(self) -> bool:
-        """The canary's point estimate is above the limit (significant or not)."""
-        return self.limit is not None and self.canary_q > self.limit
+        """More canary samples are above the limit than a quantile within it explains, at ``alpha`` (twice
+        the level a failure needs): what a tenant slice's tail failure asks of the aggregate."""
+        return self.limit is not None and self.p_value < 2.0 * self.level
 
     @property
     def judged(self) -> bool:
