@@ -100,3 +100,9 @@ def test_errors_in_a_partial_block_still_name_their_field(tmp_path: Path) -> Non
     with pytest.raises(InputError) as info:
         load_estate(path)
     assert [p.path for p in info.value.problems] == ["services.sched.analysis.confidence"]
+
+
+def test_kayenta_mode_keeps_the_settings_it_always_had() -> None:
+    svc = Service(owner="o", tier="clinical-critical", data_class="phi",  # type: ignore[arg-type]
+                  analysis={"mode": "kayenta"})  # type: ignore[arg-type]
+    assert svc.analysis.metrics == default_metrics()

@@ -290,8 +290,11 @@ def tier_metrics(tier: str) -> list[MetricSpec]:
 def with_tier_defaults(tier: str, given: dict[str, Any]) -> dict[str, Any]:
     """A service's ``analysis:`` block over its tier's defaults. Every key given wins; what the tier picks
     is ``metrics``, so a block without ``metrics`` keeps the tier's metrics and one with ``metrics`` has
-    exactly those (a list replaces, as in templates)."""
-    return given if "metrics" in given else {**given, "metrics": tier_metrics(tier)}
+    exactly those (a list replaces, as in templates). ``mode: kayenta`` keeps ``default_metrics()`` on every
+    tier: that mode is there to compare with Kayenta as published, on the settings it always had."""
+    if "metrics" in given or str(given.get("mode", JudgeMode.primum.value)) == JudgeMode.kayenta.value:
+        return given
+    return {**given, "metrics": tier_metrics(tier)}
 
 
 # ------------------------------------------------------------ judge settings
