@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -199,11 +199,16 @@ class EffectSize(Strict):
 
 class TailCheck(Strict):
     """primum mode: the canary's upper quantile against the baseline's, so a
-    regression that widens the tail without moving the median is caught."""
+    regression that widens the tail without moving the median is caught. Both
+    quantiles are taken with their sampling error (order-statistic confidence
+    bounds), see ``primum.core.analysis.judge.tail``."""
 
     quantile: float = Field(default=0.99, gt=0.5, lt=1.0)
     max_ratio: float = Field(default=1.5, ge=1.0)
     slack: float = Field(default=0.05, ge=0)  # absolute allowance, in the metric's unit (s for latency)
+    # observations expected above the quantile on each side (n x (1 - q)); fewer: the check is Nodata
+    # (shown, not judged), since a p99 from a few dozen samples is the maximum, not a p99
+    min_tail_samples: int = Field(default=5, ge=1)
 
 
 class Threshold(Strict):
@@ -250,11 +255,46 @@ class MetricSpec(Strict):
 
 
 def default_metrics() -> list[MetricSpec]:
+    """The metrics of a service of tier ``business`` or ``internal``, and of ``AnalysisSettings()``:
+    errors are critical; a latency rise costs the latency group its score (a marginal result pauses
+    for a person) and only a doubled mean fails on its own."""
     return [
         MetricSpec(name="error-rate", kind=MetricKind.errors, group="errors", critical=True),
         MetricSpec(name="latency", kind=MetricKind.latency, group="latency",
                    effect=EffectSize(allowed_increase=1.2, critical_increase=2.0, min_shift=0.01), tail=TailCheck()),
     ]
+
+
+def critical_metrics() -> list[MetricSpec]:
+    """The metrics of a ``clinical-critical`` or ``patient-facing`` service: latency is critical too, so a
+    clear regression rolls back at night instead of holding 25% of a clinic's traffic on it until someone
+    looks. Any significant mean rise of 10% and 5 ms or more fails (so a true 20% rise fails reliably,
+    sampling noise in the mean ratio included), as do a significant p99 rise beyond 1.5 x the baseline's
+    + 50 ms and a canary p95 beyond the service's SLO."""
+    return [
+        MetricSpec(name="error-rate", kind=MetricKind.errors, group="errors", critical=True),
+        MetricSpec(name="latency", kind=MetricKind.latency, group="latency", critical=True,
+                   effect=EffectSize(allowed_increase=1.1, critical_increase=1.1, min_shift=0.005), tail=TailCheck()),
+    ]
+
+
+# The tiers whose latency is critical by default (``primum.core.model.estate.Tier`` values).
+CRITICAL_LATENCY_TIERS = frozenset({"clinical-critical", "patient-facing"})
+
+
+def tier_metrics(tier: str) -> list[MetricSpec]:
+    """The default metrics of a service of this tier (docs/JUDGE.md, "Defaults by tier")."""
+    return critical_metrics() if tier in CRITICAL_LATENCY_TIERS else default_metrics()
+
+
+def with_tier_defaults(tier: str, given: dict[str, Any]) -> dict[str, Any]:
+    """A service's ``analysis:`` block over its tier's defaults. Every key given wins; what the tier picks
+    is ``metrics``, so a block without ``metrics`` keeps the tier's metrics and one with ``metrics`` has
+    exactly those (a list replaces, as in templates). ``mode: kayenta`` keeps ``default_metrics()`` on every
+    tier: that mode is there to compare with Kayenta as published, on the settings it always had."""
+    if "metrics" in given or str(given.get("mode", JudgeMode.primum.value)) == JudgeMode.kayenta.value:
+        return given
+    return {**given, "metrics": tier_metrics(tier)}
 
 
 # ------------------------------------------------------------ judge settings

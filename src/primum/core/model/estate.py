@@ -11,9 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from primum.core.model.analysis import AnalysisSettings, ProbeGate
+from primum.core.model.analysis import AnalysisSettings, ProbeGate, with_tier_defaults
 from primum.core.model.plugins import PluginSpec, SpecKind
 from primum.core.model.types import Duration, Name
 from primum.core.model.windows import ChangeWindows
@@ -202,6 +202,21 @@ class Service(Strict):
     touches: list[Literal["identity", "integration-engine", "data-schema"]] = Field(
         default_factory=list
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tier_defaults(cls, data: Any) -> Any:
+        """The analysis defaults follow the tier (``analysis.with_tier_defaults``): a clinical-critical or
+        patient-facing service's latency is critical unless its own ``analysis.metrics`` say otherwise.
+        An ``AnalysisSettings`` value (not a mapping) is taken as it is."""
+        if not isinstance(data, dict) or not isinstance(data.get("tier"), str):
+            return data
+        given = data.get("analysis")
+        if given is None:
+            given = {}
+        if not isinstance(given, dict):
+            return data
+        return {**data, "analysis": with_tier_defaults(str(data["tier"]), given)}
 
 
 class Environment(Strict):

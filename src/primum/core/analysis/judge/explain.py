@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from primum.core.analysis.data import Classification
 from primum.core.analysis.judge.proportions import Counts, RateTest, RateWhy
@@ -104,6 +105,10 @@ def shift_reason(s: Subject, test: ShiftTest, limit: Limits, medians: tuple[floa
         allowed = limit.allowed_increase if sh.low > 0 else limit.allowed_decrease
         return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}) but {effect} is within "
                 f"the allowed {allowed:g}; {mw}")
+    if test.why is Why.small and s.slice is not None:
+        return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}), {effect}, but its "
+                f"interval reaches below the {s.value(s.metric.effect.min_shift)} that matters (min_shift, which "
+                f"a tenant slice's whole interval must clear); {mw}")
     if test.why is Why.small:
         return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}), {effect}, but smaller "
                 f"than the {s.value(s.metric.effect.min_shift)} that matters (min_shift); {mw}")
@@ -113,19 +118,50 @@ def shift_reason(s: Subject, test: ShiftTest, limit: Limits, medians: tuple[floa
     return f"{s.name} holds: {where}, a shift of {s.signed(sh.estimate)} ({ci}) within {tolerance}; {mw}"
 
 
-def tail_reason(s: Subject, t: TailTest, alpha: float, *, p_adjusted: float | None = None, family: int = 0) -> str:
+class Hold(StrEnum):
+    """Why a failing tail test on a tenant slice does not fail it."""
+
+    none = "none"
+    holm = "holm"  # not significant once corrected for the number of tenants
+    overall = "overall"  # the aggregate tail did not move: one tenant's spread alone
+
+
+def tail_reason(s: Subject, t: TailTest, *, p_adjusted: float | None = None, family: int = 0,
+                held: Hold = Hold.none, overall: TailTest | None = None) -> str:
     label = f"p{100 * t.quantile:g}"
     tail = s.metric.tail
-    assert tail is not None
-    limit = f"{tail.max_ratio:g} x {s.value(t.baseline_q)} + {s.value(tail.slack)} = {s.value(t.limit)}"
-    above = (f"{t.above} of {t.n} canary samples ({pct(t.above / t.n)}) are above the baseline {label} "
-             f"where {pct(t.expected)} are expected (binomial {p_text(t.p_value)}{holm_text(p_adjusted, family)}")
+    assert tail is not None and t.limit is not None
     head = f"{s.name} {label}: canary {s.value(t.canary_q)} vs {s.value(t.baseline_q)} on the baseline"
+    limit = (f"{tail.max_ratio:g} x {s.value(t.baseline_high)} (the baseline {label}'s "
+             f"{confidence_text(1 - t.level)} upper bound) + {s.value(tail.slack)} = {s.value(t.limit)}")
+    count = (f"{t.above} of {t.n} canary samples ({pct(t.above / t.n)}) are above {limit}, where a {label} within "
+             f"it allows {pct(t.expected)} (binomial {p_text(t.p_value)}{holm_text(p_adjusted, family)}")
+    if held is Hold.holm:
+        return f"{head}; {count}), not significant once corrected for testing {tenants(family)}"
+    if held is Hold.overall:
+        if overall is None or overall.limit is None:
+            why = "the overall tail could not be judged"
+        else:
+            why = (f"the overall {label} did not move ({overall.above} of {overall.n} canary samples above its limit "
+                   f"{s.value(overall.limit)}, binomial {p_text(overall.p_value)} >= {2 * overall.level:g})")
+        return f"{head}; {count} < {t.level:g}), but {why}, so one tenant's wider tail alone does not fail it"
     if t.classification is Classification.high:
-        return f"{head}, above {limit}, and {above} < {alpha:g})"
-    if t.canary_q <= t.limit:
-        return f"{head}, within {limit}"
-    return f"{head}, above {limit}, but that is not significant: {above} >= {alpha:g})"
+        return (f"{head}; {count} < {t.level:g}): the canary's {label} is above the limit with "
+                f"{confidence_text(1 - t.level)} confidence")
+    if t.above / t.n <= t.expected:
+        return f"{head}; within the limit: {count})"
+    return f"{head}; {count} >= {t.level:g}), not enough to show the canary's {label} above the limit"
+
+
+def tail_nodata_reason(s: Subject, t: TailTest) -> str:
+    """Why a tail could not be judged: too few samples expected above the quantile on a side."""
+    label = f"p{100 * t.quantile:g}"
+    needed = math.ceil(t.min_tail / (1.0 - t.quantile) - 1e-9)
+    if min(t.n, t.m) >= needed:
+        return (f"the baseline {label}'s {confidence_text(1 - t.level)} upper bound lies beyond its largest "
+                f"of {t.m} samples")
+    return (f"its {label} tail needs {t.min_tail} samples expected above the {label} on each side "
+            f"({needed} samples), and there are {t.n} canary and {t.m} baseline samples")
 
 
 # ------------------------------------------------------------------ counts

@@ -26,20 +26,21 @@ def metric_rows(ctx: Context, metric: MetricSpec) -> list[MetricResult]:
         return [row(subject, PROVIDER_CHECK, Classification.error,
                     f"{subject.name} could not be measured: {md.error}", source=sources(md.baseline, md.canary))]
     if ctx.mode is JudgeMode.kayenta:
-        return compare_rows(ctx, subject, md)[0]  # every kind through the rank test, on its values
+        return compare_rows(ctx, subject, md).rows  # every kind through the rank test, on its values
     if metric.kind in COUNT_KINDS:
         return _count_metric(ctx, subject, md)
     return _sample_metric(ctx, subject, md)
 
 
 def _sample_metric(ctx: Context, subject: Subject, md: MetricData) -> list[MetricResult]:
-    rows, _ = compare_rows(ctx, subject, md)
+    compared = compare_rows(ctx, subject, md)
+    rows = list(compared.rows)
     canary = ctx.clean(md.canary, subject.metric) if md.canary is not None else None
     source = sources(md.baseline, md.canary)
     bound = threshold_row(ctx, subject, canary, None, source)
     rows += [bound] if bound is not None else []
     rows += slo_rows(ctx, subject, canary, None, source)
-    return rows + slice_rows(ctx, subject.metric, md)
+    return rows + slice_rows(ctx, subject.metric, md, overall_tail=compared.tail)
 
 
 def _count_metric(ctx: Context, subject: Subject, md: MetricData) -> list[MetricResult]:

@@ -3,12 +3,13 @@ the Mann-Whitney shift and, in primum mode, the tail."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from primum.core.analysis.data import Classification, MetricData, MetricResult
 from primum.core.analysis.judge.clean import Cleaned
 from primum.core.analysis.judge.context import Context
-from primum.core.analysis.judge.explain import Subject, shift_reason, tail_reason, too_few
+from primum.core.analysis.judge.explain import Hold, Subject, shift_reason, tail_nodata_reason, tail_reason, too_few
 from primum.core.analysis.judge.rows import finite, row, shift_statistics, shift_thresholds, sources, value_summary
 from primum.core.analysis.judge.shift import ShiftTest, compare, critical, limits
 from primum.core.analysis.judge.stats import quantile
@@ -19,10 +20,12 @@ SHIFT_CHECK = "mann-whitney"
 
 
 def shift_test(ctx: Context, subject: Subject, baseline: Cleaned, canary: Cleaned) -> ShiftTest:
+    """A tenant slice's shift must clear ``min_shift`` with its whole interval (see ``shift.compare``)."""
     m = subject.metric
     return compare(canary.values, baseline.values, direction=m.direction, limit=limits(m.effect),
                    tolerance=ctx.settings.tolerance, confidence=ctx.settings.confidence,
-                   min_shift=m.effect.min_shift if ctx.mode is JudgeMode.primum else 0.0)
+                   min_shift=m.effect.min_shift if ctx.mode is JudgeMode.primum else 0.0,
+                   interval_clears=subject.slice is not None)
 
 
 def shift_row(ctx: Context, subject: Subject, test: ShiftTest, baseline: Cleaned, canary: Cleaned,
@@ -65,7 +68,16 @@ def missing_side(md: MetricData, baseline: Cleaned, canary: Cleaned) -> str | No
     return None
 
 
-def compare_rows(ctx: Context, subject: Subject, md: MetricData) -> tuple[list[MetricResult], ShiftTest | None]:
+@dataclass(frozen=True)
+class Compared:
+    """The aggregate comparison's rows, and its tests for the tenant slices to consult."""
+
+    rows: list[MetricResult]
+    shift: ShiftTest | None = None
+    tail: TailTest | None = None
+
+
+def compare_rows(ctx: Context, subject: Subject, md: MetricData) -> Compared:
     """The aggregate comparison, guarded by ``min_samples`` in primum mode."""
     m = subject.metric
     baseline, canary = ctx.clean(md.baseline, m), ctx.clean(md.canary, m)
@@ -77,16 +89,16 @@ def compare_rows(ctx: Context, subject: Subject, md: MetricData) -> tuple[list[M
     if why is None and ctx.mode is JudgeMode.primum and min(len(baseline.values), len(canary.values)) < needed:
         why = too_few(subject, len(canary.values), len(baseline.values), needed, "a comparison")
     if why is not None:
-        return [ctx.nodata(subject, SHIFT_CHECK, why, source=source,
-                           thresholds={"min_samples": needed} if ctx.mode is JudgeMode.primum else {},
-                           **sizes)], None
+        return Compared([ctx.nodata(subject, SHIFT_CHECK, why, source=source,
+                                    thresholds={"min_samples": needed} if ctx.mode is JudgeMode.primum else {},
+                                    **sizes)])
     test = shift_test(ctx, subject, baseline, canary)
     rows = [shift_row(ctx, subject, test, baseline, canary, source)]
-    if ctx.mode is JudgeMode.primum:
-        tail = tail_row(ctx, subject, baseline, canary, source)
-        if tail is not None:
-            rows.append(tail)
-    return rows, test
+    tail: TailTest | None = None
+    if ctx.mode is JudgeMode.primum and m.tail is not None and wants_tail(subject):
+        tail = tail_test(canary.values, baseline.values, m.tail, ctx.alpha)
+        rows.append(tail_row(ctx, subject, baseline, canary, source, test=tail))
+    return Compared(rows, test, tail)
 
 
 def wants_tail(subject: Subject) -> bool:
@@ -95,24 +107,38 @@ def wants_tail(subject: Subject) -> bool:
 
 
 def tail_row(ctx: Context, subject: Subject, baseline: Cleaned, canary: Cleaned, source: dict[str, str], *,
-             test: TailTest | None = None, p_adjusted: float | None = None, family: int = 0) -> MetricResult | None:
+             test: TailTest, p_adjusted: float | None = None, family: int = 0,
+             overall: TailTest | None = None, in_slice: bool = False) -> MetricResult:
+    """The row of one tail test. On a tenant slice (``in_slice``) a High must also survive Holm
+    (``p_adjusted``), and stands only when the ``overall`` (aggregate) tail moved too: one tenant's wider
+    tail while the service's tail stays within its limit is spread, not a regression the canary fails for."""
     tail = subject.metric.tail
-    if tail is None or not wants_tail(subject):
-        return None
-    t = test or tail_test(canary.values, baseline.values, tail, ctx.alpha)
-    held = p_adjusted is not None and p_adjusted >= ctx.alpha
-    classification = Classification.passed if held else t.classification
+    assert tail is not None
+    t = test
+    thresholds: dict[str, Any] = {"quantile": tail.quantile, "max_ratio": tail.max_ratio, "slack": tail.slack,
+                                  "min_tail_samples": tail.min_tail_samples, "alpha": ctx.alpha}
+    sizes: dict[str, Any] = {"baseline_n": len(baseline.values), "canary_n": t.n,
+                             "baseline": value_summary(baseline), "canary": value_summary(canary)}
+    if not t.judged:
+        return ctx.nodata(subject, check_name(tail), tail_nodata_reason(subject, t), source=source, skipped=True,
+                          thresholds=thresholds, **sizes)
+    held = Hold.none
+    if t.classification is not Classification.passed and in_slice:
+        if p_adjusted is not None and p_adjusted >= t.level:
+            held = Hold.holm
+        elif overall is None or not overall.moved:
+            held = Hold.overall
+    classification = Classification.passed if held is not Hold.none else t.classification
     statistics: dict[str, float | None] = {
-        "baseline_q": t.baseline_q, "canary_q": t.canary_q, "limit": t.limit, "above": float(t.above),
-        "expected_fraction": t.expected, "p_value": t.p_value}
+        "baseline_q": t.baseline_q, "canary_q": t.canary_q, "baseline_high": t.baseline_high, "limit": t.limit,
+        "above": float(t.above), "expected_fraction": t.expected, "p_value": t.p_value}
     if p_adjusted is not None:
         statistics["p_adjusted"] = p_adjusted
+    if in_slice and overall is not None:
+        statistics["overall_canary_q"] = overall.canary_q
+        statistics["overall_limit"] = overall.limit
     return row(subject, check_name(tail), classification,
-               tail_reason(subject, t, ctx.alpha, p_adjusted=p_adjusted, family=family),
+               tail_reason(subject, t, p_adjusted=p_adjusted, family=family, held=held, overall=overall),
                critical=subject.metric.critical and classification is not Classification.passed,
-               baseline_n=len(baseline.values), canary_n=t.n, baseline=value_summary(baseline),
-               canary=value_summary(canary), statistics=statistics,
-               effect=t.canary_q / t.baseline_q if t.baseline_q > 0 else None, effect_measure="quantileRatio",
-               thresholds={"quantile": tail.quantile, "max_ratio": tail.max_ratio, "slack": tail.slack,
-                           "alpha": ctx.alpha},
-               source=source)
+               statistics=statistics, effect=t.canary_q / t.baseline_q if t.baseline_q > 0 else None,
+               effect_measure="quantileRatio", thresholds=thresholds, source=source, **sizes)

@@ -84,9 +84,11 @@ class ShiftTest:
 
 
 def compare(canary: FloatArray, baseline: FloatArray, *, direction: Direction, limit: Limits,
-            tolerance: float, confidence: float, min_shift: float = 0.0) -> ShiftTest:
+            tolerance: float, confidence: float, min_shift: float = 0.0, interval_clears: bool = False) -> ShiftTest:
     """Compare two sorted, non-empty samples. ``min_shift`` (primum mode): a High or Low whose
-    shift estimate is smaller in size than this is a Pass (statistically clear, practically harmless)."""
+    shift estimate is smaller in size than this is a Pass (statistically clear, practically harmless).
+    ``interval_clears`` (a tenant slice): the interval's near end, not just the estimate, must reach
+    ``min_shift``, since a small slice's estimate is noisy and many slices are tested at once."""
     mw = mann_whitney(canary, baseline)
     shift = hodges_lehmann(canary, baseline, confidence)
     ratio = mean_ratio(canary, baseline)
@@ -109,7 +111,7 @@ def compare(canary: FloatArray, baseline: FloatArray, *, direction: Direction, l
         if not up:
             return result(Classification.passed, Why.harmless)
         if unknown or effect >= limit.allowed_increase:
-            if abs(shift.estimate) < min_shift:
+            if abs(shift.low if interval_clears else shift.estimate) < min_shift:
                 return result(Classification.passed, Why.small)
             return result(Classification.high, Why.high)
         return result(Classification.passed, Why.effect)
@@ -117,7 +119,7 @@ def compare(canary: FloatArray, baseline: FloatArray, *, direction: Direction, l
         if not down:
             return result(Classification.passed, Why.harmless)
         if unknown or effect <= limit.allowed_decrease:
-            if abs(shift.estimate) < min_shift:
+            if abs(shift.high if interval_clears else shift.estimate) < min_shift:
                 return result(Classification.passed, Why.small)
             return result(Classification.low, Why.low)
         return result(Classification.passed, Why.effect)

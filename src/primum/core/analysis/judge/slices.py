@@ -7,6 +7,15 @@ judged (and does not make the measurement inconclusive). Testing many tenants
 invites a false alarm somewhere by chance, so the p-values of one check across
 the judged slices get the Holm-Bonferroni correction: a slice's High/Low stands
 only when its adjusted p-value is still below alpha.
+
+A slice's tail check is about one tenant's share of the traffic, so a tenant
+whose latency is only more spread out (a noisier client, a few heavy queries)
+would fail the canary on its own while the service's tail is fine. A slice's
+tail High therefore stands only when the aggregate tail moved as well (more
+of all canary requests above the aggregate's limit than its quantile allows,
+significant at alpha); otherwise the slice row passes and says why. A
+slice's median shift is judged on its own, but its whole confidence interval
+must clear ``min_shift`` (a small slice's estimate alone is too noisy).
 """
 
 from __future__ import annotations
@@ -22,19 +31,21 @@ from primum.core.analysis.judge.proportions import CountProblem, Counts, read_co
 from primum.core.analysis.judge.rows import count_summary, sources, value_summary
 from primum.core.analysis.judge.samples import SHIFT_CHECK, shift_row, shift_test, tail_row, wants_tail
 from primum.core.analysis.judge.stats import holm
-from primum.core.analysis.judge.tail import tail_test
+from primum.core.analysis.judge.tail import TailTest, tail_test
 from primum.core.model.analysis import MetricKind, MetricSpec
 
 COUNT_KINDS = (MetricKind.errors, MetricKind.proportion)
 
 
-def slice_rows(ctx: Context, metric: MetricSpec, md: MetricData) -> list[MetricResult]:
+def slice_rows(ctx: Context, metric: MetricSpec, md: MetricData, *,
+               overall_tail: TailTest | None = None) -> list[MetricResult]:
+    """The tenants' rows; ``overall_tail`` is the aggregate's tail test, which a slice's tail failure needs."""
     if not metric.slices or not md.slices:
         return []
     tenants = sorted(md.slices)
     if metric.kind in COUNT_KINDS:
         return _count_slices(ctx, metric, tenants, md.slices)
-    return _sample_slices(ctx, metric, tenants, md.slices)
+    return _sample_slices(ctx, metric, tenants, md.slices, overall_tail)
 
 
 def _skip(ctx: Context, subject: Subject, check: str, why: str, source: dict[str, str],
@@ -44,7 +55,7 @@ def _skip(ctx: Context, subject: Subject, check: str, why: str, source: dict[str
 
 
 def _sample_slices(ctx: Context, metric: MetricSpec, tenants: list[str],
-                   slices: dict[str, tuple[Samples, Samples]]) -> list[MetricResult]:
+                   slices: dict[str, tuple[Samples, Samples]], overall_tail: TailTest | None) -> list[MetricResult]:
     needed = ctx.settings.min_slice_samples
     judged: list[tuple[Subject, Cleaned, Cleaned, dict[str, str]]] = []
     skipped: list[MetricResult] = []
@@ -67,11 +78,12 @@ def _sample_slices(ctx: Context, metric: MetricSpec, tenants: list[str],
     tail = metric.tail
     if tail is not None and judged and wants_tail(judged[0][0]):
         tails = [tail_test(c.values, b.values, tail, ctx.alpha) for _, b, c, _ in judged]
-        tail_adjusted = holm([t.p_value for t in tails])
-        for (s, b, c, src), t, p in zip(judged, tails, tail_adjusted, strict=True):
-            r = tail_row(ctx, s, b, c, src, test=t, p_adjusted=p, family=len(tails))
-            if r is not None:
-                rows.append(r)
+        family = [t.p_value for t in tails if t.judged]  # Holm over the slices whose tail could be judged
+        tail_adjusted = iter(holm(family))
+        for (s, b, c, src), t in zip(judged, tails, strict=True):
+            p = next(tail_adjusted) if t.judged else None
+            rows.append(tail_row(ctx, s, b, c, src, test=t, p_adjusted=p, family=len(family),
+                                 overall=overall_tail, in_slice=True))
     return _by_tenant(rows + skipped, tenants)
 
 
