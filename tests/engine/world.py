@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from primum.adapters.targets.noop import NoopTarget
 from primum.core.analysis.data import MeasurementData, MetricData, ProbeResult, Samples
 from primum.core.engine.decide import Decision, Observations, decide, wanted_observations
-from primum.core.model.actions import VersionRef
+from primum.core.model.actions import ServiceObservation, VersionRef
 from primum.core.model.analysis import MetricKind
 from primum.core.model.estate import Estate
 from primum.core.model.rollout import Command, Gate, RolloutStatus
@@ -62,6 +62,9 @@ class World:
         self.blocked_by: list[str] = []
         self.history: list[Decision] = []
         self.drop_actions: set[int] = set()  # tick numbers whose actions are lost (simulated crash)
+        # version key -> health detail: its instances start but never pass their health check (dead on
+        # arrival), reported as the local runtime does: none ready, the version failed with that detail
+        self.unhealthy: dict[str, str] = {}
 
     def spec(self, env: str, service: str):
         return runtime_spec(self.estate, env, service)
@@ -120,13 +123,14 @@ class World:
                     log.append(Request(at=self.now + self.rng.random() * dt, version=vkey,
                                        tenant=self.rng.choice(tenants),
                                        latency=b.latency_s * self.rng.lognormvariate(0, 0.2),
-                                       error=self.rng.random() < b.error_rate))
+                                       # an unhealthy version has no instance to answer: the router's 503
+                                       error=vkey in self.unhealthy or self.rng.random() < b.error_rate))
 
     def tick(self, status: RolloutStatus) -> Decision:
         services, errors, measurements, probes, gates = {}, {}, {}, {}, {}
         for w in wanted_observations(status, self.now):
             key = f"{w.env}/{w.service}"
-            services[key] = self.target.observe(self.spec(w.env, w.service))
+            services[key] = self.observe(w.env, w.service)
             if w.gate_env is not None:
                 self.gate_asks.append((w.gate_env, w.starting))
                 gates[w.gate_env] = self.gates.get(w.gate_env, Gate(allowed=True, reason="test: allowed"))
@@ -154,6 +158,12 @@ class World:
         self._traffic(dt)
         self.now += dt
         return decision
+
+    def observe(self, env: str, service: str) -> ServiceObservation:
+        o = self.target.observe(self.spec(env, service))
+        dead = {k: v.model_copy(update={"ready": 0, "starting": 0, "failed": v.desired, "error": self.unhealthy[k]})
+                for k, v in o.versions.items() if k in self.unhealthy}
+        return o.model_copy(update={"versions": {**o.versions, **dead}}) if dead else o
 
     def run(self, status: RolloutStatus, max_ticks: int = 5000, until=None) -> RolloutStatus:
         from primum.core.model.rollout import TERMINAL

@@ -8,11 +8,11 @@ the time. The controller persists the new status *before* applying the
 actions, and re-applies the desired state on every tick (level-triggered),
 so a crash at any point is recovered by simply running the next tick.
 
-Why this module stays whole at ~640 lines: it is one state machine (rollout, environment, item, step),
+Why this module stays whole at ~700 lines: it is one state machine (rollout, environment, item, step),
 and its transitions read each other's helpers; split across files, a reader would have to follow one
-transition through several modules. What could stand alone already does: the step programs
-(``strategies.py``), the plan (``planner.py``), the judge (``core/analysis/judge``) and the gate
-(``core/governance/gate.py``).
+transition through several modules. What could stand alone already does: the step programs and their
+descriptions (``strategies.py``), the rules of a metrics outage (``outage.py``), the plan
+(``planner.py``), the judge (``core/analysis/judge``) and the gate (``core/governance/gate.py``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 
 from primum.core.analysis.data import JudgeReport, MeasurementData, Outcome, ProbeResult
 from primum.core.analysis.judge import judge
-from primum.core.engine.strategies import compile_steps, rollback_steps
+from primum.core.engine import outage
+from primum.core.engine.strategies import compile_steps, describe, rollback_steps
 from primum.core.model.actions import (
     Action,
     EnsureInstances,
     ServiceObservation,
     SetRoute,
+    VersionRef,
 )
 from primum.core.model.rollout import (
     TERMINAL,
@@ -104,7 +106,11 @@ def wanted_observations(status: RolloutStatus, now: float) -> list[Wanted]:
     gate_env = None if status.rollback_queue else item.env
     starting = gate_env is not None and item.phase is ItemPhase.pending
     if item.phase is ItemPhase.progressing:
-        if isinstance(step, Analyze) and item.interval_start is not None and \
+        if isinstance(step, Analyze) and item.outage is not None:
+            if now >= item.outage.next_attempt_at:  # retry the providers over the time since the last attempt
+                return [Wanted(item.env, item.service, measure_from=item.outage.last_attempt_at, gate_env=gate_env,
+                               starting=starting)]
+        elif isinstance(step, Analyze) and item.interval_start is not None and \
                 now >= item.interval_start + step.interval:
             baseline_window = None
             if step.baseline == "before" and item.step_started_at is not None:
@@ -395,9 +401,11 @@ class _Tick:
         item.failure = reason
         item.phase = ItemPhase.rolling_back
         item.pause_reason = None
-        item.steps = rollback_steps(item.replicas, item.stable is not None)
+        took_traffic = self.took_traffic(item)
+        item.steps = rollback_steps(item.replicas, item.stable is not None, took_traffic=took_traffic)
         item.step_index = 0
-        self.event("rollback_started", f"rolling back {item.service} in {item.env}: {reason}", item)
+        self.event("rollback_started", f"rolling back {item.service} in {item.env}: {reason}", item,
+                   took_traffic=took_traffic)
         self.begin_step(item)
 
     # -------------------------------------------------------------- steps
@@ -409,6 +417,8 @@ class _Tick:
         item.interval_start = None
         item.measurements = []
         item.consecutive_errors = 0
+        self.end_outage(item)
+        item.window_from = None
         item.probe_attempts = 0
         item.next_probe_at = None
         if isinstance(step, Scale):
@@ -437,7 +447,7 @@ class _Tick:
         o = self.obs.services.get(item.key)
         elapsed = self.now - (item.step_started_at or self.now)
         if isinstance(step, Scale):
-            return self.scale_done(item, o, elapsed)
+            return self.scale_done(item, step, o, elapsed)
         if isinstance(step, Route | Preview):
             if o is not None and o.route is not None and _route_matches(o, self.weights(item),
                                                                         self.preview_key(item)):
@@ -452,39 +462,65 @@ class _Tick:
             return self.probe_done(item, step)
         return self.analysis_done(item, step, elapsed)
 
-    def scale_done(self, item: ServiceRollout, o: ServiceObservation | None, elapsed: float
+    def scale_done(self, item: ServiceRollout, step: Scale, o: ServiceObservation | None, elapsed: float
                    ) -> tuple[bool, str | None]:
-        wants = [(item.new, item.new_count)]
-        if item.stable is not None:
+        """Done when every version this step waits for runs exactly its count of ready instances.
+
+        Going forward both versions are checked. A rollback waits only for what its step names: the
+        stable version coming back, or the new one stopping; it never waits for (or fails on) the
+        version being rolled back, whose instances may never have become healthy."""
+        wants: list[tuple[VersionRef, int]] = []
+        rolling_back = item.phase is ItemPhase.rolling_back
+        if not rolling_back or step.new is not None:
+            wants.append((item.new, item.new_count))
+        if item.stable is not None and (not rolling_back or step.stable is not None):
             wants.append((item.stable, item.stable_count))
         if o is None:
             if elapsed > item.progress_deadline_s:
                 return False, f"could not observe the service: {self.obs.errors.get(item.key, 'no answer')}"
             return False, None
-        done = True
+        late: list[str] = []
         for version, count in wants:
             v = o.versions.get(version.key)
             ready = v.ready if v else 0
             running = (v.ready + v.starting) if v else 0
             if v is not None and v.failed and count > 0:
+                if self.dead_on_arrival(item, version, ready):
+                    return False, f"{version.describe()} never became healthy: {v.error or 'instances failed'}"
                 return False, f"{version.describe()} failed: {v.error or 'instances failed'}"
             if ready < count or running > count:
-                done = False
-        if not done and elapsed > item.progress_deadline_s:
-            v = o.versions.get(item.new.key)
-            return False, (f"timed out after {elapsed:.0f}s waiting for {item.new_count} healthy instance(s) "
-                           f"of {item.new.describe()} (ready: {v.ready if v else 0})")
-        return done, None
+                late.append(f"{count} instance(s) of {version.describe()} (ready: {ready}, running: {running})")
+        if late and elapsed > item.progress_deadline_s:
+            new = o.versions.get(item.new.key)
+            waited = f"timed out after {elapsed:.0f}s waiting for {'; '.join(late)}"
+            if self.dead_on_arrival(item, item.new, new.ready if new else 0) and item.new_count > 0:
+                return False, f"{item.new.describe()} never became healthy: {waited}"
+            return False, waited
+        return not late, None
+
+    def dead_on_arrival(self, item: ServiceRollout, version: VersionRef, ready: int) -> bool:
+        """The new version failed before any instance was healthy and before it took any traffic."""
+        return (version.key == item.new.key and ready == 0 and item.phase is ItemPhase.progressing
+                and not self.took_traffic(item))
+
+    @staticmethod
+    def took_traffic(item: ServiceRollout) -> bool:
+        """Whether the new version has been routed any traffic (a weight, or the preview)."""
+        return item.weight > 0 or item.preview
 
     def analysis_done(self, item: ServiceRollout, step: Analyze, elapsed: float) -> tuple[bool, str | None]:
         """Argo Rollouts' measurement semantics over the judge's reports: ``count``
         measurements of ``interval`` after ``initial_delay``; more than
         ``failure_limit`` failed ones roll back, more than ``inconclusive_limit``
         inconclusive ones pause for a person, more than ``consecutive_error_limit``
-        errors in a row roll back. No data is never a pass."""
+        errors in a row roll back, and while they are retried the new version takes no traffic
+        (``outage.py``). No data is never a pass."""
         settings = item.analysis
+        if item.outage is not None:
+            return self.outage_retry(item, step)
         if item.interval_start is None:
-            if elapsed < settings.initial_delay:
+            since = item.window_from if item.window_from is not None else item.step_started_at
+            if since is not None and self.now - since < settings.initial_delay:
                 return False, None  # let cold starts after the traffic shift pass first
             item.interval_start = self.now
             return False, None
@@ -492,21 +528,14 @@ class _Tick:
         if data is None:
             return False, None  # not due yet
         report = judge(settings, data)
-        index = len(item.measurements) + 1
-        measurement = Measurement(index=index, outcome=report.outcome.value, score=report.score,
-                                  reason=report.reason, start=data.start, end=data.end)
+        measurement = self.measurement(item, report, data)
         item.measurements.append(measurement)
         item.interval_start = self.now
-        self.record_measurement(item, step, measurement, report)
-        done = [m for m in item.measurements if m.outcome != Outcome.error.value]
         if report.outcome is Outcome.error:
-            item.consecutive_errors += 1
-            if item.consecutive_errors > settings.consecutive_error_limit:
-                return False, self.verdict(item, VerdictResult.failed,
-                                           f"analysis errored {item.consecutive_errors} time(s) in a row "
-                                           f"(limit {settings.consecutive_error_limit}): {report.reason}")
-            return False, None
+            return self.metrics_unavailable(item, step, measurement, report)
+        self.record_measurement(item, step, measurement, report)
         item.consecutive_errors = 0
+        done = [m for m in item.measurements if m.outcome != Outcome.error.value]
         failed = [m for m in done if m.outcome == Outcome.failed.value]
         if len(failed) > settings.failure_limit:
             return False, self.verdict(item, VerdictResult.failed, report.reason if len(failed) == 1 else
@@ -525,6 +554,56 @@ class _Tick:
             return True, None
         return False, None
 
+    def measurement(self, item: ServiceRollout, report: JudgeReport, data: MeasurementData) -> Measurement:
+        """The next measurement of the step; an errored one's retries keep its index, numbered by attempt."""
+        index = 1 + sum(1 for m in item.measurements if m.outcome != Outcome.error.value)
+        return Measurement(index=index, attempt=item.consecutive_errors + 1, outcome=report.outcome.value,
+                           score=report.score, reason=report.reason, start=data.start, end=data.end)
+
+    # ------------------------------------------------------ metrics outage (rules: outage.py)
+
+    def metrics_unavailable(self, item: ServiceRollout, step: Analyze, m: Measurement, report: JudgeReport
+                            ) -> tuple[bool, str | None]:
+        """An attempt errored: hold the new version at 0% and retry soon, or roll back beyond the limit."""
+        item.consecutive_errors += 1
+        if item.consecutive_errors > item.analysis.consecutive_error_limit:
+            self.record_measurement(item, step, m, report, note="; no attempt left: rolling back")
+            return False, self.verdict(item, VerdictResult.failed, outage.give_up(item, self.now, report.reason))
+        delay = outage.retry_delay(item.consecutive_errors, step.interval)
+        self.record_measurement(item, step, m, report, note=f"; attempt {m.attempt + 1} in {delay:g}s")
+        note = outage.hold(item, self.now, m, delay)
+        if note is not None:
+            self.s.pause_reason = f"{item.service} in {item.env}: {item.pause_reason}"
+            self.event(note.kind, note.message, item, **note.data)
+        return False, None
+
+    def outage_retry(self, item: ServiceRollout, step: Analyze) -> tuple[bool, str | None]:
+        """A retry during an outage: still errored, or the providers answer and the window restarts.
+
+        The new version took no traffic while held, so the judge's view of the retry's data is set
+        aside: a pass (or a failure) must rest on a window watched at the step's weight."""
+        data = self.obs.measurements.get(item.key)
+        if data is None:
+            return False, None  # the next attempt is not due yet
+        report = judge(item.analysis, data)
+        m = self.measurement(item, report, data)
+        if report.outcome is Outcome.error:
+            item.measurements.append(m)
+            return self.metrics_unavailable(item, step, m, report)
+        self.clear_hold_reason(item)
+        note = outage.restore(item, self.now, m.index, step.count, set_aside=report.outcome.value)
+        self.event(note.kind, note.message, item, **note.data)
+        return False, None
+
+    def end_outage(self, item: ServiceRollout) -> None:
+        if item.outage is not None:
+            self.clear_hold_reason(item)
+            outage.drop(item)
+
+    def clear_hold_reason(self, item: ServiceRollout) -> None:
+        if (self.s.pause_reason or "").startswith(f"{item.service} in {item.env}: {outage.HOLD_REASON}"):
+            self.s.pause_reason = None
+
     def verdict(self, item: ServiceRollout, result: VerdictResult, reason: str) -> str:
         """Record the step's verdict; return its reason (for a rollback or a pause)."""
         window_start = item.measurements[0].start if item.measurements else self.now
@@ -533,10 +612,16 @@ class _Tick:
                                      window_start=window_start, window_end=window_end))
         return f"analysis failed: {reason}" if result is VerdictResult.failed else reason
 
-    def record_measurement(self, item: ServiceRollout, step: Analyze, m: Measurement, report: JudgeReport) -> None:
-        self.event("analysis", f"{item.service} in {item.env}: measurement {m.index}/{step.count} "
-                   f"{m.outcome.lower()}: {m.reason}", item, measurement=m.index, count=step.count,
-                   step=item.step_index + 1, report=report.model_dump(mode="json"))
+    def record_measurement(self, item: ServiceRollout, step: Analyze, m: Measurement, report: JudgeReport,
+                           note: str = "") -> None:
+        what = f"measurement {m.index}/{step.count}"
+        if m.outcome == Outcome.error.value:
+            attempts = outage.attempts_allowed(item.analysis.consecutive_error_limit)
+            text = f"{what}, attempt {m.attempt} of {attempts} errored (provider error: {m.reason}){note}"
+        else:
+            text = f"{what} {m.outcome.lower()}: {m.reason}{note}"
+        self.event("analysis", f"{item.service} in {item.env}: {text}", item, measurement=m.index,
+                   attempt=m.attempt, count=step.count, step=item.step_index + 1, report=report.model_dump(mode="json"))
 
     def probe_done(self, item: ServiceRollout, step: Probe) -> tuple[bool, str | None]:
         results = self.obs.probes.get(item.key)
@@ -571,9 +656,15 @@ class _Tick:
     # ----------------------------------------------------- desired state
 
     def weights(self, item: ServiceRollout) -> dict[str, int]:
+        weight = 0 if item.outage is not None else item.weight  # metrics unreadable: hold on the stable side
         if item.stable is None:
-            return {item.new.key: item.weight}
-        return {item.stable.key: 100 - item.weight, item.new.key: item.weight}
+            return {item.new.key: weight}
+        return {item.stable.key: 100 - weight, item.new.key: weight}
+
+    @staticmethod
+    def stable_count(item: ServiceRollout) -> int:
+        """The stable version's instances: all of them while it carries all traffic for an outage."""
+        return item.replicas if item.outage is not None else item.stable_count
 
     def preview_key(self, item: ServiceRollout) -> str | None:
         return item.new.key if item.preview else None
@@ -586,7 +677,7 @@ class _Tick:
                                                  count=item.new_count)]
         if item.stable is not None:
             actions.append(EnsureInstances(env=item.env, service=item.service, version=item.stable,
-                                           count=item.stable_count))
+                                           count=self.stable_count(item)))
         actions.append(SetRoute(env=item.env, service=item.service, weights=self.weights(item),
                                 preview=self.preview_key(item)))
         return actions
@@ -603,8 +694,11 @@ class _Tick:
             return WAITING_FOR_EFFECT_S
         elapsed = self.now - (item.step_started_at or self.now)
         if isinstance(step, Analyze):
-            if item.interval_start is None:
-                remaining = item.analysis.initial_delay - elapsed
+            if item.outage is not None:
+                remaining = item.outage.next_attempt_at - self.now
+            elif item.interval_start is None:
+                since = item.window_from if item.window_from is not None else item.step_started_at
+                remaining = item.analysis.initial_delay - (self.now - (since or self.now))
             else:
                 remaining = item.interval_start + step.interval - self.now
             return max(0.05, min(WATCHING_S, remaining))
@@ -620,24 +714,3 @@ def _route_matches(o: ServiceObservation, weights: dict[str, int], preview: str 
     seen = {k: w for k, w in o.route.weights.items() if w}
     wanted = {k: w for k, w in weights.items() if w}
     return seen == wanted and o.route.preview == preview
-
-
-def describe(step: Step) -> str:
-    if isinstance(step, Scale):
-        parts = []
-        if step.new is not None:
-            parts.append(f"new={step.new}")
-        if step.stable is not None:
-            parts.append(f"stable={step.stable}")
-        return "scale " + " ".join(parts)
-    if isinstance(step, Route):
-        return f"route {step.weight}% to the new version"
-    if isinstance(step, Preview):
-        return "preview on" if step.on else "preview off"
-    if isinstance(step, Wait):
-        return f"pause {step.duration:g}s ({step.reason})" if step.duration is not None else "pause until promoted"
-    if isinstance(step, Probe):
-        return f"probe gates {', '.join(step.gates)}" + (f" ({step.when})" if step.when != "step" else "")
-    if step.count > 1:
-        return f"analysis: {step.count} measurements of {step.interval:g}s"
-    return f"analysis for {step.duration:g}s"

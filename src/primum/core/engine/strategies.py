@@ -117,8 +117,36 @@ def _rolling(strategy: RollingStrategy, replicas: int, count: int) -> list[Step]
     return steps
 
 
-def rollback_steps(replicas: int, has_stable: bool) -> list[Step]:
-    """Put the stable version back: ensure it runs, route all traffic to it, stop the new one."""
+def rollback_steps(replicas: int, has_stable: bool, took_traffic: bool = True) -> list[Step]:
+    """Put the stable version back: ensure it runs, route all traffic to it, stop the new one.
+
+    A new version that never took traffic (dead on arrival: it never became healthy, or the release
+    stopped before its first traffic shift) is stopped first: nothing is routed to it, so there is
+    nothing to drain, and a version whose instances keep failing must not be restarted while the
+    stable version is checked. The rollback never waits for the new version to become healthy."""
+    if not took_traffic:
+        return [Scale(new=0, stable=replicas if has_stable else None), Route(weight=0), Preview(on=False)]
     if not has_stable:
         return [Preview(on=False), Route(weight=0), Scale(new=0)]
     return [Scale(stable=replicas), Route(weight=0), Preview(on=False), Scale(new=0)]
+
+
+def describe(step: Step) -> str:
+    if isinstance(step, Scale):
+        parts = []
+        if step.new is not None:
+            parts.append(f"new={step.new}")
+        if step.stable is not None:
+            parts.append(f"stable={step.stable}")
+        return "scale " + " ".join(parts)
+    if isinstance(step, Route):
+        return f"route {step.weight}% to the new version"
+    if isinstance(step, Preview):
+        return "preview on" if step.on else "preview off"
+    if isinstance(step, Wait):
+        return f"pause {step.duration:g}s ({step.reason})" if step.duration is not None else "pause until promoted"
+    if isinstance(step, Probe):
+        return f"probe gates {', '.join(step.gates)}" + (f" ({step.when})" if step.when != "step" else "")
+    if step.count > 1:
+        return f"analysis: {step.count} measurements of {step.interval:g}s"
+    return f"analysis for {step.duration:g}s"

@@ -85,7 +85,8 @@ class VerdictResult(StrEnum):
 class Measurement(Model):
     """One judged interval of an analysis step; the full report is in the `analysis` event."""
 
-    index: int  # 1-based within its step
+    index: int  # 1-based within its step; the retries of an errored measurement keep its index
+    attempt: int = 1  # 1 + the errored attempts of this measurement before it (consecutive_error_limit)
     outcome: str  # Successful, Failed, Inconclusive, Error (primum.core.analysis.data.Outcome)
     score: float | None
     reason: str
@@ -105,6 +106,18 @@ class Verdict(Model):
 
 
 # ------------------------------------------------------------ rollout state
+
+
+class Outage(Model):
+    """The metrics of an analysis step could not be read (a provider failed: no data, an error, a
+    timeout). While this is set the new version takes no traffic and the stable version runs its full
+    replica count; the providers are retried on a short backoff until they answer (the analysis then
+    restarts its window) or ``consecutive_error_limit`` is exceeded (roll back)."""
+
+    since: float  # when the first errored attempt of this run was judged
+    last_attempt_at: float  # the next retry asks the providers for [last_attempt_at, its own time]
+    next_attempt_at: float
+    reason: str  # the last provider error, in one sentence
 
 
 class ItemPhase(StrEnum):
@@ -170,6 +183,8 @@ class ServiceRollout(Model):
     interval_start: float | None = None  # None: still in the initial delay
     measurements: list[Measurement] = Field(default_factory=list)
     consecutive_errors: int = 0
+    outage: Outage | None = None  # metrics unreadable: traffic held on the stable version (see Outage)
+    window_from: float | None = None  # the analysis restarted after an outage: initial delay counts from here
     probe_attempts: int = 0
     next_probe_at: float | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
