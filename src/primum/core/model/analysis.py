@@ -277,8 +277,9 @@ class EarlySettings(Strict):
     # errors: the canary's rate is proven above the larger of these two (and above the baseline's rate)
     error_rate: float = Field(default=0.05, gt=0, lt=1)
     slo_multiple: float = Field(default=5.0, ge=1)  # times the service's SLO error rate
-    # latency: the canary's median is proven above this many times the baseline's median
-    latency_ratio: float = Field(default=3.0, gt=1)
+    # latency: the canary's median is proven above this many times the baseline's median (2: where the
+    # window's default critical_increase fails a version anyway, so an early look only decides sooner)
+    latency_ratio: float = Field(default=2.0, gt=1)
 
 
 class AnalysisSettings(Strict):
