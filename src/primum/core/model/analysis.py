@@ -269,7 +269,7 @@ class EarlySettings(Strict):
     """Early decisions (primum mode): a sequential test on the partial window at every look, so a gross
     failure rolls back within seconds instead of at the end of its window. It can only ever roll back:
     the window alone passes a version. Type-I error: ``alpha`` per analysis step, however often it looks
-    (always-valid confidence sequences; see docs/JUDGE.md, "Early decisions")."""
+    (always-valid confidence sequences; see docs/ANALYSIS.md, "Early decisions")."""
 
     enabled: bool = True
     alpha: float = Field(default=0.001, gt=0, lt=0.5)  # per analysis step, split among its looks' checks
