@@ -241,3 +241,11 @@ def test_gross_failures_are_detected_within_the_first_few_looks(c_error, c_laten
     rng = np.random.default_rng(1234)
     results = [simulate(rng, DEFAULT, c_error=c_error, c_latency=c_latency, looks=within) for _ in range(500)]
     assert rate_of(results) >= 0.98
+
+
+def test_a_rate_check_reports_its_always_valid_p_value_against_its_alpha():
+    lat = [BASE_LATENCY] * 100
+    (gross,) = [c for c in early_look(DEFAULT, data((1, 300), (31, 50), lat, lat)).checks if c.check == RATE_CHECK]
+    assert gross.failed and gross.p_value is not None and gross.p_value < gross.alpha
+    (calm,) = [c for c in early_look(DEFAULT, data((1, 300), (1, 50), lat, lat)).checks if c.check == RATE_CHECK]
+    assert not calm.failed and calm.p_value == 1.0

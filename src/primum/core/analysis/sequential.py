@@ -132,6 +132,7 @@ class EarlyCheck:
     canary_low: float | None  # the canary's lower confidence bound
     baseline_high: float | None  # latency: the baseline's upper confidence bound
     limit: float | None  # what the canary's lower bound has to exceed for a gross failure
+    p_value: float | None = None  # rates: the always-valid p-value of "the canary's rate is within the limit"
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -202,6 +203,8 @@ def _rate_check(settings: AnalysisSettings, metric: MetricSpec, md: MetricData, 
     if metric.kind is MetricKind.errors and slo is not None:
         limit = max(limit, early.slo_multiple * slo)
     low, _ = rate_sequence(events, total, alpha)
+    # 1 / L_n(limit): valid at every look for the null "rate <= limit" (L_n is smallest there when rate > limit)
+    p_value = min(1.0, math.exp(-_log_ratio(events, total, limit))) if limit < 1 and rate > limit else 1.0
     base = _counts(md.baseline)
     base_rate = base[0] / base[1] if base is not None and base[1] > 0 else None
     proven = low > limit
@@ -217,7 +220,8 @@ def _rate_check(settings: AnalysisSettings, metric: MetricSpec, md: MetricData, 
     return EarlyCheck(metric=metric.name, check=RATE_CHECK, group=metric.group, failed=proven and not vetoed,
                       headline=f"{metric.name} {_pct(rate)}{versus}", evidence=evidence, alpha=alpha,
                       canary_n=total, baseline_n=base[1] if base else 0, canary=rate,
-                      baseline=base_rate, canary_low=low, baseline_high=None, limit=limit, sources=_sources(md))
+                      baseline=base_rate, canary_low=low, baseline_high=None, limit=limit, p_value=p_value,
+                      sources=_sources(md))
 
 
 def _finite_sorted(samples: Samples | None) -> np.ndarray:
@@ -279,7 +283,7 @@ def early_report(settings: AnalysisSettings, data: MeasurementData, look: EarlyL
             metric=c.metric, check=c.check, classification=Classification.high if c.failed else Classification.passed,
             critical=c.failed, group=c.group, baseline_n=c.baseline_n, canary_n=c.canary_n,
             baseline={kind: c.baseline}, canary={kind: c.canary},
-            statistics={"canary_low": c.canary_low, "baseline_high": c.baseline_high},
+            statistics={"canary_low": c.canary_low, "baseline_high": c.baseline_high, "p_value": c.p_value},
             effect=(c.canary / c.baseline) if c.baseline else None, effect_measure=f"{kind}Ratio",
             thresholds={"limit": c.limit, "alpha": c.alpha, "method": METHOD,
                         "min_samples": settings.early.min_samples},
