@@ -550,8 +550,7 @@ class _Tick:
         self.event("analysis", f"{item.service} in {item.env}: measurement {m.index}/{step.count} ended early: "
                    f"{reason}", item, measurement=m.index, count=step.count, step=item.step_index + 1, early=True,
                    report=early_report(item.analysis, data, look, reason).model_dump(mode="json"))
-        self.verdict(item, VerdictResult.failed, reason)
-        return reason
+        return self.verdict(item, VerdictResult.failed, reason)  # "analysis failed: early rollback: ..."
 
     def verdict(self, item: ServiceRollout, result: VerdictResult, reason: str) -> str:
         """Record the step's verdict; return its reason (for a rollback or a pause)."""
