@@ -46,3 +46,29 @@ def test_proportions_count_their_totals():
                                         canary=Samples(events=5, total=100), slices=slices)
     out = pooled_slice_baselines(data, min_slice_samples=15)
     assert out.metrics["errors"].slices["clinic-a"][0].total == 400
+
+
+def test_the_early_look_fetches_only_its_metrics_over_all_traffic(monkeypatch):
+    """At every tick of a window the controller measures its partial window for the early look: only the
+    metrics that look reads and no tenant slices, so looking once a second stays cheap."""
+    from primum.app import gather
+    from primum.core.model.analysis import CommandSource
+    from tests.engine.estate_fixture import estate
+    from tests.engine.test_decide import status_for
+    from tests.engine.world import World, ref
+
+    world = World(estate())
+    world.deploy("staging", "sched", ref("sched", "1.0"))
+    item = status_for(world, {"sched": ref("sched", "2.0")}, envs=["staging"]).items[0]
+    queue = MetricSpec(name="queue", kind=MetricKind.value, source=CommandSource(argv=["echo", "1"]))
+    item.analysis = AnalysisSettings(metrics=[*AnalysisSettings().metrics, queue])
+    seen = {}
+
+    def fake_collect(settings, **kw):
+        seen.update(metrics=[m.name for m in settings.metrics], **kw)
+        return MeasurementData(start=kw["start"], end=kw["end"], baseline_version=None, canary_version="c")
+
+    monkeypatch.setattr(gather, "collect", fake_collect)
+    gather.measure_early(world.estate, item, "http://127.0.0.1:1", 10.0, 14.0)
+    assert seen["metrics"] == ["error-rate", "latency"] and seen["tenants"] == []
+    assert (seen["start"], seen["end"], seen["slo_error_rate"]) == (10.0, 14.0, item.slo.error_rate)

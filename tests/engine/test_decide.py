@@ -99,12 +99,13 @@ def test_too_little_data_is_inconclusive_and_pauses_for_a_person(world):
 
 def test_measurement_semantics_count_and_failure_limit(world):
     """count 3 with failure_limit 1: one failed measurement is tolerated, the second rolls back."""
-    from primum.core.model.analysis import AnalysisSettings
+    from primum.core.model.analysis import AnalysisSettings, EarlySettings
     new = ref("sched", "2.0")
     world.behaviour[new.key] = Behaviour(error_rate=0.3)
     status = status_for(world, {"sched": new}, envs=["staging"])
     item = status.items[0]
-    item.analysis = AnalysisSettings(count=3, failure_limit=1, initial_delay=0.5)
+    # the window's semantics: no early look (30% errors would be a gross failure; see test_early.py)
+    item.analysis = AnalysisSettings(count=3, failure_limit=1, initial_delay=0.5, early=EarlySettings(enabled=False))
     final = world.run(status)
     assert final.phase is RolloutPhase.rolled_back
     verdict = final.items[0].verdicts[-1]

@@ -127,7 +127,7 @@ class World:
                                        error=vkey in self.unhealthy or self.rng.random() < b.error_rate))
 
     def tick(self, status: RolloutStatus) -> Decision:
-        services, errors, measurements, probes, gates = {}, {}, {}, {}, {}
+        services, errors, measurements, probes, gates, early = {}, {}, {}, {}, {}, {}
         for w in wanted_observations(status, self.now):
             key = f"{w.env}/{w.service}"
             services[key] = self.observe(w.env, w.service)
@@ -136,6 +136,8 @@ class World:
                 gates[w.gate_env] = self.gates.get(w.gate_env, Gate(allowed=True, reason="test: allowed"))
             if w.measure_from is not None:
                 measurements[key] = self.measure(status, w.measure_from, w.baseline_window)
+            if w.early_from is not None:  # the partial window, for the early look
+                early[key] = self.measure(status, w.early_from, w.baseline_window)
             if w.probes:
                 svc = self.target._services[f"{self.estate.name}/{key}"]
                 answers = {}
@@ -147,7 +149,8 @@ class World:
                                                 reason="simulated pass" if ok else f"simulated failure of {name}")
                 probes[key] = answers
         obs = Observations(now=self.now, services=services, errors=errors, commands=list(self.commands),
-                           blocked_by=list(self.blocked_by), measurements=measurements, probes=probes, gates=gates)
+                           blocked_by=list(self.blocked_by), measurements=measurements, probes=probes, gates=gates,
+                           early=early)
         self.commands = []
         decision = decide(status, obs)
         self.history.append(decision)

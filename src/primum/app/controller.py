@@ -138,6 +138,7 @@ class Controller:
         now = self.clock()
         services, errors = {}, {}
         measurements: dict[str, MeasurementData] = {}
+        early: dict[str, MeasurementData] = {}  # partial windows, for the early look (gross failures)
         gates: dict[str, Gate] = {}
         gate_events: list[GateEvent] = []  # recorded with the new status, in its transaction
         probes: dict[str, dict[str, ProbeResult]] = {}
@@ -159,6 +160,9 @@ class Controller:
             if want.measure_from is not None:
                 measurements[key] = gather.measure(estate, item, self._router_url(target, spec), want.measure_from,
                                                    now, want.baseline_window)
+            if want.early_from is not None:
+                early[key] = gather.measure_early(estate, item, self._router_url(target, spec), want.early_from,
+                                                  now, want.baseline_window)
             if want.probes:
                 step = item.current_step()
                 preview = isinstance(step, Probe) and step.when == "before"
@@ -171,7 +175,7 @@ class Controller:
             blocked = [r.id for r in self.store.earlier_active(record)]
         decision = decide(status, Observations(now=now, services=services, errors=errors, commands=commands,
                                                blocked_by=blocked, measurements=measurements, probes=probes,
-                                               gates=gates))
+                                               gates=gates, early=early))
         new_status = decision.status
         interval = FAR_FUTURE_S if decision.next_due_in is None else decision.next_due_in
         events = new_events(gate_events) + [NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service,

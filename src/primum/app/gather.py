@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from primum.adapters.probes import ProbeContext, run_gate, run_probe
 from primum.adapters.providers.collect import collect
 from primum.core.analysis.data import MeasurementData, ProbeResult, Samples
+from primum.core.analysis.sequential import early_metrics
 from primum.core.errors import NotFound
 from primum.core.model.estate import Estate, LocalTargetSettings
 from primum.core.model.rollout import ServiceRollout
@@ -34,6 +35,16 @@ def measure(estate: Estate, item: ServiceRollout, router_url: str | None, start:
                    slo_error_rate=item.slo.error_rate, slo_p95_s=item.slo.p95_ms / 1000.0,
                    baseline_window=baseline_window)
     return pooled_slice_baselines(data, item.analysis.min_slice_samples)
+
+
+def measure_early(estate: Estate, item: ServiceRollout, router_url: str | None, start: float, end: float,
+                  baseline_window: tuple[float, float] | None = None) -> MeasurementData:
+    """The partial window ``[start, end]`` of a measurement not yet due, for the early look: only the
+    metrics it reads and only all traffic (no tenant slices), so looking at every tick stays cheap."""
+    settings = item.analysis.model_copy(update={"metrics": early_metrics(item.analysis)})
+    return collect(settings, env=item.env, service=item.service, baseline=item.stable, canary=item.new,
+                   start=start, end=end, tenants=[], router_url=router_url, slo_error_rate=item.slo.error_rate,
+                   slo_p95_s=item.slo.p95_ms / 1000.0, baseline_window=baseline_window)
 
 
 def _size(samples: Samples) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from primum.core.analysis.data import JudgeReport, MeasurementData, Outcome, ProbeResult
 from primum.core.analysis.judge import judge
+from primum.core.analysis.sequential import describe_failure, early_look, early_metrics, early_report
 from primum.core.engine import outage
 from primum.core.engine.strategies import compile_steps, describe, rollback_steps
 from primum.core.model.actions import (
@@ -70,6 +71,8 @@ class Observations:
     measurements: Mapping[str, MeasurementData] = field(default_factory=dict)
     # by "env/service": probe gate name -> result, for a probe step that was due
     probes: Mapping[str, Mapping[str, ProbeResult]] = field(default_factory=dict)
+    # by "env/service": the partial window of a measurement not yet due, for an early look (Wanted.early_from)
+    early: Mapping[str, MeasurementData] = field(default_factory=dict)
     # by environment: may the rollout start (or continue) there (policy, approvals, windows)
     gates: Mapping[str, Gate] = field(default_factory=dict)
 
@@ -92,6 +95,7 @@ class Wanted:
     probes: tuple[str, ...] = ()  # run these probe gates of the active item
     gate_env: str | None = None  # evaluate governance for this environment (starting: always; running: holds)
     starting: bool = False  # the active item has not begun: the gate decides whether it may
+    early_from: float | None = None  # measure [early_from, now], not yet due, for an early look (gross failures)
 
 
 def wanted_observations(status: RolloutStatus, now: float) -> list[Wanted]:
@@ -110,14 +114,17 @@ def wanted_observations(status: RolloutStatus, now: float) -> list[Wanted]:
             if now >= item.outage.next_attempt_at:  # retry the providers over the time since the last attempt
                 return [Wanted(item.env, item.service, measure_from=item.outage.last_attempt_at, gate_env=gate_env,
                                starting=starting)]
-        elif isinstance(step, Analyze) and item.interval_start is not None and \
-                now >= item.interval_start + step.interval:
+        elif isinstance(step, Analyze) and item.interval_start is not None:
             baseline_window = None
             if step.baseline == "before" and item.step_started_at is not None:
                 length = now - item.interval_start
                 baseline_window = (item.step_started_at - length, item.step_started_at)
-            return [Wanted(item.env, item.service, measure_from=item.interval_start,
-                           baseline_window=baseline_window, gate_env=gate_env, starting=starting)]
+            if now >= item.interval_start + step.interval:
+                return [Wanted(item.env, item.service, measure_from=item.interval_start,
+                               baseline_window=baseline_window, gate_env=gate_env, starting=starting)]
+            if early_metrics(item.analysis):  # look at the partial window: a gross failure need not wait
+                return [Wanted(item.env, item.service, early_from=item.interval_start,
+                               baseline_window=baseline_window, gate_env=gate_env, starting=starting)]
         if isinstance(step, Probe) and (item.next_probe_at is None or now >= item.next_probe_at):
             return [Wanted(item.env, item.service, probes=tuple(step.gates), gate_env=gate_env,
                            starting=starting)]
@@ -526,7 +533,7 @@ class _Tick:
             return False, None
         data = self.obs.measurements.get(item.key)
         if data is None:
-            return False, None  # not due yet
+            return False, self.early_look(item, step)  # not due yet: only a gross failure ends it early
         report = judge(settings, data)
         measurement = self.measurement(item, report, data)
         item.measurements.append(measurement)
@@ -603,6 +610,27 @@ class _Tick:
     def clear_hold_reason(self, item: ServiceRollout) -> None:
         if (self.s.pause_reason or "").startswith(f"{item.service} in {item.env}: {outage.HOLD_REASON}"):
             self.s.pause_reason = None
+
+    def early_look(self, item: ServiceRollout, step: Analyze) -> str | None:
+        """The rollback reason when the partial window shows a gross failure (a sequential test whose
+        type-I error holds however often it looks: core/analysis/sequential.py); else None, and the
+        window decides. It never passes a version."""
+        data = self.obs.early.get(item.key)
+        if data is None:
+            return None
+        look = early_look(item.analysis, data, count=step.count)
+        found = describe_failure(look)
+        if found is None:
+            return None
+        reason = f"{found} after {self.now - (item.step_started_at or self.now):.0f}s"
+        index = 1 + sum(1 for m in item.measurements if m.outcome != Outcome.error.value)
+        m = Measurement(index=index, outcome=Outcome.failed.value, score=None, reason=reason,
+                        start=data.start, end=data.end)
+        item.measurements.append(m)
+        self.event("analysis", f"{item.service} in {item.env}: measurement {m.index}/{step.count} ended early: "
+                   f"{reason}", item, measurement=m.index, count=step.count, step=item.step_index + 1, early=True,
+                   report=early_report(item.analysis, data, look, reason).model_dump(mode="json"))
+        return self.verdict(item, VerdictResult.failed, reason)  # "analysis failed: early rollback: ..."
 
     def verdict(self, item: ServiceRollout, result: VerdictResult, reason: str) -> str:
         """Record the step's verdict; return its reason (for a rollback or a pause)."""

@@ -305,6 +305,23 @@ class JudgeMode(StrEnum):
     kayenta = "kayenta"  # Kayenta's published behaviour, for comparison
 
 
+class EarlySettings(Strict):
+    """Early decisions (primum mode): a sequential test on the partial window at every look, so a gross
+    failure rolls back within seconds instead of at the end of its window. It can only ever roll back:
+    the window alone passes a version. Type-I error: ``alpha`` per analysis step, however often it looks
+    (always-valid confidence sequences; see docs/ANALYSIS.md, "Early decisions")."""
+
+    enabled: bool = True
+    alpha: float = Field(default=0.001, gt=0, lt=0.5)  # per analysis step, split among its looks' checks
+    min_samples: int = Field(default=20, ge=1)  # canary (and, for latency, baseline) samples before a look
+    # errors: the canary's rate is proven above the larger of these two (and above the baseline's rate)
+    error_rate: float = Field(default=0.05, gt=0, lt=1)
+    slo_multiple: float = Field(default=5.0, ge=1)  # times the service's SLO error rate
+    # latency: the canary's median is proven above this many times the baseline's median (2: where the
+    # window's default critical_increase fails a version anyway, so an early look only decides sooner)
+    latency_ratio: float = Field(default=2.0, gt=1)
+
+
 class AnalysisSettings(Strict):
     """How a new version is compared with the stable one, and when."""
 
@@ -325,6 +342,8 @@ class AnalysisSettings(Strict):
     failure_limit: int = Field(default=0, ge=0)  # more failed measurements than this: roll back
     inconclusive_limit: int = Field(default=0, ge=0)  # more inconclusive ones: pause for a person
     consecutive_error_limit: int = Field(default=4, ge=0)  # more provider errors in a row: roll back
+    # early decisions by a sequential test at every look (gross failures only; never an early pass)
+    early: EarlySettings = Field(default_factory=EarlySettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> AnalysisSettings:
