@@ -9,6 +9,7 @@ when it runs.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from collections.abc import Callable
 from enum import StrEnum
@@ -86,6 +87,14 @@ def close() -> None:
     if _primum is not None:
         _primum.close()
         _primum = None
+
+
+def long_running() -> None:
+    """Called by a command that runs for more than a moment (`up`, `controller`, following a release, the
+    demo): the garbage collector, off during start-up (``main``), works again, and what start-up allocated
+    is frozen out of its scans."""
+    gc.freeze()
+    gc.enable()
 
 
 def home() -> Path:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from primum.cli.common import handled
+from primum.cli.common import handled, long_running
 
 commands = typer.Typer()
 
@@ -22,5 +22,7 @@ def demo(
     """Run a fictional hospital through a bad release (rolled back) and a good one (promoted)."""
     from primum.cli import output
     from primum.demo.run import run_demo
+
+    long_running()
 
     raise typer.Exit(run_demo(output, fast=fast, keep=keep))

@@ -18,6 +18,7 @@ from primum.cli.common import (
     WideOption,
     handled,
     home,
+    long_running,
     primum,
 )
 from primum.cli.output import console, err_console, event_line, print_json
@@ -53,6 +54,7 @@ def follow(service: Any, rollout_id: str, timeout: float = 0) -> int:
     from primum.core.model.rollout import TERMINAL, RolloutPhase
 
     terminal = {p.value for p in TERMINAL}
+    long_running()
     start = time.time()
     last = 0
     warned = False

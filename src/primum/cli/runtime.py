@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from primum.cli.common import handled, home, primum
+from primum.cli.common import handled, home, long_running, primum
 from primum.cli.output import console, event_line
 
 commands = typer.Typer()
@@ -25,6 +25,8 @@ def up(
 ) -> None:
     """Start the local runtime (routers, services, synthetic traffic) and the controller, in the foreground."""
     from primum.app.local_runtime import RouterAddress, run_up
+
+    long_running()
 
     def ready(estate: str, routers: list[RouterAddress]) -> None:
         console.print(f"[bold]primum up[/]: estate {estate} runs; routers:")
@@ -54,5 +56,8 @@ def controller_cmd(
 ) -> None:
     """Run the reconcile loop (several may run against one PostgreSQL database)."""
     from primum.app.local_runtime import run_controller
+
+    if not once:
+        long_running()
 
     run_controller(primum(), once=once, lease_ttl=lease_ttl, on_event=_print_event)
