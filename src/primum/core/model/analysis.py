@@ -268,13 +268,13 @@ def default_metrics() -> list[MetricSpec]:
 def critical_metrics() -> list[MetricSpec]:
     """The metrics of a ``clinical-critical`` or ``patient-facing`` service: latency is critical too, so a
     clear regression rolls back at night instead of holding 25% of a clinic's traffic on it until someone
-    looks. Any significant mean rise of 10% and 5 ms or more fails (so a true 20% rise fails reliably,
+    looks. Any significant mean rise of 10% and 3 ms or more fails (so a true 20% rise fails reliably,
     sampling noise in the mean ratio included), as do a significant p99 rise beyond 1.5 x the baseline's
     + 50 ms and a canary p95 beyond the service's SLO."""
     return [
         MetricSpec(name="error-rate", kind=MetricKind.errors, group="errors", critical=True),
         MetricSpec(name="latency", kind=MetricKind.latency, group="latency", critical=True,
-                   effect=EffectSize(allowed_increase=1.1, critical_increase=1.1, min_shift=0.005), tail=TailCheck()),
+                   effect=EffectSize(allowed_increase=1.1, critical_increase=1.1, min_shift=0.003), tail=TailCheck()),
     ]
 
 
