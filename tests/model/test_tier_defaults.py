@@ -57,7 +57,8 @@ def test_clinical_and_patient_facing_latency_is_critical(estate) -> None:
     fhir = estate.services["fhir"].analysis  # tier from its template, no analysis block
     assert fhir.metrics == critical_metrics()
     lat = latency(fhir)
-    assert lat.critical and lat.effect.allowed_increase == 1.1 and lat.effect.min_shift == 0.003
+    assert lat.critical and lat.effect.allowed_increase == 1.1
+    assert lat.effect.min_shift == 0.002 and lat.effect.min_shift_ratio == 0.1
     assert lat.tail is not None and lat.tail.min_tail_samples == 5
 
 

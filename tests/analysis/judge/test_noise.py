@@ -41,14 +41,16 @@ class Traffic:
     slow_fraction: float = 0.0
     slow_s: float = 0.0
     scale: float = 1.0
+    median_s: float = MEDIAN_S
+    add_s: float = 0.0  # added to every canary request (a constant rise)
 
     def measure(self, seed: int) -> MeasurementData:
         rng = np.random.default_rng(seed)
         slices: dict[str, tuple[Samples, Samples]] = {}
         for tenant in TENANTS:
             sigma = self.spread_sigma if tenant == self.spread_tenant else self.canary_sigma
-            baseline = rng.lognormal(np.log(MEDIAN_S), SIGMA, self.baseline_n)
-            canary = rng.lognormal(np.log(MEDIAN_S), sigma, self.canary_n) * self.scale
+            baseline = rng.lognormal(np.log(self.median_s), SIGMA, self.baseline_n)
+            canary = rng.lognormal(np.log(self.median_s), sigma, self.canary_n) * self.scale + self.add_s
             canary[rng.random(self.canary_n) < self.slow_fraction] += self.slow_s
             slices[tenant] = (Samples(values=baseline.tolist()), Samples(values=canary.tolist()))
         latency = MetricData(metric="latency",
@@ -131,3 +133,22 @@ def test_a_20_percent_rise_on_an_internal_service_keeps_todays_behaviour() -> No
     today = AnalysisSettings()  # the defaults before tiers, unchanged for business and internal
     assert today == INTERNAL
     assert all(judge(today, traffic.measure(seed)).outcome is reports[seed].outcome for seed in SEEDS[:20])
+
+
+def test_the_smallest_shift_that_matters_grows_with_the_baseline_median() -> None:
+    from primum.core.analysis.judge.shift import shift_floor
+    from primum.core.model.analysis import EffectSize
+
+    clinical = EffectSize(min_shift=0.002, min_shift_ratio=0.1)
+    assert shift_floor(clinical, 0.0086) == 0.002  # a fast service: the absolute floor applies
+    assert shift_floor(clinical, 0.050) == pytest.approx(0.005)  # a 50 ms service: 10% of its median
+    assert shift_floor(EffectSize(min_shift=0.01), 0.5) == 0.01  # no ratio: the absolute floor alone
+
+
+def test_a_twenty_percent_rise_on_a_fast_clinical_service_rolls_back() -> None:
+    # a 10 ms median service: +20% is +2 ms, above the 2 ms floor; and a 1 ms rise (+10%) is harmless
+    rng_seeds = SEEDS[:100]
+    fast = [judge(CLINICAL, Traffic(median_s=0.010, add_s=0.0025).measure(seed)) for seed in rng_seeds]
+    assert share(fast, Outcome.failed) >= 0.98, [r.reason for r in fast if r.outcome is not Outcome.failed][:2]
+    tiny = [judge(CLINICAL, Traffic(median_s=0.010, add_s=0.001).measure(seed)) for seed in rng_seeds]
+    assert share(tiny, Outcome.failed) <= 0.01

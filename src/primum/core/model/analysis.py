@@ -195,6 +195,9 @@ class EffectSize(Strict):
     # primum mode: the smallest absolute shift (Hodges-Lehmann estimate, in the metric's unit) that
     # matters. A significant shift smaller than this is practically harmless (e.g. +3 ms on 7 ms).
     min_shift: float = Field(default=0.0, ge=0)
+    # primum mode: the same floor relative to the baseline's median (0.1: a shift under 10% of it is harmless);
+    # the larger of the two applies, so noise that grows with the latency does not read as a regression.
+    min_shift_ratio: float = Field(default=0.0, ge=0)
 
 
 class TailCheck(Strict):
@@ -268,13 +271,14 @@ def default_metrics() -> list[MetricSpec]:
 def critical_metrics() -> list[MetricSpec]:
     """The metrics of a ``clinical-critical`` or ``patient-facing`` service: latency is critical too, so a
     clear regression rolls back at night instead of holding 25% of a clinic's traffic on it until someone
-    looks. Any significant mean rise of 10% and 3 ms or more fails (so a true 20% rise fails reliably,
-    sampling noise in the mean ratio included), as do a significant p99 rise beyond 1.5 x the baseline's
+    looks. Any significant rise of 10% (mean ratio, and a shift of 10% of the baseline median) and 2 ms or
+    more fails (so a true 20% rise fails reliably, sampling noise in the mean ratio included), as do a significant p99 rise beyond 1.5 x the baseline's
     + 50 ms and a canary p95 beyond the service's SLO."""
     return [
         MetricSpec(name="error-rate", kind=MetricKind.errors, group="errors", critical=True),
         MetricSpec(name="latency", kind=MetricKind.latency, group="latency", critical=True,
-                   effect=EffectSize(allowed_increase=1.1, critical_increase=1.1, min_shift=0.003), tail=TailCheck()),
+                   effect=EffectSize(allowed_increase=1.1, critical_increase=1.1, min_shift=0.002,
+                                     min_shift_ratio=0.1), tail=TailCheck()),
     ]
 
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from primum.core.analysis.data import Classification
 from primum.core.analysis.judge.proportions import Counts, RateTest, RateWhy
-from primum.core.analysis.judge.shift import Limits, ShiftTest, Why
+from primum.core.analysis.judge.shift import Limits, ShiftTest, Why, shift_floor
 from primum.core.analysis.judge.tail import TailTest
 from primum.core.model.analysis import EffectMeasure, MetricKind, MetricSpec
 
@@ -107,11 +107,12 @@ def shift_reason(s: Subject, test: ShiftTest, limit: Limits, medians: tuple[floa
                 f"the allowed {allowed:g}; {mw}")
     if test.why is Why.small and s.slice is not None:
         return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}), {effect}, but its "
-                f"interval reaches below the {s.value(s.metric.effect.min_shift)} that matters (min_shift, which "
+                f"interval reaches below the {s.value(shift_floor(s.metric.effect, medians[1]))} that matters "
+                f"(min_shift, which "
                 f"a tenant slice's whole interval must clear); {mw}")
     if test.why is Why.small:
         return (f"{s.name} holds: {where}, a clear shift of {s.signed(sh.estimate)} ({ci}), {effect}, but smaller "
-                f"than the {s.value(s.metric.effect.min_shift)} that matters (min_shift); {mw}")
+                f"than the {s.value(shift_floor(s.metric.effect, medians[1]))} that matters (min_shift); {mw}")
     if test.why is Why.harmless:
         return (f"{s.name} holds: {where}, a shift of {s.signed(sh.estimate)} ({ci}) in the direction that does "
                 f"not matter (only an {s.metric.direction.value} does); {mw}")

@@ -11,7 +11,7 @@ from primum.core.analysis.judge.clean import Cleaned
 from primum.core.analysis.judge.context import Context
 from primum.core.analysis.judge.explain import Hold, Subject, shift_reason, tail_nodata_reason, tail_reason, too_few
 from primum.core.analysis.judge.rows import finite, row, shift_statistics, shift_thresholds, sources, value_summary
-from primum.core.analysis.judge.shift import ShiftTest, compare, critical, limits
+from primum.core.analysis.judge.shift import ShiftTest, compare, critical, limits, shift_floor
 from primum.core.analysis.judge.stats import quantile
 from primum.core.analysis.judge.tail import TailTest, check_name, tail_test
 from primum.core.model.analysis import Direction, JudgeMode
@@ -24,7 +24,8 @@ def shift_test(ctx: Context, subject: Subject, baseline: Cleaned, canary: Cleane
     m = subject.metric
     return compare(canary.values, baseline.values, direction=m.direction, limit=limits(m.effect),
                    tolerance=ctx.settings.tolerance, confidence=ctx.settings.confidence,
-                   min_shift=m.effect.min_shift if ctx.mode is JudgeMode.primum else 0.0,
+                   min_shift=shift_floor(m.effect, quantile(baseline.values, 0.5)) if ctx.mode is JudgeMode.primum
+                   else 0.0,
                    interval_clears=subject.slice is not None)
 
 

@@ -83,6 +83,12 @@ class ShiftTest:
     why: Why
 
 
+def shift_floor(effect: EffectSize, baseline_median: float) -> float:
+    """The smallest shift that matters (primum mode): ``min_shift``, or ``min_shift_ratio`` of the baseline's
+    median if that is larger."""
+    return max(effect.min_shift, effect.min_shift_ratio * abs(baseline_median))
+
+
 def compare(canary: FloatArray, baseline: FloatArray, *, direction: Direction, limit: Limits,
             tolerance: float, confidence: float, min_shift: float = 0.0, interval_clears: bool = False) -> ShiftTest:
     """Compare two sorted, non-empty samples. ``min_shift`` (primum mode): a High or Low whose
