@@ -43,6 +43,7 @@ class Traffic:
     scale: float = 1.0
     median_s: float = MEDIAN_S
     add_s: float = 0.0  # added to every canary request (a constant rise)
+    canary_error_rate: float = 0.002
 
     def measure(self, seed: int) -> MeasurementData:
         rng = np.random.default_rng(seed)
@@ -60,7 +61,7 @@ class Traffic:
         b_total, c_total = self.baseline_n * len(TENANTS), self.canary_n * len(TENANTS)
         errors = MetricData(metric="error-rate",
                             baseline=Samples(events=int(rng.binomial(b_total, 0.002)), total=b_total),
-                            canary=Samples(events=int(rng.binomial(c_total, 0.002)), total=c_total))
+                            canary=Samples(events=int(rng.binomial(c_total, self.canary_error_rate)), total=c_total))
         return MeasurementData(start=0.0, end=45.0, baseline_version="1.0.0", canary_version="1.0.1",
                                metrics={"latency": latency, "error-rate": errors},
                                slo_error_rate=0.01, slo_p95_s=0.5)
@@ -152,3 +153,12 @@ def test_a_twenty_percent_rise_on_a_fast_clinical_service_rolls_back() -> None:
     assert share(fast, Outcome.failed) >= 0.98, [r.reason for r in fast if r.outcome is not Outcome.failed][:2]
     tiny = [judge(CLINICAL, Traffic(median_s=0.010, add_s=0.001).measure(seed)) for seed in rng_seeds]
     assert share(tiny, Outcome.failed) <= 0.01
+
+
+def test_one_more_point_of_errors_on_a_clinical_service_rolls_back() -> None:
+    # 0.2% errors on the baseline, 1.2% on the canary, over a 45 s window's worth of requests
+    traffic = Traffic(baseline_n=1000, canary_n=400, canary_error_rate=0.012)
+    reports = [judge(CLINICAL, traffic.measure(seed)) for seed in SEEDS[:100]]
+    assert share(reports, Outcome.failed) >= 0.98, [r.reason for r in reports if r.outcome is not Outcome.failed][:2]
+    healthy = [judge(CLINICAL, Traffic(baseline_n=1000, canary_n=400).measure(seed)) for seed in SEEDS[:100]]
+    assert share(healthy, Outcome.failed) <= 0.01

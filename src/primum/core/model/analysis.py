@@ -272,10 +272,12 @@ def critical_metrics() -> list[MetricSpec]:
     """The metrics of a ``clinical-critical`` or ``patient-facing`` service: latency is critical too, so a
     clear regression rolls back at night instead of holding 25% of a clinic's traffic on it until someone
     looks. Any significant rise of 10% (mean ratio, and a shift of 10% of the baseline median) and 2 ms or
-    more fails (so a true 20% rise fails reliably, sampling noise in the mean ratio included), as do a significant p99 rise beyond 1.5 x the baseline's
+    more fails (so a true 20% rise fails reliably, sampling noise in the mean ratio included), as do a
+    significant p99 rise beyond 1.5 x the baseline's
     + 50 ms and a canary p95 beyond the service's SLO."""
     return [
-        MetricSpec(name="error-rate", kind=MetricKind.errors, group="errors", critical=True),
+        # half a point of errors matters here: a true +1 point must fail reliably, not half the time
+        MetricSpec(name="error-rate", kind=MetricKind.errors, group="errors", critical=True, min_rate_increase=0.005),
         MetricSpec(name="latency", kind=MetricKind.latency, group="latency", critical=True,
                    effect=EffectSize(allowed_increase=1.1, critical_increase=1.1, min_shift=0.002,
                                      min_shift_ratio=0.1), tail=TailCheck()),
