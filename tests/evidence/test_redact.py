@@ -76,7 +76,6 @@ NEGATIVE = [
     "never issued 000-12-3456 666-12-3456 900-12-3456 123-00-4567 123-45-0000",
     "serial 1123-45-67890 and 12-3456-789",
     "MRNs are looked up by the engine",
-    "call 555-867-5309 or ops@hospital.example",  # contacts are opt-in
     "uuid 123e4567-e89b-12d3-a456-426614174000",
     "https://fhir.example.org/r4/metadata",
 ]
@@ -115,11 +114,12 @@ def test_hl7_pid_fields_are_cut_field_by_field() -> None:
     assert [n.kind for n in notes] == ["mrn", "person_name", "dob", "address", "phone"]
 
 
-def test_contacts_only_when_asked() -> None:
+def test_contacts_are_redacted_unless_turned_off() -> None:
     text = "call 555-867-5309 or ops@hospital.example"
-    out, notes = redact_text(text, contacts=True)
+    out, notes = redact_text(text)
     assert out == "call [REDACTED:phone] or [REDACTED:email]"
     assert {n.kind for n in notes} == {"phone", "email"}
+    assert redact_text(text, contacts=False) == (text, [])
 
 
 def test_markers_are_stable_and_fingerprints_follow_the_entropy_rule() -> None:
