@@ -52,6 +52,37 @@ class JSONDoc(TypeDecorator[Any]):
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(JSON())
 
+class RedactedText(TypeDecorator[str]):
+    """Free text (comments, justifications, notes, reasons): secrets and patient identifiers are replaced by
+    ``[REDACTED:kind]`` markers in every value bound to the column, by any INSERT or UPDATE, so no caller
+    can forget it (issue 13.5: nothing of them at rest). The schema type is plain TEXT."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if not value:
+            return value
+        from primum.core.evidence.redact import redact_text  # on the first write: reads start faster
+
+        return redact_text(value)[0]
+
+
+class RedactedDoc(JSONDoc):
+    """A JSON document holding user-supplied text (a release, an estate, a command's payload), redacted like
+    :class:`RedactedText` on every write: strings, keys, and values under keys naming a secret or PHI
+    (a reference to a secret, ``{from_env: NAME}``, stays)."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return value
+        from primum.core.evidence.redact import redact
+
+        return redact(value)[0]
+
+
 # SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
 AutoId: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -68,8 +99,8 @@ rollouts = Table(
     Column("estate_name", String, index=True, nullable=False),
     Column("estate_digest", String, nullable=False),
     Column("services", JSONDoc, nullable=False),
-    Column("estate", JSONDoc, nullable=False),
-    Column("release", JSONDoc, nullable=False),
+    Column("estate", RedactedDoc, nullable=False),
+    Column("release", RedactedDoc, nullable=False),
     Column("status", JSONDoc, nullable=False),
     Column("phase", String, index=True, nullable=False),
     Column("created_at", Float, nullable=False),
@@ -105,7 +136,7 @@ rollout_commands = Table(
     Column("rollout_id", ForeignKey("rollouts.id", ondelete="CASCADE"), index=True, nullable=False),
     Column("kind", String, nullable=False),
     Column("actor", String, nullable=False),
-    Column("payload", JSONDoc, nullable=False),
+    Column("payload", RedactedDoc, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("consumed_at", Float),
 )
@@ -121,7 +152,7 @@ approvals = Table(
     Column("digest", String, nullable=False),
     Column("actor", String, nullable=False),
     Column("decision", String, nullable=False),
-    Column("comment", Text, nullable=False),
+    Column("comment", RedactedText, nullable=False),
     Column("roles", JSONDoc, nullable=False),  # the approver's roles when they decided
     Column("owned_services", JSONDoc, nullable=False),
     Column("at", Float, nullable=False),
@@ -138,13 +169,13 @@ break_glass = Table(
     Column("rollout_id", ForeignKey("rollouts.id", ondelete="CASCADE"), index=True, nullable=False),
     Column("digest", String, nullable=False),
     Column("actor", String, nullable=False),
-    Column("justification", Text, nullable=False),
+    Column("justification", RedactedText, nullable=False),
     Column("at", Float, nullable=False),
     Column("review_due_at", Float, nullable=False),
-    Column("notified", Text, nullable=False),  # what the webhook answered, or why it was not sent
+    Column("notified", RedactedText, nullable=False),  # what the webhook answered, or why it was not sent
     Column("reviewed_at", Float),
     Column("reviewed_by", String),
-    Column("review_notes", Text),
+    Column("review_notes", RedactedText),
 )
 
 
@@ -207,7 +238,7 @@ legal_holds = Table(
     metadata,
     Column("id", AutoId, primary_key=True, autoincrement=True),
     Column("rollout_id", String, index=True, nullable=False),
-    Column("reason", Text, nullable=False),
+    Column("reason", RedactedText, nullable=False),
     Column("actor", String, nullable=False),
     Column("at", Float, nullable=False),
     Column("released_at", Float),
