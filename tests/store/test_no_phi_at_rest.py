@@ -12,6 +12,7 @@ Ofcom drama range and the 555 range.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -58,10 +59,8 @@ def _texts(value: Any) -> list[str]:
     if isinstance(value, bytes | memoryview):
         raw = bytes(value).decode("utf-8", errors="replace")
         out = [raw]
-        try:
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # not an envelope
             out.append(base64.b64decode(json.loads(raw)["payload"]).decode("utf-8", errors="replace"))
-        except (ValueError, KeyError, TypeError):
-            pass
         return out
     return [value if isinstance(value, str) else json.dumps(value)]
 
@@ -146,7 +145,8 @@ def test_a_governed_release_leaves_no_planted_identifier_anywhere(tmp_path: Path
 # Columns whose text is written by primum itself from names, digests and numbers, or redacted on their own
 # path: the events (``events.redact_events``, with notes of what was cut) and CI summaries (the ingest pipeline).
 MACHINE_TEXT = {
-    "rollouts.services", "rollouts.status", "approvals.roles", "approvals.owned_services", "rollout_events.message", "rollout_events.data",
+    "rollouts.services", "rollouts.status", "approvals.roles", "approvals.owned_services",
+    "rollout_events.message", "rollout_events.data",
     "evidence_head.nodes", "evidence_entries.summary", "evidence_checkpoints.note",
 }
 
