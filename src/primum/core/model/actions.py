@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from primum.core.model.types import EnvValue
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,7 +60,7 @@ class ServiceRuntimeSpec(Frozen):
     command: tuple[str, ...]  # tokens; "{artifact}" and "{port}" are substituted
     health_path: str = "/healthz"
     replicas: int = 1
-    env_vars: dict[str, str] = Field(default_factory=dict)
+    env_vars: dict[str, EnvValue] = Field(default_factory=dict)  # literals, or references the target resolves
     affinity: Literal["tenant", "none"] = "tenant"
     tenant_header: str = "x-tenant-id"
     tenants: tuple[str, ...] = ()

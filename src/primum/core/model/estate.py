@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from primum.core.model.analysis import AnalysisSettings, ProbeGate, with_tier_defaults
 from primum.core.model.plugins import PluginSpec, SpecKind
-from primum.core.model.types import Duration, Name
+from primum.core.model.types import Duration, EnvName, EnvValue, Name
 from primum.core.model.windows import ChangeWindows
 
 
@@ -162,7 +162,8 @@ class LocalTargetSettings(TargetSpec):
     command: list[str] = Field(default_factory=lambda: ["{python}", "{artifact}", "--port", "{port}"])
     health_path: str = "/healthz"
     replicas: int = Field(default=1, ge=1, le=20)
-    env: dict[str, str] = Field(default_factory=dict)
+    # literal settings, or references to secrets (never a secret's value: ``validate`` refuses one)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     ports: dict[Name, int] = Field(default_factory=dict)  # router port per environment
     mllp_ports: dict[Name, int] = Field(default_factory=dict)  # HL7 MLLP listener per environment ({mllp_port})
     startup_timeout: Duration = 30.0

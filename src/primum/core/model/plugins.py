@@ -113,9 +113,21 @@ class SpecKind:
                 variants = []
                 for _, spec in kind:
                     sub = spec.model_json_schema(by_alias=True)
-                    sub.pop("$defs", None)  # plug-in settings are flat; nested models are not supported here
-                    variants.append(sub)
+                    defs = sub.pop("$defs", {})  # inlined: each variant stands alone in the oneOf
+                    variants.append(_inline_refs(sub, defs))
                 return {"oneOf": variants, "description": f"a {kind.what}: one of {', '.join(kind.tags())}"}
 
         # SerializeAsAny: dump the registered class's fields, not only the base's
         return Annotated[SerializeAsAny[self.base], WrapValidator(self._validate), _Schema]  # type: ignore[misc,name-defined]
+
+
+def _inline_refs(schema: Any, defs: dict[str, Any]) -> Any:
+    """The schema with each ``{"$ref": "#/$defs/X"}`` replaced by X's schema (plug-in settings are not recursive)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+            return _inline_refs(defs[ref[8:]], defs)
+        return {k: _inline_refs(v, defs) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inline_refs(v, defs) for v in schema]
+    return schema

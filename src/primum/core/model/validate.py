@@ -23,7 +23,9 @@ from primum.core.model.analysis import MllpProbe
 from primum.core.model.errors import InputError, Problem
 from primum.core.model.estate import CanaryStrategy, Estate, LocalTargetSettings, ProbeStep, RollingStrategy, Service
 from primum.core.model.release import Release, canonical_digest
+from primum.core.model.types import EnvValue
 from primum.core.model.yamlfile import Loc, LocatedDocument, dotted, load_yaml
+from primum.core.sensitive.secrets import ENV_REFERENCE, literal_secret
 
 # Discriminator tags pydantic puts into error locations; they are not YAML keys.
 # Tags pydantic puts into an error's location inside a discriminated union (strategies and their steps);
@@ -190,7 +192,8 @@ def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
                         problems.append(doc.problem(loc, f"port {port} is already used by {ports[port]}",
                                                     f"give every {what} its own port"))
                     ports[port] = f"{name}/{env}{suffix}"
-            tokens = [*svc.target.command, *svc.target.env.values()]
+            problems += _check_env(doc, (*base, "target", "env"), svc.target.env)
+            tokens = [*svc.target.command, *(v for v in svc.target.env.values() if isinstance(v, str))]
             if not any("{artifact}" in tok or "{unpacked}" in tok for tok in tokens):
                 problems.append(doc.problem((*base, "target", "command"),
                                             "neither the command nor its env mentions {artifact} or {unpacked}",
@@ -226,6 +229,27 @@ def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
         problems.append(doc.problem(("services", cycle[0], "depends_on"),
                                     f"dependency cycle: {' -> '.join(cycle)}",
                                     "remove one of these dependencies"))
+    return problems
+
+
+_ENV_FIX = ("keep the secret out of the estate: write {from_env: NAME} (a variable of the controller's environment), "
+            "{from_file: /absolute/path} (a file the controller reads) or \"${NAME}\" instead of the value")
+
+
+def _check_env(doc: LocatedDocument, base: Loc, env: dict[str, EnvValue]) -> list[Problem]:
+    """A literal environment value that looks like a secret is refused: the estate is stored and signed into
+    evidence kept for years, so it may hold where a secret is, never the secret (``core/sensitive/secrets.py``
+    says what looks like one)."""
+    problems = []
+    for name, value in env.items():
+        if not isinstance(value, str):
+            continue
+        literal = ENV_REFERENCE.sub("", value)  # "postgres://app:${DB_PASSWORD}@db/app" keeps no secret
+        if not literal.strip():
+            continue
+        reason = literal_secret(name, literal, by_name=literal == value)
+        if reason is not None:
+            problems.append(doc.problem((*base, name), f"a literal secret: {reason}", _ENV_FIX))
     return problems
 
 

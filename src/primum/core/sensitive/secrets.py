@@ -24,7 +24,7 @@ from typing import Any
 
 from primum.core.sensitive.text import Insensitive, Span, Text, has_digit
 
-__all__ = ["SECRET_DETECTORS", "is_reference", "key_kind", "literal_secret"]
+__all__ = ["ENV_REFERENCE", "SECRET_DETECTORS", "is_reference", "key_kind", "literal_secret"]
 
 # (plugin, kind, needles): a plugin runs only when one of its needles is in the text, which keeps
 # redaction of a short string to microseconds. Each needle is a literal every one of the plugin's
@@ -214,16 +214,19 @@ def key_kind(name: str) -> str | None:
     return None
 
 
-_ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+# ``${NAME}``: a variable of the environment the value is read from.
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _REFERENCE_KEYS = frozenset({"from_env", "from_file"})
 
 
 def is_reference(value: Any) -> bool:
     """Is this a reference to a secret, not a secret: ``${NAME}``, ``{from_env: NAME}`` or ``{from_file: PATH}``?"""
     if isinstance(value, str):
-        return _ENV_REFERENCE.fullmatch(value) is not None
-    return (isinstance(value, dict) and len(value) == 1 and set(value) <= _REFERENCE_KEYS
-            and all(isinstance(v, str) for v in value.values()))
+        return ENV_REFERENCE.fullmatch(value) is not None
+    if not isinstance(value, dict) or not value or not set(value) <= _REFERENCE_KEYS:
+        return False
+    given = [v for v in value.values() if v is not None]  # a dumped model also says the other one is None
+    return len(given) == 1 and isinstance(given[0], str)
 
 
 # --- literal values ------------------------------------------------------------------------------
@@ -241,16 +244,17 @@ def _entropy_plugins() -> tuple[Any, Any]:
     return Base64HighEntropyString(limit=4.5), HexHighEntropyString(limit=3.0)
 
 
-def literal_secret(name: str, value: str) -> str | None:
+def literal_secret(name: str, value: str, *, by_name: bool = True) -> str | None:
     """Why the literal setting ``name: value`` looks like a secret, or None when it does not.
 
     A secret's name (``*_PASSWORD``, ``*_TOKEN``, ``API_KEY``…), a value any detector of this
     module finds (``NAME=value`` is scanned, so ``password=…`` forms count), or a single token of
     20+ characters whose Shannon entropy is over detect-secrets' limit (random base64 or hex:
     what generated keys look like). A hex value under a name saying digest, sha or commit is a
-    digest, not a secret. ``LOG_LEVEL: info`` or ``FEATURE_X: "on"`` stay literal.
+    digest, not a secret. ``LOG_LEVEL: info`` or ``FEATURE_X: "on"`` stay literal. ``by_name=False``
+    skips the name rule (a value built around a reference, ``DB_PASSWORD: "${DB_PASSWORD_FILE}"``).
     """
-    kind = key_kind(name)
+    kind = key_kind(name) if by_name else None
     if kind is not None:
         return f"the name {name!r} says it holds a {kind.replace('_', ' ')}"
     wrapped = Text(f"{name}={value}")

@@ -50,6 +50,7 @@ from primum.adapters.targets.local.records import (
     VersionRecord,
     safe_name,
 )
+from primum.adapters.targets.secrets import SecretUnavailable, resolve_env
 from primum.core.model.actions import ServiceRuntimeSpec, VersionObservation, VersionRef
 
 # The runtime's logger, not this module's: the instances' log lines kept the name
@@ -228,14 +229,22 @@ class InstanceSupervision(RuntimeFiles):
             subst = {"{artifact}": str(ready.artifact), "{port}": str(port), "{python}": sys.executable}
             if ready.unpacked is not None:
                 subst["{unpacked}"] = str(ready.unpacked)
-            elif any("{unpacked}" in tok for tok in (*spec.command, *spec.env_vars.values())):
+            elif any("{unpacked}" in tok for tok in (*spec.command, *(v for v in spec.env_vars.values()
+                                                                       if isinstance(v, str)))):
                 vrec.failed = True
                 vrec.error = (f"the command uses {{unpacked}} but {ref.artifact} is not an archive "
                               "(.tar.gz, .tgz, .tar, .zip)")
                 return
             argv = [_substitute(tok, subst) for tok in spec.command]
+            try:  # the secrets target.env refers to are read here, into the process's environment only
+                settings = resolve_env({k: _substitute(v, subst) if isinstance(v, str) else v
+                                        for k, v in spec.env_vars.items()})
+            except SecretUnavailable as exc:
+                vrec.failed, vrec.error = True, str(exc)
+                log.error("%s: %s", spec.key, exc)
+                return
             env = dict(os.environ)
-            env.update({k: _substitute(v, subst) for k, v in spec.env_vars.items()})
+            env.update(settings)
             env.update(
                 PRIMUM_SERVICE=spec.service,
                 PRIMUM_ENV=spec.env,
