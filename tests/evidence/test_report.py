@@ -192,3 +192,16 @@ def test_odd_statements_do_not_break_the_report() -> None:
 def test_indices_must_match_statements() -> None:
     with pytest.raises(ValueError, match="2 indices for 1 statements"):
         render_markdown(INFO, [event("submitted", 0)], [0, 1])
+
+
+def test_the_report_redacts_what_older_statements_still_carry() -> None:
+    """Statements signed before a detector existed (an NHS number was not detected before issue 13.5) reach the
+    report as they are; the report redacts every text it shows, in Markdown and HTML."""
+    leaky = [*statements(), event("approval", 20, "ben", "approved for patient 943 476 5919, MRN SYN00123456",
+                                  env="prod")]
+    info = BundleInfo(**{**INFO.__dict__, "title": "Release for Jane Synthetic DOB 1961-03-07"})
+    for text in (render_markdown(info, leaky), render_html(info, leaky)):
+        for value in ("943 476 5919", "SYN00123456", "1961-03-07", "Jane Synthetic"):
+            assert value not in text
+        assert "REDACTED:nhs" in text.replace("\\", "")
+    assert "approved for patient" in render_markdown(info, leaky)

@@ -281,4 +281,12 @@ class RedactingFilter(logging.Filter):
         redacted, notes = redact_text(message, key=self.key, contacts=self.contacts)
         if notes:
             record.msg, record.args = redacted, None
+        # A traceback repeats the exception's message (a failed INSERT quotes its values): the formatter
+        # uses exc_text when it is set, so the redacted text is what any handler writes.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text, key=self.key, contacts=self.contacts)[0]
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info, key=self.key, contacts=self.contacts)[0]
         return True

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from primum.core.evidence.redact import redact_text
 from primum.core.evidence.statements import PRIMUM_EVENT_V1, SLSA_PROVENANCE_V1, SVR_V0_1, TEST_RESULT_V0_1, VULNS_V0_2
 
 CYCLONEDX_BOM = "https://cyclonedx.org/bom"
@@ -330,6 +331,33 @@ def _blocks(info: BundleInfo, statements: Sequence[Mapping[str, Any]],
             "it was changed, removed or reordered since."))
 
 
+# --- redaction: the last step before text leaves as a report -------------------------------
+
+
+def _clean(text: str) -> str:
+    return redact_text(text)[0]
+
+
+def _clean_inline(part: Inline) -> Inline:
+    return Code(_clean(part.text)) if isinstance(part, Code) else _clean(part)
+
+
+def _redacted(blocks: Iterator[Block]) -> Iterator[Block]:
+    """Every text of every block redacted. The statements were redacted when they were written, but a bundle
+    may hold statements from before a detector existed (an NHS number, say) and ``BundleInfo`` comes from the
+    caller: the report is kept for years next to the evidence, so it is the choke point for what it shows."""
+    for block in blocks:
+        if isinstance(block, Heading):
+            yield Heading(block.level, _clean(block.text))
+        elif isinstance(block, Paragraph):
+            yield Paragraph(tuple(_clean_inline(p) for p in block.parts))
+        elif isinstance(block, Preformatted):
+            yield Preformatted(_clean(block.text))
+        else:
+            yield Table(tuple(_clean(h) for h in block.headers),
+                        tuple(tuple(_clean_inline(c) for c in row) for row in block.rows), _clean(block.empty))
+
+
 # --- rendering -------------------------------------------------------------------------------
 
 # Characters that could start markup, a raw HTML tag or a new table cell; an underscore only where it could
@@ -355,7 +383,7 @@ def render_markdown(info: BundleInfo, statements: Sequence[Mapping[str, Any]],
                     indices: Sequence[int] | None = None) -> str:
     """The report as Markdown (GitHub-flavoured tables); ``indices`` are the statements' log indices."""
     out: list[str] = []
-    for block in _blocks(info, statements, indices):
+    for block in _redacted(_blocks(info, statements, indices)):
         if isinstance(block, Heading):
             out.append(f"{'#' * block.level} {_md_text(block.text)}\n")
         elif isinstance(block, Paragraph):
@@ -394,9 +422,9 @@ def _html_inline(part: Inline) -> str:
 def render_html(info: BundleInfo, statements: Sequence[Mapping[str, Any]],
                 indices: Sequence[int] | None = None) -> str:
     """The report as one self-contained HTML page: inline CSS, no script, no external resource."""
-    title = info.title or f"Release evidence: {info.release_id}"
+    title = _clean(info.title or f"Release evidence: {info.release_id}")
     body: list[str] = []
-    for block in _blocks(info, statements, indices):
+    for block in _redacted(_blocks(info, statements, indices)):
         if isinstance(block, Heading):
             body.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
         elif isinstance(block, Paragraph):
