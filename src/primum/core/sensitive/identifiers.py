@@ -46,7 +46,8 @@ __all__ = ["CONTACT_DETECTORS", "IDENTIFIER_DETECTORS", "nhs_check_digit_ok"]
 _OPEN = r"(?<![0-9A-Za-z])"
 _CLOSE = r"(?![0-9A-Za-z])"
 
-_NHS = re.compile(rf"{_OPEN}(?<![+\-])(\d{{3}})([ -]?)(\d{{3}})\2(\d{{4}}){_CLOSE}(?!-)")
+# not a piece of a longer dashed number (12-943-476-5919-1) nor an international phone number (+9434765919)
+_NHS = re.compile(rf"{_OPEN}(?<!\+)(?<!\d-)(\d{{3}})([ -]?)(\d{{3}})\2(\d{{4}}){_CLOSE}(?!-\d)")
 _NHS_LABEL = re.compile(r"nhs[ _\-]*(?:number|no\b|num|#|:)?", re.IGNORECASE)
 _EPOCH_LOW, _EPOCH_HIGH = 1_000_000_000, 2_100_000_000
 
