@@ -6,20 +6,21 @@ slow for every event), and the PHI that reaches release evidence has a few stabl
 regexes written for false-positive control; ``bench/redaction.py`` measures recall per kind and the
 false-positive rate on digests, commit SHAs, UUIDs, timestamps, versions, ports and durations:
 
-- **NHS numbers** (``nhs_number``): 10 digits, grouped 3-3-4 by spaces or dashes or not at all, whose
-  last digit is the modulus-11 check digit of the other nine, so nine random 10-digit numbers in ten
-  do not match. Not a run of one digit (``0000000000`` passes the check). An ungrouped number between
-  1 000 000 000 and 2 100 000 000 is also an epoch time in seconds, so it counts only after an
-  ``NHS`` label;
+- **NHS numbers** (``nhs_number``): 10 digits, grouped 3-3-4 by spaces, dashes or underscores (test
+  names) or not at all, whose last digit is the modulus-11 check digit of the other nine, so ten random
+  10-digit numbers in eleven do not match. Not a run of one digit (``0000000000`` passes the check). An
+  ungrouped number counts without an ``NHS`` label only if it starts as issued numbers do (3, 4, 6, 7;
+  9 for test numbers) and is not in 1 000 000 000-2 100 000 000, where epoch seconds are;
 - **US SSNs** (``ssn``): ``ddd-dd-dddd`` minus the never-issued areas 000, 666 and 9xx, group 00 and
   serial 0000; undashed only after an ``SSN`` label;
 - **MRNs** (``mrn``): after a label (``MRN``, ``medical record number``, ``hospital number``,
   ``patient id``…, also glued into identifiers as in ``test_mrn_12345``), any value with a digit;
-  without a label, the site-prefixed shape ``ABC123456``/``ABC-123456`` (2-4 capitals, 6-10 digits),
+  without a label, the site-prefixed shape ``ABC123456``/``ABC-123456``/``ABC_123456`` (2-4 capitals,
+  6-10 digits),
   except prefixes of tickets and advisories (``CHG``, ``INC``, ``CVE``, ``PR``…);
 - **Medicare Beneficiary Identifiers** (``mbi``): CMS's 11-character format (``1EG4-TE5-MK73``: digit,
   letter, letter or digit, digit, letter, letter or digit, digit, letter, letter, digit, digit; no S,
-  L, O, I, B or Z), dashes optional;
+  L, O, I, B or Z), dashes (or underscores) optional;
 - **dates of birth** (``dob``): a date after ``DOB``/``born``/``date of birth`` (a bare date is never
   redacted), plus the capitalised name right before that label (``person_name``);
 - **HL7 v2 PID segments**: the identifier, name, birth date, address, phone, account, SSN and licence
@@ -47,9 +48,25 @@ _OPEN = r"(?<![0-9A-Za-z])"
 _CLOSE = r"(?![0-9A-Za-z])"
 
 # not a piece of a longer dashed number (12-943-476-5919-1) nor an international phone number (+9434765919)
-_NHS = re.compile(rf"{_OPEN}(?<!\+)(?<!\d-)(\d{{3}})([ -]?)(\d{{3}})\2(\d{{4}}){_CLOSE}(?!-\d)")
+_NHS = re.compile(rf"{_OPEN}(?<!\+)(?<!\d-)(\d{{3}})([ _-]?)(\d{{3}})\2(\d{{4}}){_CLOSE}(?!-\d)")
+# Issued NHS numbers start 3 (Northern Ireland), 4, 6 or 7 (England, Wales, Isle of Man); 9 is the test range
+# (943 476 5919 is the well-known synthetic one). An ungrouped number starting otherwise needs a label.
+_NHS_FIRST_DIGITS = frozenset("34679")
 _NHS_LABEL = re.compile(r"nhs[ _\-]*(?:number|no\b|num|#|:)?", re.IGNORECASE)
 _EPOCH_LOW, _EPOCH_HIGH = 1_000_000_000, 2_100_000_000
+# A cheap gate for NHS and phone numbers: a run of digits and separators holding ten digits. Timestamps,
+# versions, UUIDs and digests break their digits with letters and colons, so most texts fail it.
+_DIGIT_RUN = re.compile(r"\d[\d ._()+\-]{9,}")  # "_": identifiers in test names
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def _ten_digits(t: Text) -> bool:
+    found = t.gates.get("ten_digits")
+    if found is None:
+        found = any(len(run) - len(run.translate(_DROP_DIGITS)) >= 10
+                    for run in _DIGIT_RUN.findall(t.text))
+        t.gates["ten_digits"] = found
+    return found
 
 
 def nhs_check_digit_ok(digits: str) -> bool:
@@ -65,6 +82,8 @@ def nhs_check_digit_ok(digits: str) -> bool:
 
 def _nhs_numbers(t: Text) -> Iterator[Span]:
     text = t.text
+    if not _ten_digits(t):
+        return
     for match in _NHS.finditer(text):
         start, end = match.span()
         # a decimal (1.9434765919, 9434765919.5) or a dotted/colon-separated number is not an identifier
@@ -75,8 +94,8 @@ def _nhs_numbers(t: Text) -> Iterator[Span]:
         digits = match.group(1) + match.group(3) + match.group(4)
         if len(set(digits)) == 1 or not nhs_check_digit_ok(digits):
             continue
-        epoch_like = not match.group(2) and _EPOCH_LOW <= int(digits) <= _EPOCH_HIGH
-        if epoch_like and not _NHS_LABEL.search(text, max(0, start - 24), start):
+        bare = not match.group(2) and (digits[0] not in _NHS_FIRST_DIGITS or _EPOCH_LOW <= int(digits) <= _EPOCH_HIGH)
+        if bare and not _NHS_LABEL.search(text, max(0, start - 24), start):
             continue
         yield start, end, "nhs_number"
 
@@ -111,13 +130,14 @@ def _ssns(t: Text) -> Iterator[Span]:
             yield m.start(1), m.end(1), "ssn"
 
 
-_MRN_WORDS = ("mrn", "medical", "hospital", "patient", "pt")
+_MRN_WORDS = ("mrn", "medical", "hospital", "patient", "pt id", "pt_id", "pt-id", "ptid")
 _MRN = Insensitive(
     r"""(?<![a-z0-9])(?:mrn|medical[ _-]record(?:[ _-](?:number|num|no))?|hospital[ _-]?(?:number|num|no)"""
     r"""|patient[ _-]?(?:id|number|num|no)|pt[ _-]?id)(?![a-z])\.?["']?[ \t_]*[:#=]?[ \t_]*["']?"""
     r"""([a-z0-9][a-z0-9-]*)"""
 )
-_MRN_SHAPE = re.compile(rf"{_OPEN}([A-Z]{{2,4}})-?\d{{6,10}}{_CLOSE}")
+_SIX_DIGITS = re.compile(r"\d{6}")
+_MRN_SHAPE = re.compile(rf"{_OPEN}([A-Z]{{2,4}})[-_]?\d{{6,10}}{_CLOSE}")
 # Ticket, change and advisory numbers have the same shape; they are not patients.
 _NOT_MRN_PREFIXES = frozenset({
     "CHG", "INC", "RITM", "PRB", "TASK", "REQ", "CTASK", "SCTASK", "KB", "PR", "CR", "MR", "CVE", "CWE", "GHSA",
@@ -130,6 +150,8 @@ def _mrns(t: Text) -> Iterator[Span]:
         for match in _MRN.finditer(t):
             if has_digit(match.group(1)):  # "MRN lookup" is prose, "MRN SYN0042" is an identifier
                 yield match.start(1), match.end(1), "mrn"
+    if not _SIX_DIGITS.search(t.text):
+        return
     for match in _MRN_SHAPE.finditer(t.text):
         if match.group(1) not in _NOT_MRN_PREFIXES:
             yield match.start(), match.end(), "mrn"
@@ -138,7 +160,7 @@ def _mrns(t: Text) -> Iterator[Span]:
 _MBI_LETTER = "[AC-HJKMNP-RT-Y]"
 _MBI_ANY = "[0-9AC-HJKMNP-RT-Y]"
 _MBI = re.compile(
-    rf"{_OPEN}[1-9]{_MBI_LETTER}{_MBI_ANY}\d(-?){_MBI_LETTER}{_MBI_ANY}\d\1{_MBI_LETTER}{{2}}\d\d{_CLOSE}"
+    rf"{_OPEN}[1-9]{_MBI_LETTER}{_MBI_ANY}\d([-_]?){_MBI_LETTER}{_MBI_ANY}\d\1{_MBI_LETTER}{{2}}\d\d{_CLOSE}"
 )
 
 
@@ -213,6 +235,8 @@ def _emails(t: Text) -> Iterator[Span]:
 
 def _phones(t: Text) -> Iterator[Span]:
     text = t.text
+    if not _ten_digits(t):
+        return
     for match in _PHONE_NANP.finditer(text):
         yield match.start(), match.end(), "phone"
     if "0" in text or "+44" in text:

@@ -16,10 +16,11 @@ class Text:
     about 8x faster in CPython's re; when lowercasing changes the length (a few non-ASCII
     letters such as "İ") indices would no longer line up, so they fall back to re.I on ``text``."""
 
-    __slots__ = ("low", "lowered", "text")
+    __slots__ = ("gates", "low", "lowered", "text")
 
     def __init__(self, text: str):
         self.text = text
+        self.gates: dict[str, bool] = {}  # cheap pre-checks shared by several detectors, computed once
         self.lowered = text.lower()
         self.low = self.lowered if len(self.lowered) == len(text) else None
 
