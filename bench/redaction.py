@@ -69,7 +69,8 @@ def ssn(rng: random.Random) -> tuple[str, str]:
 
 def mrn(rng: random.Random) -> tuple[str, str]:
     number = str(rng.randint(10_000, 99_999_999))
-    prefixed = f"{rng.choice(['HSP', 'RXH', 'SYN', 'GOSH', 'UH'])}{rng.choice(['', '-'])}{rng.randint(10**5, 10**8):07d}"
+    site = rng.choice(["HSP", "RXH", "SYN", "GOSH", "UH"])
+    prefixed = f"{site}{rng.choice(['', '-'])}{rng.randint(10**5, 10**8):07d}"
     forms = [(f"MRN: {number}", number), (f"mrn#{number}", number), (f"medical record number {number}", number),
              (f"patient id {number}", number), (f"hospital number: {number}", number), (prefixed, prefixed)]
     return rng.choice(forms)
