@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from primum.adapters.secrets import SecretUnavailable, resolve_env
 from primum.adapters.store.repository import Store
-from primum.adapters.targets.secrets import SecretUnavailable, resolve_env
 from primum.app.releases import ReleaseService
 from primum.core.model.errors import InputError
 from primum.core.model.types import SecretRef

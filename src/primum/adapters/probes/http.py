@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 
 from primum.adapters.probes.context import ProbeContext, elapsed_text, os_error_text, result, root_cause, seconds
+from primum.adapters.secrets import SecretUnavailable, expand_headers
 from primum.core.analysis.data import ProbeResult
 from primum.core.model.analysis import HttpProbe
 
@@ -96,8 +97,11 @@ def probe_http(spec: HttpProbe, ctx: ProbeContext) -> ProbeResult:
     else:
         return result("http", spec.path, False,
                       f"HTTP probe of {spec.path} has no target: set url, or run it where the service has a router")
-    headers = {**ctx.headers, **spec.headers}
     what = f"{spec.method} {url}"
+    try:  # "${NAME}" in a header: a secret read from the environment now, never kept in the estate
+        headers = {**ctx.headers, **expand_headers(spec.headers, "probe.headers")}
+    except SecretUnavailable as exc:
+        return result("http", url, False, f"{what}: {exc}")
     try:
         answer = fetch(spec.method, url, headers, spec.timeout)
     except FetchError as failure:

@@ -30,6 +30,7 @@ from primum.adapters.providers.base import (
     error,
     with_retries,
 )
+from primum.adapters.secrets import SecretUnavailable, expand_headers
 from primum.core.analysis.data import Samples
 from primum.core.model.analysis import MetricKind, MetricSpec, PrometheusSource, fill
 
@@ -135,10 +136,14 @@ class PrometheusProvider(PooledHttp):
               params: dict[str, str]) -> dict[str, Any]:
         url = source.address.rstrip("/") + path
         what = self._what(source)
+        try:  # "${NAME}" in a header: a secret read from the environment now, never kept in the estate
+            headers = expand_headers(source.headers, "source.headers")
+        except SecretUnavailable as exc:
+            raise error(metric, what, str(exc)) from None
 
         def once() -> dict[str, Any]:
             try:
-                resp = self._http().get(url, params=params, headers=source.headers, timeout=source.timeout)
+                resp = self._http().get(url, params=params, headers=headers, timeout=source.timeout)
             except httpx.TimeoutException as exc:
                 raise error(metric, what, f"no answer from {url} within {source.timeout:g} s "
                             f"({type(exc).__name__})", "raise the source's timeout or check Prometheus' load",

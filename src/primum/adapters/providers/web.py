@@ -32,6 +32,7 @@ import httpx
 from jsonpath_ng.ext import parse as jsonpath_parse
 
 from primum.adapters.providers.base import PooledHttp, Scope, as_count, error, with_retries
+from primum.adapters.secrets import SecretUnavailable, expand_headers
 from primum.core.analysis.data import Samples
 from primum.core.model.analysis import MetricKind, MetricSpec, WebSource, fill
 
@@ -55,7 +56,10 @@ class WebProvider(PooledHttp):
         values = scope.placeholders()
         url = fill(source.url, {k: quote(v, safe="") for k, v in values.items()})
         body = fill(source.body, values) if source.body is not None else None
-        headers = {k: fill(v, values) for k, v in source.headers.items()}
+        try:  # "${NAME}" in a header: a secret read from the environment now, never kept in the estate
+            headers = expand_headers({k: fill(v, values) for k, v in source.headers.items()}, "source.headers")
+        except SecretUnavailable as exc:
+            raise error(metric, NAME, str(exc)) from None
         if body is not None and not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
         sent = f"{source.method} {url}" + (f" {body}" if body is not None else "")

@@ -25,7 +25,7 @@ from primum.core.model.estate import CanaryStrategy, Estate, LocalTargetSettings
 from primum.core.model.release import Release, canonical_digest
 from primum.core.model.types import EnvValue
 from primum.core.model.yamlfile import Loc, LocatedDocument, dotted, load_yaml
-from primum.core.sensitive.secrets import ENV_REFERENCE, literal_secret
+from primum.core.sensitive.secrets import ENV_REFERENCE, is_reference, literal_secret
 
 # Discriminator tags pydantic puts into error locations; they are not YAML keys.
 # Tags pydantic puts into an error's location inside a discriminated union (strategies and their steps);
@@ -211,6 +211,7 @@ def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
                                             "the command never mentions {port}",
                                             "include {port} so the service listens where primum routes"))
         problems += _check_probes(doc, base, svc)
+        problems += _check_headers(doc, base, svc.model_dump(mode="json", by_alias=True))
         replicas = svc.target.replicas
         if isinstance(svc.strategy, RollingStrategy) and svc.strategy.max_unavailable >= replicas:
             problems.append(doc.problem(
@@ -242,7 +243,7 @@ def _check_env(doc: LocatedDocument, base: Loc, env: dict[str, EnvValue]) -> lis
     says what looks like one)."""
     problems = []
     for name, value in env.items():
-        if not isinstance(value, str):
+        if not isinstance(value, str) or is_reference(value):
             continue
         literal = ENV_REFERENCE.sub("", value)  # "postgres://app:${DB_PASSWORD}@db/app" keeps no secret
         if not literal.strip():
@@ -250,6 +251,32 @@ def _check_env(doc: LocatedDocument, base: Loc, env: dict[str, EnvValue]) -> lis
         reason = literal_secret(name, literal, by_name=literal == value)
         if reason is not None:
             problems.append(doc.problem((*base, name), f"a literal secret: {reason}", _ENV_FIX))
+    return problems
+
+
+_HEADER_FIX = ("keep the secret out of the estate: write the header as \"Bearer ${NAME}\" (NAME a variable of the "
+               "controller's environment, read when the request is sent)")
+
+
+def _check_headers(doc: LocatedDocument, loc: Loc, value: Any) -> list[Problem]:
+    """HTTP headers of metric sources and probes, wherever they sit in a service: a literal secret is refused,
+    as in ``target.env``; ``${NAME}`` references are read when the request is sent."""
+    problems: list[Problem] = []
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problems += _check_headers(doc, (*loc, i), item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "headers" and isinstance(item, dict):
+                for name, text in item.items():
+                    if not isinstance(text, str) or is_reference(text):  # "Bearer ${PROM_TOKEN}"
+                        continue
+                    literal = ENV_REFERENCE.sub("", text)
+                    reason = literal_secret(name, literal, by_name=literal == text) if literal.strip() else None
+                    if reason is not None:
+                        problems.append(doc.problem((*loc, key, name), f"a literal secret: {reason}", _HEADER_FIX))
+            else:
+                problems += _check_headers(doc, (*loc, key), item)
     return problems
 
 

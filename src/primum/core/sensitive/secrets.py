@@ -210,12 +210,15 @@ def key_kind(name: str) -> str | None:
 # ``${NAME}``: a variable of the environment the value is read from.
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _REFERENCE_KEYS = frozenset({"from_env", "from_file"})
+_SCHEME_ONLY = re.compile(r"\s*(?:[A-Za-z][A-Za-z-]*\s+)?")
 
 
 def is_reference(value: Any) -> bool:
-    """Is this a reference to a secret, not a secret: ``${NAME}``, ``{from_env: NAME}`` or ``{from_file: PATH}``?"""
-    if isinstance(value, str):
-        return ENV_REFERENCE.fullmatch(value) is not None
+    """Is this a reference to a secret, not a secret: ``${NAME}`` (after an auth scheme: ``Bearer ${NAME}``),
+    ``{from_env: NAME}`` or ``{from_file: PATH}``?"""
+    if isinstance(value, str):  # "${NAME}", or an auth scheme and references: "Bearer ${PROM_TOKEN}"
+        return ENV_REFERENCE.search(value) is not None and _SCHEME_ONLY.fullmatch(ENV_REFERENCE.sub("", value)) \
+            is not None
     if not isinstance(value, dict) or not value or not set(value) <= _REFERENCE_KEYS:
         return False
     given = [v for v in value.values() if v is not None]  # a dumped model also says the other one is None
@@ -253,7 +256,7 @@ def literal_secret(name: str, value: str, *, by_name: bool = True) -> str | None
     wrapped = Text(f"{name}={value}")
     for detector in SECRET_DETECTORS:
         for _start, _end, found in detector(wrapped):
-            return f"the value looks like a {found.replace('_', ' ')}"
+            return f"the value looks like a secret ({found.replace('_', ' ')})"
     base64, hexadecimal = _entropy_plugins()
     token = value.strip()
     if _HEX_LIKE.fullmatch(token):

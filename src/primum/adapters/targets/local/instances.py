@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from primum.adapters.secrets import SecretUnavailable, resolve_env
 from primum.adapters.targets.base import TargetError
 from primum.adapters.targets.local.artifacts import ArtifactError, materialize
 from primum.adapters.targets.local.processes import (
@@ -50,7 +51,6 @@ from primum.adapters.targets.local.records import (
     VersionRecord,
     safe_name,
 )
-from primum.adapters.targets.secrets import SecretUnavailable, resolve_env
 from primum.core.model.actions import ServiceRuntimeSpec, VersionObservation, VersionRef
 
 # The runtime's logger, not this module's: the instances' log lines kept the name

@@ -1,9 +1,11 @@
-"""The secrets an estate's ``target.env`` refers to, read when a target starts an instance (issue 13.5).
+"""The secrets an estate refers to, read at the moment they are used (issue 13.5).
 
-The estate holds where a secret is (``{from_env: NAME}``, ``{from_file: /path}``, ``${NAME}`` inside a
-literal), never its value, so the store and the evidence never see one; the value exists only in the
-environment of the started process. Fail closed: a variable that is not set or a file that cannot be read
-is an error naming the setting and the fix, never an empty value. Messages never carry a value.
+The estate holds where a secret is, never its value, so the store and the evidence never see one:
+``target.env`` values (``{from_env: NAME}``, ``{from_file: /path}``, ``${NAME}`` inside a literal) are read
+when a target starts an instance, into that process's environment only; HTTP header values of metric sources
+and probes (``Authorization: "Bearer ${PROM_TOKEN}"``) when the request is sent. Fail closed: a variable that
+is not set or a file that cannot be read is an error naming the setting and the fix, never an empty value.
+Messages never carry a value.
 """
 
 from __future__ import annotations
@@ -13,25 +15,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from re import Match
 
-from primum.adapters.targets.base import TargetError
 from primum.core.model.types import EnvValue, SecretRef
 from primum.core.sensitive.secrets import ENV_REFERENCE
 
-__all__ = ["SecretUnavailable", "resolve_env"]
+__all__ = ["SecretUnavailable", "expand_headers", "resolve_env"]
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
-class SecretUnavailable(TargetError):
+class SecretUnavailable(Exception):
     """A secret an environment setting refers to cannot be read."""
 
 
-def _variable(setting: str, name: str, environ: Mapping[str, str]) -> str:
+def _variable(setting: str, name: str, environ: Mapping[str, str], alternative: str = ", or refer to a file "
+              "with from_file") -> str:
     value = environ.get(name)
     if value is None:
         raise SecretUnavailable(
-            f"target.env.{setting}: the variable {name} is not set in the controller's environment; fix: set it "
-            "where the controller runs (`primum up`, `primum controller`), or refer to a file with from_file")
+            f"{setting}: the variable {name} is not set in the controller's environment; fix: set it "
+            f"where the controller runs (`primum up`, `primum controller`){alternative}")
     return value
 
 
@@ -55,12 +57,25 @@ def resolve_env(env: Mapping[str, EnvValue], environ: Mapping[str, str] | None =
     for setting, value in env.items():
         if isinstance(value, SecretRef):
             if value.from_env is not None:
-                out[setting] = _variable(setting, value.from_env, source)
+                out[setting] = _variable(f"target.env.{setting}", value.from_env, source)
             else:
                 out[setting] = _file(setting, Path(value.from_file or ""))
         else:
             def expand(match: Match[str], setting: str = setting) -> str:
-                return _variable(setting, match.group(1), source)
+                return _variable(f"target.env.{setting}", match.group(1), source)
 
             out[setting] = ENV_REFERENCE.sub(expand, value)
+    return out
+
+
+def expand_headers(headers: Mapping[str, str], where: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """HTTP headers with each ``${NAME}`` read from the environment; ``where`` names them in an error
+    (``metric error_rate: headers``)."""
+    source = os.environ if environ is None else environ
+    out = {}
+    for name, value in headers.items():
+        def expand(match: Match[str], name: str = name) -> str:
+            return _variable(f"{where}.{name}", match.group(1), source, alternative="")
+
+        out[name] = ENV_REFERENCE.sub(expand, value) if "${" in value else value
     return out
