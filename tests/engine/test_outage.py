@@ -117,6 +117,43 @@ def test_when_metrics_return_the_canary_goes_back_to_its_weight_and_the_window_r
     assert weights.index(0) < len(weights) - weights[::-1].index(25) - 1  # 25 -> 0 -> 25 again
 
 
+def test_a_flapping_metrics_source_rolls_back_instead_of_restarting_the_window_for_ever(w: World) -> None:
+    """The providers answer for a few seconds, then fail again, over and over: every window restarts and
+    none is ever watched through. Beyond ``outage_limit`` outages in one step the item rolls back."""
+    old, new = ref("sched", "1.0"), ref("sched", "2.0")
+    status = w.run(status_for(w, {"sched": new}, envs=["staging"]), until=analysing)
+    for _ in range(10):
+        if status.phase in (RolloutPhase.rolled_back, RolloutPhase.promoted):
+            break
+        w.metrics = False
+        status = w.run(status, until=lambda s: held(s) or s.phase is RolloutPhase.rolled_back)
+        if status.phase is RolloutPhase.rolled_back:
+            break
+        w.metrics = True
+        status = w.run(status, until=lambda s: not held(s))
+        status = w.run(status, until=lambda s: analysing(s) or s.phase is RolloutPhase.rolled_back)
+    final = w.run(status)
+    assert final.phase is RolloutPhase.rolled_back
+    assert "metrics flapping: the providers failed 4 time(s) during this analysis step (limit 3)" in final.reason
+    assert len(messages(w, "metrics_outage")) == 3 and len(messages(w, "metrics_restored")) == 3
+    assert "promoted" not in w.events()
+    assert w.route("staging", "sched") == {old.key: 100}
+
+
+def test_an_outage_limit_of_zero_rolls_back_at_the_first_outage(w: World) -> None:
+    new = ref("sched", "2.0")
+    status = status_for(w, {"sched": new}, envs=["staging"])
+    status.items[0].analysis = status.items[0].analysis.model_copy(update={"outage_limit": 0})
+    status = w.run(status, until=analysing)
+    w.metrics = False
+    final = w.run(status)
+    assert final.phase is RolloutPhase.rolled_back
+    assert "metrics flapping: the providers failed 1 time(s) during this analysis step (limit 0)" in final.reason
+    assert not messages(w, "metrics_outage")  # rolled back at once, no hold and retries first
+    with pytest.raises(ValueError):
+        AnalysisSettings(outage_limit=-1)
+
+
 def test_no_error_budget_rolls_back_at_the_first_error(w: World) -> None:
     status = status_for(w, {"sched": ref("sched", "2.0")}, envs=["staging"])
     status.items[0].analysis = AnalysisSettings(consecutive_error_limit=0, initial_delay=0.5)

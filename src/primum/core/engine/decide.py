@@ -577,6 +577,9 @@ class _Tick:
         if item.consecutive_errors > item.analysis.consecutive_error_limit:
             self.record_measurement(item, step, m, report, note="; no attempt left: rolling back")
             return False, self.verdict(item, VerdictResult.failed, outage.give_up(item, self.now, report.reason))
+        if item.consecutive_errors == 1 and outage.outages_in_step(item) > item.analysis.outage_limit:
+            self.record_measurement(item, step, m, report, note="; the metrics keep failing: rolling back")
+            return False, self.verdict(item, VerdictResult.failed, outage.flapping(item, report.reason))
         delay = outage.retry_delay(item.consecutive_errors, step.interval)
         self.record_measurement(item, step, m, report, note=f"; attempt {m.attempt + 1} in {delay:g}s")
         note = outage.hold(item, self.now, m, delay)
