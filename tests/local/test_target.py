@@ -55,7 +55,7 @@ def wait_ready(t: LocalTarget, spec: ServiceRuntimeSpec, want: dict[str, int]) -
 def router_of(t: LocalTarget, spec: ServiceRuntimeSpec) -> RouterClient:
     rec = t.runtime.router(spec)
     assert rec is not None
-    return RouterClient(rec.url)
+    return RouterClient(rec.admin_socket)
 
 
 def router_instances(t: LocalTarget, spec: ServiceRuntimeSpec) -> dict[str, list[str]]:
@@ -231,12 +231,16 @@ def test_stale_fence_is_rejected(target: LocalTarget, tmp_path: Path) -> None:
         target.apply(ensure(spec, v1, 0), spec, fence=6)
     assert len(target.runtime.instances(spec)[v1.key]) == 1
     # The router itself also enforces the fence (409), e.g. after the state is lost.
-    with router_of(target, spec) as client:
+    rec = target.runtime.router(spec)
+    assert rec is not None
+    with target.runtime.admin_client(rec) as client:
         cfg = client.get_config()
-        cfg.pop("started_at", None)
+        seq = cfg["seq"] + 1
+        for field in ("started_at", "seq", "effective", "failed_over", "down_instances"):
+            cfg.pop(field)
         cfg["fence"] = 5
         with pytest.raises(StaleFenceError, match="stale fence"):
-            client.put_config(cfg)
+            client.put_config(cfg, seq)
     obs = target.observe(spec)
     assert obs.route is not None and (obs.route.fence, obs.route.weights) == (7, {v1.key: 100})
     # A newer fence takes over.
@@ -385,7 +389,7 @@ def test_prepare_many_services_is_concurrent_and_idempotent(target: LocalTarget)
     assert set(routers) == {s.key for s in specs}
     assert len({r.port for r in routers.values()}) == len(specs)
     for spec in specs:
-        with RouterClient(routers[spec.key].url) as client:
+        with RouterClient(routers[spec.key].admin_socket) as client:
             assert client.health()["name"] == spec.key
     target.prepare(specs)
     assert {r.key: r for r in target.runtime.routers()} == routers

@@ -1,0 +1,70 @@
+"""A canary that crash-loops during analysis (issue 13, point 1), with real processes through `primum up`.
+
+Kill the canary's process three times while it is being analysed: the runtime stops restarting it
+(a crash loop), the router moves the canary's share to the stable version on its own, and the release
+ends `rolled_back` (not `failed`): traffic 100% on the stable version, the canary's processes gone,
+and no 503 once the router has noticed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from .test_crash import Primum, alive, estate_doc, release, versions_seen, weights
+from .test_crash import primum as primum
+
+pytestmark = pytest.mark.slow
+TERMINAL = ("promoted", "rolled_back", "failed")
+
+
+def canary_instance(primum: Primum, key: str) -> dict | None:
+    live = [i for i in primum.state()["instances"] if i["version_key"] == key and i["status"] != "stopping"
+            and alive(i["pid"])]
+    return live[0] if live else None
+
+
+def test_a_crash_looping_canary_is_rolled_back_and_the_router_stops_sending_it_traffic(
+        primum: Primum, tmp_path: Path) -> None:
+    doc = estate_doc([{"set_weight": 25}, {"analysis": {"duration": "60s"}}], min_requests=2000)
+    primum.estate.write_text(yaml.safe_dump(doc))
+    primum.up()
+    primum.run("release", "apply", str(release(tmp_path, "rel-base", "1.0.0")), "--no-wait")
+    primum.wait("rel-base", lambda s: s["state"] == "promoted")
+    url = f"http://127.0.0.1:{primum.routers()[0]['port']}"
+    [stable_key] = versions_seen(url, 10)
+
+    primum.run("release", "apply", str(release(tmp_path, "rel-loop", "2.0.0")), "--no-wait")
+    primum.wait("rel-loop", lambda s: weights(s) == 25 and s["status"]["items"][0]["step_index"] >= 2)
+    running = primum.status("rel-loop")
+    canary_key = str(running["environments"]["prod"]["scheduling-api"]["digest"]).removeprefix("sha256:")[:12]
+    assert canary_key != stable_key
+    killed: set[int] = set()
+    for _ in range(3):
+        deadline = time.time() + 30
+        while (inst := canary_instance(primum, canary_key)) is None or inst["pid"] in killed:
+            assert time.time() < deadline, "the canary was not restarted"
+            time.sleep(0.1)
+        os.killpg(inst["pid"], signal.SIGKILL)
+        killed.add(inst["pid"])
+
+    final = primum.wait("rel-loop", lambda s: s["state"] in TERMINAL, timeout=60)
+    assert final["state"] == "rolled_back", final["reason"]
+    assert "crash loop" in final["reason"]
+    assert final["status"]["items"][0]["phase"] == "rolled_back"
+    # every request after the rollback goes to the stable version, none is refused
+    statuses, seen = [], set()
+    with httpx.Client(timeout=5, trust_env=False) as client:
+        for _ in range(60):
+            r = client.get(url + "/appointments")
+            statuses.append(r.status_code)
+            seen.add(r.headers.get("x-primum-version", "?"))
+    assert seen == {stable_key} and 503 not in statuses, (seen, statuses)
+    assert {i["version_key"] for i in primum.state()["instances"]} == {stable_key}
+    assert not [pid for pid in killed if alive(pid)]
