@@ -17,6 +17,9 @@ import httpx
 import pytest
 import yaml
 
+from primum.adapters.store.repository import Store
+from tests.local import request_counts
+
 from .test_crash import Primum, alive, estate_doc, release, versions_seen, weights
 from .test_crash import primum as primum
 
@@ -68,3 +71,27 @@ def test_a_crash_looping_canary_is_rolled_back_and_the_router_stops_sending_it_t
     assert seen == {stable_key} and 503 not in statuses, (seen, statuses)
     assert {i["version_key"] for i in primum.state()["instances"]} == {stable_key}
     assert not [pid for pid in killed if alive(pid)]
+    # the router never refused a request for want of a canary instance (it failed the canary over)
+    with httpx.Client(transport=httpx.HTTPTransport(uds=primum.routers()[0]["admin_socket"]), trust_env=False,
+                      base_url="http://router") as admin:
+        counts = request_counts(admin.get("/_primum/metrics").text)
+    assert not {k: n for k, n in counts.items() if k[0] == canary_key and k[1] == "503"}, counts
+
+    # every router change is the rollout's evidence: the pushes, and the failover the router made itself
+    store = Store(f"sqlite:///{primum.home / 'primum.db'}", migrate=False, keys=primum.home / "keys")
+    try:
+        events = store.events("rel-loop")
+    finally:
+        store.close()
+    configs = [e for e in events if e.kind == "router_config"]
+    assert any(e.data["weights"].get(canary_key) == 25 for e in configs)
+    assert configs[-1].data["weights"] == {stable_key: 100, canary_key: 0} or \
+        configs[-1].data["weights"].get(stable_key) == 100
+    assert all(e.data["fence"] > 0 and e.data["seq"] > 0 for e in configs)
+    # the canary's share went to the stable version while it had no instance: recorded as such
+    # (in the push that emptied its instance list, or as the router's own failover if it saw it first)
+    routed = [e for e in events if e.kind in ("router_config", "router_failover")]
+    assert any(e.data["failed_over"] == [canary_key] and e.data["effective"] == {stable_key: 100, canary_key: 0}
+               for e in routed), [e.message for e in routed]
+    text = " ".join(e.message for e in routed)
+    assert "clinic-" not in text and "clinic-" not in str([e.data for e in routed])  # no tenant in the evidence

@@ -48,10 +48,10 @@ An equal fence with a higher ``seq`` is accepted, so a controller can re-push
 the same configuration after a crash.
 
 Failover, on the router's own: every instance is probed once a second
-(``GET`` on the configuration's ``health_path``, or a TCP connect without one)
-and a refused connection while proxying marks it down at once. A version with
-weight whose instances are all down gives its weight to the versions with weight
-that are still up (``RouteConfig.failover``), and gets it back once an
+(``GET`` on the configuration's ``health_path``, or a TCP connect without one);
+three failed probes in a row, or one refused connection (probing or proxying),
+mark it down. A version with weight whose instances are all down gives its
+weight to the versions with weight that are still up (``RouteConfig.failover``), and gets it back once an
 instance answers again; a request whose connection was refused is sent once to
 the version that took over. ``GET /_primum/config`` shows it all.
 
@@ -142,7 +142,9 @@ from primum.adapters.targets.local.routes import NO_VERSION, ConfigError, RouteC
 
 ADMIN_PREFIX = "/_primum/"
 RESERVED = "/_primum"  # this path and everything under it never reaches a backend
-DOWN_AFTER = 2  # consecutive failed probes (a refused connection counts at once)
+# Consecutive failed probes before an instance is down (a refused connection counts at once): as
+# many as the runtime's own health check needs, so one slow probe on a loaded box moves nothing.
+DOWN_AFTER = 3
 VERSION_HEADER = "x-primum-version"
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
@@ -508,8 +510,10 @@ class Router:
                 for attempt in range(2):
                     base = instances[(first + attempt) % count]
                     now = self.config
-                    if attempt == 1 and now is not config and now.versions[key].weight < config.versions[key].weight:
-                        # the refused connection failed this version over: choose again
+                    was, cur = config.versions.get(key), now.versions.get(key)
+                    if attempt == 1 and was is not None and cur is not None and cur.weight < was.weight:
+                        # the refused connection failed this version over (or a push moved its
+                        # traffic meanwhile): choose again from what applies now
                         config = now
                         new_key, _ = config.choose(request.headers)
                         if new_key is not None and new_key != key and config.instances.get(new_key):
