@@ -21,6 +21,7 @@ starting duplicates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -370,6 +371,9 @@ class LocalRuntime(InstanceSupervision):
                 raise TargetError(f"processes survived SIGKILL: {left}")
             for path in leftovers:
                 path.unlink(missing_ok=True)
+                if path.suffix == ".sock" and path.parent != self.runtime_dir:
+                    with contextlib.suppress(OSError):
+                        path.parent.rmdir()  # the private /tmp directory, once empty
             self.state_path.unlink(missing_ok=True)
             self.traffic_config_path.unlink(missing_ok=True)
 

@@ -1,15 +1,19 @@
-"""A canary that crash-loops during analysis (issue 13, point 1), with real processes through `primum up`.
+"""The locked data plane (issue 13, point 1), with real processes through `primum up`.
 
-Kill the canary's process three times while it is being analysed: the runtime stops restarting it
-(a crash loop), the router moves the canary's share to the stable version on its own, and the release
-ends `rolled_back` (not `failed`): traffic 100% on the stable version, the canary's processes gone,
-and no 503 once the router has noticed.
+* An attacker on the host hijacks nothing: the data port answers 404 for the admin prefix (even a fence of
+  10**18), the admin socket and the fence key are the owner's alone, and a push without the key is refused;
+  the next release is promoted as if nothing had happened. Prometheus can scrape with the token.
+* A canary that crash-loops during analysis (killed three times): the runtime stops restarting it, the
+  router moves its share to the stable version on its own, and the release ends `rolled_back` (not
+  `failed`): traffic 100% on the stable version, the canary's processes gone, no 503 for the canary, and
+  every router change in the rollout's events.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -25,6 +29,55 @@ from .test_crash import primum as primum
 
 pytestmark = pytest.mark.slow
 TERMINAL = ("promoted", "rolled_back", "failed")
+
+
+def test_an_attacker_on_the_host_cannot_steer_the_router_nor_lock_the_controller_out(
+        primum: Primum, tmp_path: Path) -> None:
+    primum.estate.write_text(yaml.safe_dump(estate_doc([{"set_weight": 50}, {"pause": {"duration": "2s"}}])))
+    primum.up()
+    primum.run("release", "apply", str(release(tmp_path, "rel-base", "1.0.0")), "--no-wait")
+    primum.wait("rel-base", lambda s: s["state"] == "promoted")
+    [router] = primum.routers()
+    url = f"http://127.0.0.1:{router['port']}"
+    [stable_key] = versions_seen(url, 10)
+
+    hijack = {"fence": 10**18, "versions": {"ffffffffffff": {"weight": 100, "instances": ["http://192.0.2.1:80"]}}}
+    with httpx.Client(timeout=5, trust_env=False) as client:
+        for method, path in (("PUT", "/_primum/config"), ("GET", "/_primum/config"), ("GET", "/_primum/metrics"),
+                             ("GET", "/_primum/samples?since=0&until=99999999999"), ("GET", "/_primum/health")):
+            resp = client.request(method, url + path, json=hijack if method == "PUT" else None)
+            assert resp.status_code == 404, (method, path, resp.text)
+
+    runtime = primum.home / "runtime"
+    assert stat.S_IMODE(runtime.stat().st_mode) == 0o700
+    sock = Path(router["admin_socket"])
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600 and sock.stat().st_uid == os.getuid()
+    # in the runtime directory, or (a home too deep for a socket path) in a private one under /tmp
+    assert sock.parent == runtime or str(sock.parent).startswith(f"/tmp/primum-{os.getuid()}/")
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+    key = next(runtime.glob("*.fence-key"))
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(bytes.fromhex(key.read_text().strip())) == 32
+    assert str(key.read_text().strip()) not in " ".join(Path(f"/proc/{router['pid']}/cmdline").read_text().split(
+        "\0"))  # the key is passed as a file, never on the command line
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://router",
+                      trust_env=False) as admin:
+        unsigned = admin.put("/_primum/config", json=hijack)
+        assert unsigned.status_code == 400 and "signed envelope" in unsigned.json()["error"]
+        assert admin.get("/_primum/config").json()["fence"] < 10**18
+
+    token = Path(router["metrics_token"])
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    scrape = f"http://127.0.0.1:{router['metrics_port']}/metrics"
+    with httpx.Client(timeout=5, trust_env=False) as client:
+        assert client.get(scrape).status_code == 401
+        ok = client.get(scrape, headers={"Authorization": f"Bearer {token.read_text().strip()}"})
+    assert ok.status_code == 200 and f'version="{stable_key}"' in ok.text
+
+    primum.run("release", "apply", str(release(tmp_path, "rel-next", "2.0.0")), "--no-wait")
+    final = primum.wait("rel-next", lambda s: s["state"] in TERMINAL)
+    assert final["state"] == "promoted", final["reason"]
+    new_key = str(final["environments"]["prod"]["scheduling-api"]["digest"]).removeprefix("sha256:")[:12]
+    assert versions_seen(url, 20) == {new_key}
 
 
 def canary_instance(primum: Primum, key: str) -> dict | None:
