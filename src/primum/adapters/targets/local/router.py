@@ -131,6 +131,7 @@ from primum.adapters.targets.local.router_setup import (
     PROBE_INTERVAL_S,
     SAMPLES_MAX,
     UPSTREAM_TIMEOUT_S,
+    InstanceHealth,
     RouterSetupError,
     check_settings,
     parse_args,
@@ -142,9 +143,6 @@ from primum.adapters.targets.local.routes import NO_VERSION, ConfigError, RouteC
 
 ADMIN_PREFIX = "/_primum/"
 RESERVED = "/_primum"  # this path and everything under it never reaches a backend
-# Consecutive failed probes before an instance is down (a refused connection counts at once): as
-# many as the runtime's own health check needs, so one slow probe on a loaded box moves nothing.
-DOWN_AFTER = 3
 VERSION_HEADER = "x-primum-version"
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
@@ -206,9 +204,8 @@ class Router:
         self.config = self.base  # as applied: the pushed one minus what is down (failover)
         self.fence = min_fence  # the highest fence accepted so far
         self.seq = min_seq  # the seq of the last accepted push
-        self.down: set[str] = set()  # instance URLs that do not answer
+        self.health = InstanceHealth()  # which pushed instances answer
         self.failed: list[str] = []  # versions whose weight went to others (failover)
-        self._failures: dict[str, int] = {}  # consecutive failed probes per instance URL
         self.session: aiohttp.ClientSession | None = None
 
         self.registry = CollectorRegistry(auto_describe=True)
@@ -345,7 +342,7 @@ class Router:
         applied = self.config
         payload["effective"] = {k: v.weight for k, v in applied.versions.items()}
         payload["failed_over"] = self.failed
-        payload["down_instances"] = sorted(self.down)
+        payload["down_instances"] = sorted(self.health.down)
         return _json_response(200, payload)
 
     async def _put_config(self, request: web.BaseRequest) -> web.Response:
@@ -385,9 +382,7 @@ class Router:
             # live object with its round-robin positions and caches.
             return self._config_response(self.base)
         self.base = new
-        urls = {u for v in new.versions.values() for u in v.instances}
-        self.down &= urls  # a pushed instance is up until it fails here; forget the gone ones
-        self._failures = {u: n for u, n in self._failures.items() if u in urls}
+        self.health.pushed(frozenset(u for v in new.versions.values() for u in v.instances))
         self._apply_failover(quiet=True)
         weights = {k: v.weight for k, v in new.versions.items()}
         print(
@@ -406,7 +401,7 @@ class Router:
     def _apply_failover(self, quiet: bool = False) -> None:
         """Recompute the applied configuration from the pushed one and what is down."""
         before = self.failed
-        self.config = self.base.failover(frozenset(self.down))
+        self.config = self.base.failover(frozenset(self.health.down))
         after = self.failed = self.base.failed_over(self.config)
         for key in self.base.versions:
             self.failed_over_gauge.labels(key).set(1 if key in after else 0)
@@ -419,16 +414,7 @@ class Router:
 
     def _mark(self, url: str, ok: bool, refused: bool = False) -> None:
         """Record one probe (or a refused connection) of an instance; fail over if that changes anything."""
-        if ok:
-            self._failures.pop(url, None)
-            changed = url in self.down
-            self.down.discard(url)
-        else:
-            failures = self._failures[url] = self._failures.get(url, 0) + 1
-            changed = url not in self.down and (refused or failures >= DOWN_AFTER)
-            if changed:
-                self.down.add(url)
-        if changed:
+        if self.health.mark(url, ok, refused):
             self._apply_failover()
 
     async def probe_forever(self, interval: float = PROBE_INTERVAL_S) -> None:

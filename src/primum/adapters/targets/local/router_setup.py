@@ -30,6 +30,9 @@ from primum.adapters.targets.local.routes import MAX_FENCE
 UPSTREAM_TIMEOUT_S = 10.0
 SAMPLES_MAX = 200_000  # per-request records kept (ring buffer)
 PROBE_INTERVAL_S = 1.0
+# Consecutive failed probes before an instance is down (a refused connection counts at once): as
+# many as the runtime's own health check needs, so one slow probe on a loaded box moves nothing.
+DOWN_AFTER = 3
 
 
 class RouterSetupError(Exception):
@@ -154,6 +157,37 @@ def remove_socket(path: str) -> None:
             os.unlink(path)
     except OSError:
         pass
+
+
+class InstanceHealth:
+    """Which of the pushed instances (by URL) answer: the router's failover reads ``down``."""
+
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+        self._failures: dict[str, int] = {}  # consecutive failed probes per instance URL
+        self._urls: frozenset[str] = frozenset()
+
+    def pushed(self, urls: frozenset[str]) -> None:
+        """A new configuration: its instances are up until they fail here; forget the others."""
+        self._urls = urls
+        self.down &= urls
+        self._failures = {u: n for u, n in self._failures.items() if u in urls}
+
+    def mark(self, url: str, ok: bool, refused: bool = False) -> bool:
+        """Record one probe or one refused connection; True if the instance changed between up and down."""
+        if url not in self._urls:
+            return False  # a request that started before a push that dropped this instance
+        if ok:
+            self._failures.pop(url, None)
+            if url in self.down:
+                self.down.discard(url)
+                return True
+            return False
+        failures = self._failures[url] = self._failures.get(url, 0) + 1
+        if url not in self.down and (refused or failures >= DOWN_AFTER):
+            self.down.add(url)
+            return True
+        return False
 
 
 async def probe(
