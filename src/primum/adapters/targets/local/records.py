@@ -224,15 +224,17 @@ class RuntimeFiles:
         only when it is sealed with it (``fencing.py``).
         """
         path = self.fence_key_path
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(KEY_BYTES) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+        if not path.exists():
+            # written whole under another name, then linked into place: a reader never sees half a
+            # key, and of two processes making one at once, the first link wins and both use it
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            self.secret_file(tmp, secrets.token_hex(KEY_BYTES))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
         st = path.lstat()
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
             raise TargetError(
@@ -252,7 +254,7 @@ class RuntimeFiles:
 
     def secret_file(self, path: Path, text: str) -> None:
         """Write ``text`` to a new 0600 file at ``path`` (replacing any), never readable by others."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.unlink(missing_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
