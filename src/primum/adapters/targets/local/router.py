@@ -206,6 +206,7 @@ class Router:
         self.seq = min_seq  # the seq of the last accepted push
         self.health = InstanceHealth()  # which pushed instances answer
         self.failed: list[str] = []  # versions whose weight went to others (failover)
+        self._gauged: set[str] = set()  # versions with a primum_router_failed_over sample
         self.session: aiohttp.ClientSession | None = None
 
         self.registry = CollectorRegistry(auto_describe=True)
@@ -403,7 +404,10 @@ class Router:
         before = self.failed
         self.config = self.base.failover(frozenset(self.health.down))
         after = self.failed = self.base.failed_over(self.config)
-        for key in self.base.versions:
+        for key in self._gauged - set(self.base.versions):
+            self.failed_over_gauge.remove(key)  # a version no longer pushed is not failed over either
+        self._gauged = set(self.base.versions)
+        for key in self._gauged:
             self.failed_over_gauge.labels(key).set(1 if key in after else 0)
         if not quiet and after != before:
             print(
