@@ -260,6 +260,28 @@ def test_a_rollback_after_traffic_does_not_wait_for_the_failed_version(w: World)
     w.unhealthy[new.key] = "instance 0 of 2.0 died 3 times in 300s (exit 1)"
     final = w.run(status)
     assert final.phase is RolloutPhase.rolled_back, final.reason
-    assert "error-rate" in final.reason and "never became healthy" not in final.reason  # it took traffic
+    # the runtime's word that it stopped restarting the version is the reason, before any error rate
+    assert "2.0 (" in final.reason and "failed: instance 0 of 2.0 died 3 times" in final.reason
+    assert "never became healthy" not in final.reason  # it took traffic
     assert "rollback_failed" not in w.events()
     assert w.running("staging", "sched") == {old.key: 1} and w.route("staging", "sched") == {old.key: 100}
+
+
+@pytest.mark.parametrize("service", ["sched", "portal", "hl7"])
+def test_a_crash_loop_in_any_step_after_the_first_traffic_rolls_back_without_waiting_for_errors(
+        w: World, service: str) -> None:
+    """The router fails a dead version over, so no error rate may ever show: the crash loop alone
+    must roll back (issue 13), and the rollback must not need the crashed version."""
+    old, new = ref(service, "1.0"), ref(service, "2.0")
+    status = w.run(status_for(w, {service: new}, envs=["staging"]),
+                   until=lambda s: (s.active_item() is not None and s.active_item().weight > 0)
+                   or s.phase in (RolloutPhase.rolled_back, RolloutPhase.promoted))
+    assert status.phase is RolloutPhase.running
+    w.unhealthy[new.key] = "crash loop: 3 instance deaths within 300s, not restarting"
+    w.metrics = False  # no metric could tell: only the runtime knows
+    final = w.run(status)
+    assert final.phase is RolloutPhase.rolled_back, final.reason
+    assert "failed: crash loop: 3 instance deaths" in final.reason
+    assert "rollback_failed" not in w.events()
+    replicas = {"sched": 1, "portal": 2, "hl7": 3}[service]
+    assert w.running("staging", service) == {old.key: replicas} and w.route("staging", service) == {old.key: 100}

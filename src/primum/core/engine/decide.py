@@ -456,6 +456,13 @@ class _Tick:
         elapsed = self.now - (item.step_started_at or self.now)
         if isinstance(step, Scale):
             return self.scale_done(item, step, o, elapsed)
+        if item.phase is ItemPhase.progressing and item.new_count > 0 and o is not None:
+            # The new version crash-looped (or failed health) after it was up, in any later step: the
+            # runtime no longer restarts it and the router has moved its share, so waiting would only
+            # analyse nothing. Roll back now; the rollback never waits for this version.
+            v = o.versions.get(item.new.key)
+            if v is not None and v.failed:
+                return False, f"{item.new.describe()} failed: {v.error or 'instances failed'}"
         if isinstance(step, Route | Preview):
             if o is not None and o.route is not None and _route_matches(o, self.weights(item),
                                                                         self.preview_key(item)):
