@@ -16,8 +16,11 @@ from primum.adapters.store.records import pinned_artifacts
 from primum.adapters.store.tables import evidence_entries, legal_holds, rollout_events, rollouts
 
 if TYPE_CHECKING:  # the evidence code is imported when a method needs it: reads of rollouts start faster
+    from pathlib import Path
+
     from primum.adapters.evidence.keys import Keyring
-    from primum.adapters.store.evidence import LogReport, PendingEntry, StoredCheckpoint, StoredEntry
+    from primum.adapters.store.evidence import PendingEntry, StoredCheckpoint, StoredEntry
+    from primum.adapters.store.logcheck import LogReport
 
 _R = rollouts.c
 
@@ -27,7 +30,7 @@ class AuditPart(StorePart):
 
     def append_evidence(self, entries: Sequence[PendingEntry], now: float) -> list[int]:
         """Append statements that are not events (CI evidence, purges) to the log; returns their indices."""
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             return self.evidence.append(conn, entries, now)
 
     def evidence_entries(self, rollout_id: str | None = None, artifacts: Sequence[str] = ()) -> list[StoredEntry]:
@@ -76,12 +79,16 @@ class AuditPart(StorePart):
                                    f"{latest.size}: entries were deleted (`primum evidence verify` names the first)")
         return latest, consistency_proof(hashes, old_size, latest.size)
 
-    def verify_evidence(self, keyring: Keyring | None = None) -> LogReport:
-        """Verify the whole evidence log (signatures, checkpoints, Merkle tree); names the first bad entry."""
-        from primum.adapters.store.evidence import verify_stored_log
+    def verify_evidence(self, keyring: Keyring | None = None, witness_dirs: Sequence[Path] | None = None) -> LogReport:
+        """Verify the whole evidence log (signatures, checkpoints, Merkle tree) and that every event, approval
+        and break-glass row has its entry; names the first bad entry. ``witness_dirs`` (default: the store's
+        own witness directory) hold checkpoints kept outside the database: a wipe or a rollback fails."""
+        from primum.adapters.store.logcheck import verify_stored_log
 
-        with self._reader.connect() as conn:
-            return verify_stored_log(conn, keyring or self.evidence.keys.keyring())
+        if witness_dirs is None:
+            witness_dirs = [] if self._witness is None else [self._witness.directory]
+        with self._engine.begin() as conn:  # one snapshot: the log and the rows it is compared with
+            return verify_stored_log(conn, keyring or self.evidence.keys.keyring(), witness_dirs=witness_dirs)
 
     def add_legal_hold(self, rollout_id: str, *, reason: str, actor: str, at: float) -> int:
         with self._engine.begin() as conn:

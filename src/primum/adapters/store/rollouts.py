@@ -301,7 +301,7 @@ class RolloutsPart(EventsPart):
         query = _CLAIM_CANDIDATES_SKIP_LOCKED if self._postgres else _CLAIM_CANDIDATES
         expires_at = now + ttl
         leases: list[Lease] = []
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             candidates = conn.execute(query, {"b_owner": owner, "b_now": now, "b_limit": limit}).all()
             renewing = {
                 row.id
@@ -364,7 +364,7 @@ class RolloutsPart(EventsPart):
         # the UPDATE itself, as BEGIN IMMEDIATE keeps every other writer out until COMMIT.
         check_arrived = next_due_at > now
         one_statement = check_arrived and not consumed_commands and not self._postgres
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             # Only the revision comes back: everything else written here is known, and
             # re-reading the estate and release JSON on every tick would dominate its cost.
             if one_statement:
@@ -419,7 +419,7 @@ class RolloutsPart(EventsPart):
         query = select(_R.phase, _R.lease_owner, _R.lease_expires_at).where(_R.id == rollout_id)
         if self._postgres:
             query = query.with_for_update()
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             current = conn.execute(query).first()
             if current is None:
                 raise RolloutNotFound(rollout_id)
