@@ -155,7 +155,8 @@ def _rollback_to(store: Store, size: int) -> None:
         n=size)
     raw(store, "DELETE FROM evidence_entries WHERE idx >= :n", n=size)
     raw(store, "DELETE FROM evidence_checkpoints WHERE size > :n", n=size)
-    raw(store, "UPDATE evidence_head SET size = :n, nodes = :nodes", n=size, nodes=" ".join(h.hex() for h in tree.nodes))
+    raw(store, "UPDATE evidence_head SET size = :n, nodes = :nodes", n=size,
+        nodes=" ".join(h.hex() for h in tree.nodes))
 
 
 def test_every_append_batch_keeps_its_checkpoint_in_the_witness(witnessed: Store, tmp_path: Path) -> None:
