@@ -57,3 +57,13 @@ def test_a_released_lease_is_handed_over_without_loss_events(store, tmp_path) ->
     clock.now += 1
     Controller(store, targets, owner="ctl-b", clock=clock, lease_ttl=5).tick()
     assert lease_events(store, "rel-h") == []
+
+
+def test_a_controller_reclaiming_its_own_expired_lease_is_no_takeover(store, tmp_path) -> None:
+    clock = Clock()
+    ReleaseService(store, clock=clock).submit(write_release(tmp_path, "rel-s", ["api"]), estate())
+    a = Controller(store, OneNoop(tmp_path), owner="ctl-a", clock=clock, lease_ttl=0.5)
+    a.tick()
+    clock.now += 2  # its next tick comes after the short lease ran out, and nobody else claimed it
+    assert a.tick().persisted == 1
+    assert lease_events(store, "rel-s") == []

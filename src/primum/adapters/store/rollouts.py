@@ -212,7 +212,10 @@ def _rollout(row: Row[Any]) -> RolloutRecord:
 
 
 def takeover_events(previous: Any, record: RolloutRecord, now: float) -> list[NewEvent]:
-    """The evidence of a lease that expired in its holder's hands and was claimed by another (or again).
+    """The evidence of a lease that expired in its holder's hands and was claimed by another controller.
+
+    (A controller re-claiming its own expired lease is no takeover: its next tick simply came after the
+    lease ran out, as a paused rollout's does when the lease is as short as the pause interval.)
 
     ``lease_lost``: whose lease expired, when it was last renewed and when it expired; ``lease_taken_over``:
     who holds it now and the takeover's duration, from the old holder's last renewal to this claim (the
@@ -225,14 +228,13 @@ def takeover_events(previous: Any, record: RolloutRecord, now: float) -> list[Ne
     expired = None if previous.lease_expires_at is None else float(previous.lease_expires_at)
     took = None if renewed is None else round(now - renewed, 3)
     last = "an unknown time" if renewed is None else f"{took:.1f} s"
-    by = "the same controller, again" if old == new else f"controller {new}"
     return [
         NewEvent(kind="lease_lost", message=f"controller {old} lost its lease (fence {previous.fencing_token}): it "
                  f"expired {now - (expired or now):.1f} s ago without renewal, {last} after its last renewal",
                  data={"owner": old, "fence": int(previous.fencing_token), "last_renewed_at": renewed,
                        "expired_at": expired, "noticed_by": new, "noticed_at": now}),
-        NewEvent(kind="lease_taken_over", message=f"lease taken over by {by} (fence {record.fencing_token}) "
-                 f"from {old}: {last} without a holder since its last renewal",
+        NewEvent(kind="lease_taken_over", message=f"lease taken over by controller {new} (fence "
+                 f"{record.fencing_token}) from {old}: {last} without a holder since its last renewal",
                  data={"owner": new, "fence": int(record.fencing_token), "previous_owner": old,
                        "previous_fence": int(previous.fencing_token), "last_renewed_at": renewed,
                        "previous_expired_at": expired, "taken_at": now, "takeover_s": took}),
@@ -352,7 +354,7 @@ class RolloutsPart(EventsPart):
                 if claimed is not None:
                     record = _rollout(claimed)
                     leases.append(Lease(record, owner, record.fencing_token, expires_at))
-                    if row.id not in renewing and row.lease_owner is not None:
+                    if row.id not in renewing and row.lease_owner not in (None, owner):
                         self._insert_events(conn, record.id, takeover_events(row, record, now), now, record)
         return leases
 
