@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -118,10 +119,34 @@ class Appended:
 
 
 class WitnessMirror:
-    """The store's append-time copy of its checkpoint in a witness directory."""
+    """The store's append-time copy of its checkpoint in a witness directory.
+
+    It is on the controller's hot path (every persisted tick appends), so the lock file stays open and
+    the copy this process wrote last is remembered with the file's identity (inode, size, mtime): while
+    the file is unchanged it is not read and parsed again.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._lock: Any = None
+        self._mine: tuple[tuple[int, int, int], Checkpoint] | None = None
+
+    def _held(self) -> Checkpoint | None:
+        path = self.directory / CHECKPOINT_FILE
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        if self._mine is not None and self._mine[0] == (st.st_ino, st.st_size, st.st_mtime_ns):
+            return self._mine[1]
+        note = read_note(self.directory)
+        return None if note is None else unsigned_head(note)
+
+    def _write(self, batch: Appended) -> None:
+        path = self.directory / CHECKPOINT_FILE
+        write_atomically(path, batch.note.encode())
+        st = path.stat()
+        self._mine = ((st.st_ino, st.st_size, st.st_mtime_ns), unsigned_head(batch.note))
 
     def after_commit(self, batches: Sequence[Appended], root_at: Callable[[int], bytes | None]) -> None:
         """Write the newest checkpoint of a committed transaction's batches; never raises (the data is
@@ -130,16 +155,20 @@ class WitnessMirror:
             return
         first, last = batches[0], batches[-1]
         try:
-            with locked(self.directory):
-                held_note = read_note(self.directory)
-                held = unsigned_head(held_note) if held_note is not None else None
-                verdict = mirror_step(held, old_size=first.old_size, old_root=first.old_root,
+            if self._lock is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._lock = open(self.directory / ".lock", "w")  # noqa: SIM115 - kept open for the process
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            try:
+                verdict = mirror_step(self._held(), old_size=first.old_size, old_root=first.old_root,
                                       new_size=last.new_size, new_root=last.new_root, root_at=root_at)
                 if verdict.action == "take":
-                    write_atomically(self.directory / CHECKPOINT_FILE, last.note.encode())
+                    self._write(last)
                 elif not verdict.ok:
                     log.error("evidence witness %s: not updated to size %d: %s (`primum evidence verify` "
                               "reports it)", self.directory, last.new_size, verdict.problem)
+            finally:
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
         except (OSError, InputError, CheckpointError) as exc:
             log.error("evidence witness %s: cannot keep the checkpoint at size %d: %s", self.directory,
                       last.new_size, exc)
