@@ -125,6 +125,17 @@ def test_witness_once_cosigns_then_refuses_a_rollback(tmp_path: Path) -> None:
         store.add_events("rel-1", events(2), T0 + 1)
         second = once()
         assert second.verdict.action == "take" and second.held_size == 3  # type: ignore[attr-defined]
+        agreed = store.verify_evidence(witness_dirs=[where])
+        assert agreed.ok and agreed.witnesses == (f"{where}: size 5, cosigned by {key.name} at 2023-11-14T22:13:20Z",)
+        # a replaced file whose cosignature line no longer verifies is caught
+        kept = (where / CHECKPOINT_FILE).read_text()
+        text, lines = kept[: kept.rfind("\n\n") + 2], kept[kept.rfind("\n\n") + 2:].splitlines()
+        sig = base64.b64decode(lines[-1].split(" ")[2])
+        forged = [*lines[-1].split(" ")[:2], base64.b64encode(sig[:-1] + bytes([sig[-1] ^ 1])).decode()]
+        (where / CHECKPOINT_FILE).write_text(text + "\n".join([*lines[:-1], " ".join(forged)]) + "\n")
+        replaced = store.verify_evidence(witness_dirs=[where])
+        assert not replaced.ok and "does not verify: the file was replaced" in (replaced.problem or "")
+        (where / CHECKPOINT_FILE).write_text(kept)
         # roll the store back to 3 entries: the witness refuses and keeps what it holds
         with sqlite3.connect(tmp_path / "p.db") as db:
             db.execute("DELETE FROM evidence_entries WHERE idx >= 3")

@@ -147,11 +147,42 @@ def _witness_problems(witness_dirs: Sequence[Path], *, origin: str, vkeys: Seque
             continue
         at = root(hashes[: held.size]) if len(hashes) >= held.size else None
         problem = compare_with_witness(held, store_size=store_size, store_root_at=at, where=where)
-        if problem is None:
-            agreed.append(f"{where}: size {held.size}")
-        else:
+        cosigned, bad = _cosignature(directory, note, vkeys)
+        if bad:
+            problems.append(bad)
+        elif problem is None:
+            agreed.append(f"{where}: size {held.size}{cosigned}")
+        if problem is not None:
             problems.append(problem)
     return problems, agreed
+
+
+def _cosignature(directory: Path, note: str, vkeys: Sequence[Any]) -> tuple[str, str | None]:
+    """(", cosigned by NAME at TIME" or "", a problem or None) for a cosigning witness's directory.
+
+    A directory with a witness key (``witness.vkey``) whose note carries a line of that key that does not
+    verify was tampered with; a note without such a line is the store's own copy (no problem).
+    """
+    from primum.adapters.evidence.witness import VKEY_FILE
+    from primum.core.evidence.checkpoint import CheckpointError
+    from primum.core.evidence.statements import rfc3339
+    from primum.core.evidence.witness import WitnessKey, cosignature_time, split_note
+
+    path = directory / VKEY_FILE
+    if not path.is_file():
+        return "", None
+    try:
+        key = WitnessKey.parse(path.read_text())
+        at = cosignature_time(note, vkeys, key)
+        signed_lines = [line for line in split_note(note)[1] if line.startswith(f"\u2014 {key.name} ")]
+    except (OSError, ValueError, CheckpointError) as exc:
+        return "", f"witness {directory}: its key or cosignature cannot be read ({exc})"
+    if at is not None:
+        return f", cosigned by {key.name} at {rfc3339(at)}", None
+    if signed_lines:
+        return "", (f"the checkpoint the witness {directory} holds carries a cosignature of {key.name} that does "
+                    "not verify: the file was replaced")
+    return "", None
 
 
 def verify_stored_log(conn: Connection, keyring: keys_mod.Keyring, *,
