@@ -237,3 +237,19 @@ def test_an_unreadable_witness_copy_fails_closed(witnessed: Store, tmp_path: Pat
     (tmp_path / "witness" / CHECKPOINT_FILE).write_text("origin\n2\nnot base64\n\n— x AAAA\n")
     result = witnessed.verify_evidence()
     assert not result.ok and "does not verify with the log's keys" in (result.problem or "")
+
+
+def test_a_lagging_witness_catches_up_after_another_replica_s_appends(witnessed: Store, db_url: str,
+                                                                    tmp_path: Path) -> None:
+    """A replica without this witness directory appends; the next append here checks the gap and moves on."""
+    witnessed.create_rollout(rollout("rel-1"), T0)
+    witnessed.add_events("rel-1", events(2), T0)
+    other = Store(db_url, keys=tmp_path / "keys")  # e.g. a controller on another host
+    try:
+        other.add_events("rel-1", events(3), T0 + 1)
+    finally:
+        other.close()
+    assert unsigned_head(read_note(tmp_path / "witness") or "").size == 2
+    witnessed.add_events("rel-1", events(1), T0 + 2)
+    assert unsigned_head(read_note(tmp_path / "witness") or "").size == 6
+    assert witnessed.verify_evidence().ok
