@@ -253,3 +253,31 @@ def test_a_lagging_witness_catches_up_after_another_replica_s_appends(witnessed:
     witnessed.add_events("rel-1", events(1), T0 + 2)
     assert unsigned_head(read_note(tmp_path / "witness") or "").size == 6
     assert witnessed.verify_evidence().ok
+
+
+def test_verify_while_a_controller_appends_sees_one_snapshot(db_url: str, tmp_path: Path) -> None:
+    """Rows and log are read in one snapshot: an event committed meanwhile is never a row without entry."""
+    import threading
+
+    writer = Store(db_url, keys=tmp_path / "keys")
+    reader = Store(db_url, keys=tmp_path / "keys")
+    writer.create_rollout(rollout("rel-1"), T0)
+    writer.add_events("rel-1", events(2), T0)
+    stop = threading.Event()
+
+    def append() -> None:
+        i = 0
+        while not stop.is_set():
+            writer.add_events("rel-1", events(1), T0 + i)
+            i += 1
+
+    thread = threading.Thread(target=append)
+    thread.start()
+    try:
+        results = [reader.verify_evidence() for _ in range(8)]
+    finally:
+        stop.set()
+        thread.join()
+        writer.close()
+        reader.close()
+    assert all(r.ok for r in results), [r.problem for r in results if not r.ok]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
+from primum.adapters.store import db
 from primum.adapters.store.base import StorePart
 from primum.adapters.store.records import pinned_artifacts
 from primum.adapters.store.tables import evidence_entries, legal_holds, rollout_events, rollouts
@@ -87,8 +88,17 @@ class AuditPart(StorePart):
 
         if witness_dirs is None:
             witness_dirs = [] if self._witness is None else [self._witness.directory]
-        with self._engine.begin() as conn:  # one snapshot: the log and the rows it is compared with
-            return verify_stored_log(conn, keyring or self.evidence.keys.keyring(), witness_dirs=witness_dirs)
+        keyring = keyring or self.evidence.keys.keyring()
+        # One snapshot for the log and the rows it is compared with, taking no write lock: a deferred
+        # transaction on SQLite (WAL), REPEATABLE READ on PostgreSQL. Under READ COMMITTED an event
+        # committed between reading the log and reading the events would look like a row without entry.
+        options: dict[str, Any] = {db.SQLITE_BEGIN_OPTION: "DEFERRED"}
+        if self._postgres:
+            options["isolation_level"] = "REPEATABLE READ"
+        with self._engine.connect() as raw:
+            conn = raw.execution_options(**options)
+            with conn.begin():
+                return verify_stored_log(conn, keyring, witness_dirs=witness_dirs)
 
     def add_legal_hold(self, rollout_id: str, *, reason: str, actor: str, at: float) -> int:
         with self._engine.begin() as conn:
