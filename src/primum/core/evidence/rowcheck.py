@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from primum.core.evidence.events import event_to_statement
-from primum.core.evidence.statements import PRIMUM_EVENT_V1, Statement, rfc3339
+from primum.core.evidence.statements import PRIMUM_EVENT_V1, rfc3339
 
 # Any subject will do: the fingerprint covers the predicate; the release is compared apart.
 _ANY_SUBJECT = [{"name": "release:-", "digest": {"sha256": "0" * 64}}]
@@ -190,16 +190,3 @@ def describe_gaps(missing: Sequence[tuple[int, int]], size: int, limit: int = 3)
     more = len(missing) - limit
     return "; ".join(parts) + (f"; and {more} more gap(s)" if more > 0 else "")
 
-
-def statement_kind(stmt: Statement) -> str | None:
-    """The event kind a statement records (event predicate, or a gate's data), for messages."""
-    p = stmt.get("predicate")
-    if not isinstance(p, Mapping):
-        return None
-    if isinstance(p.get("kind"), str):
-        return str(p["kind"])
-    gate = p.get("primumGate")
-    if isinstance(gate, Mapping) and isinstance(gate.get("data"), Mapping):
-        kind = gate["data"].get("kind")
-        return kind if isinstance(kind, str) else None
-    return None
