@@ -281,3 +281,21 @@ def test_verify_while_a_controller_appends_sees_one_snapshot(db_url: str, tmp_pa
         writer.close()
         reader.close()
     assert all(r.ok for r in results), [r.problem for r in results if not r.ok]
+
+
+def test_an_unwritable_witness_never_fails_an_append_but_fails_verify(db_url: str, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    store = Store(db_url, keys=tmp_path / "keys", witness_dir=blocked)
+    try:
+        with caplog.at_level(logging.ERROR, logger="primum.evidence.witness"):
+            store.create_rollout(rollout("rel-1"), T0)
+            for i in range(3):
+                store.add_events("rel-1", events(1), T0 + i)  # committed whatever the witness says
+        assert len(store.events("rel-1")) == 3
+        assert len([r for r in caplog.records if "cannot keep the checkpoint" in r.getMessage()]) == 1  # once
+        result = store.verify_evidence()
+        assert not result.ok and str(blocked) in (result.problem or "")
+    finally:
+        store.close()

@@ -130,6 +130,12 @@ class WitnessMirror:
         self.directory = directory
         self._lock: Any = None
         self._mine: tuple[tuple[int, int, int], Checkpoint] | None = None
+        self._last_error: str | None = None  # each distinct failure is logged once, not on every tick
+
+    def _error(self, message: str) -> None:
+        if message != self._last_error:
+            self._last_error = message
+            log.error("%s", message)
 
     def _held(self) -> Checkpoint | None:
         path = self.directory / CHECKPOINT_FILE
@@ -164,14 +170,14 @@ class WitnessMirror:
                                       new_size=last.new_size, new_root=last.new_root, root_at=root_at)
                 if verdict.action == "take":
                     self._write(last)
+                    self._last_error = None
                 elif not verdict.ok:
-                    log.error("evidence witness %s: not updated to size %d: %s (`primum evidence verify` "
-                              "reports it)", self.directory, last.new_size, verdict.problem)
+                    self._error(f"evidence witness {self.directory}: not updated: {verdict.problem} "
+                                "(`primum evidence verify` reports it)")
             finally:
                 fcntl.flock(self._lock, fcntl.LOCK_UN)
         except (OSError, InputError, CheckpointError) as exc:
-            log.error("evidence witness %s: cannot keep the checkpoint at size %d: %s", self.directory,
-                      last.new_size, exc)
+            self._error(f"evidence witness {self.directory}: cannot keep the checkpoint: {exc}")
 
 
 # ---------------------------------------------------------------------- the cosigning witness
