@@ -203,6 +203,7 @@ class Controller:
                                   consumed_commands=decision.consumed)
         if held is None:
             log.warning("rollout %s: lease lost before acting; another controller owns it", record.id)
+            self.record_lease_lost(lease, now)
             return None
         if self.on_event:
             for e in decision.events:
@@ -211,6 +212,23 @@ class Controller:
         if new_status.phase in TERMINAL:
             self.store.release(held)
         return held
+
+    def record_lease_lost(self, lease: Lease, now: float) -> None:
+        """Evidence that this controller found its lease gone when it came to persist (it stalled past the
+        lease, or an operator reset the rollout): what it would have written was not, and it does not act.
+        The successor records its own view of the takeover when it claims the lease (``claim_due``)."""
+        current = self.store.get_rollout(lease.rollout.id)
+        holder = None if current is None else current.lease_owner
+        now_held = f"now held by {holder} (fence {current.fencing_token})" if current and holder else "now free"
+        try:
+            self.store.add_events(lease.rollout.id, [NewEvent(
+                kind="lease_lost", message=f"controller {self.owner} lost its lease (fence {lease.token}) before "
+                f"persisting (it was valid until {now - lease.expires_at:.1f} s before this tick, unless an operator "
+                f"reset the rollout); the rollout is {now_held}; nothing of this tick was written or done",
+                data={"owner": self.owner, "fence": lease.token, "expired_at": lease.expires_at,
+                      "noticed_by": self.owner, "noticed_at": now, "held_by": holder})], now)
+        except Exception:  # the evidence of a loss must not turn into a crash of the loop
+            log.exception("rollout %s: could not record the lost lease", lease.rollout.id)
 
     @staticmethod
     def gated(estate: Estate, env: str, starting: bool) -> bool:
