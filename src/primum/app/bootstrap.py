@@ -45,17 +45,21 @@ class Settings:
     keys_dir: Path
     user: str
     estate: str | None = None  # the estate file a command uses when none is given
+    witness_dir: Path | None = None  # each checkpoint is also kept here, outside the database
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """``PRIMUM_HOME`` (default ``./.primum``), ``PRIMUM_DATABASE_URL``, ``PRIMUM_KEYS_DIR``,
-        ``PRIMUM_USER`` (default: the login name) and ``PRIMUM_ESTATE``."""
+        ``PRIMUM_USER`` (default: the login name), ``PRIMUM_ESTATE`` and ``PRIMUM_WITNESS_DIR`` (default
+        ``home/witness``; ``off`` keeps no copy of the checkpoints outside the database)."""
         env = os.environ if environ is None else environ
         home = Path(env.get("PRIMUM_HOME") or ".primum").expanduser().resolve()
         keys = Path(env["PRIMUM_KEYS_DIR"]).expanduser().resolve() if env.get("PRIMUM_KEYS_DIR") else home / "keys"
+        witness = env.get("PRIMUM_WITNESS_DIR") or str(home / "witness")
         return cls(home=home, database_url=env.get("PRIMUM_DATABASE_URL") or f"sqlite:///{home / 'primum.db'}",
                    keys_dir=keys, user=env.get("PRIMUM_USER") or getpass.getuser(),
-                   estate=env.get("PRIMUM_ESTATE") or None)
+                   estate=env.get("PRIMUM_ESTATE") or None,
+                   witness_dir=None if witness == "off" else Path(witness).expanduser().resolve())
 
 
 @dataclass
@@ -81,7 +85,8 @@ class Primum:
         from primum.adapters.store.repository import Store
 
         self.home  # noqa: B018 - the SQLite file lives there: make it exist first
-        store = Store(self.settings.database_url, keys=self.settings.keys_dir, migrate=self.migrate)
+        store = Store(self.settings.database_url, keys=self.settings.keys_dir, migrate=self.migrate,
+                      witness_dir=self.settings.witness_dir)
         self._closers.append(store.close)
         return store
 
