@@ -32,7 +32,9 @@ groups:
   cab: {roles: [cab]}
   platform: {roles: [platform-admin, cab]}
   rm: {roles: [release-manager]}
-  on-call: {roles: [operator, break-glass]}
+  on-call: {roles: [operator, break-glass], services: [api]}
+  ops-billing: {roles: [operator], services: [billing]}
+  audit: {roles: [auditor]}
 users:
   - {id: alice, groups: [team-sched]}
   - {id: owen, groups: [team-sched]}
@@ -40,6 +42,8 @@ users:
   - {id: pat, groups: [platform]}
   - {id: rita, groups: [rm]}
   - {id: kim, groups: [on-call]}
+  - {id: otto, groups: [ops-billing]}
+  - {id: audrey, groups: [audit]}
 """
 
 
