@@ -22,7 +22,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration's revision. Every command opens the store; when the schema is
 # already here, Alembic (0.4 s to import) is never loaded and no write lock is taken.
 # tests/store/test_store_db.py checks this equals Alembic's head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 # Execution option read by the SQLite ``begin`` hook: "IMMEDIATE" (default) takes
 # the write lock at BEGIN so writers queue on busy_timeout instead of failing when
