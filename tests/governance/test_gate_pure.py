@@ -23,7 +23,7 @@ from primum.core.governance.gate import (
 )
 from primum.core.governance.identities import Identities
 from primum.core.governance.policy import PolicyDecision, decision_from
-from primum.core.governance.signatures import Claim, sign_claim
+from primum.core.governance.signatures import Claim, envelope_digest, sign_claim
 from primum.core.model.estate import Estate
 from tests.controller.noop_estate import estate_doc
 from tests.people import People
@@ -90,12 +90,12 @@ def approve(actor: str, roles: tuple[str, ...] = (), env: str = "prod", digest: 
     claim = Claim("rel-1", "approve", actor, digest, OPEN - 60, env=env)
     envelope = sign_claim(claim, PEOPLE.key(signer or actor))
     return Decision(actor=actor, decision="approve", env=env, digest=digest, at=OPEN - 60, roles=roles, id=id,
-                    envelope=envelope, logged=envelope if logged else None)
+                    envelope=envelope, logged=envelope_digest(envelope) if logged else None)
 
 
 def glass(actor: str, digest: str = DIGEST) -> BreakGlassUse:
     envelope = sign_claim(Claim("rel-1", "break_glass", actor, digest, OPEN - 30), PEOPLE.key(actor))
-    return BreakGlassUse(actor, digest, at=OPEN - 30, id=1, envelope=envelope, logged=envelope)
+    return BreakGlassUse(actor, digest, at=OPEN - 30, id=1, envelope=envelope, logged=envelope_digest(envelope))
 
 
 def test_an_allowing_policy_with_no_approvals_required_allows_and_logs_its_decision() -> None:

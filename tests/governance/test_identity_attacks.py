@@ -149,3 +149,15 @@ def _release(world: World, rid: str) -> Path:
     from tests.controller.noop_estate import write_release
 
     return write_release(world.tmp, rid, ["api"])
+
+
+def test_a_command_row_inserted_by_hand_is_not_obeyed(world: World) -> None:
+    rid = world.submit()
+    world.run(rid, until=waiting("staging"))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
+    world.store.add_command(rid, "abort", "kim", now=world.clock.now)  # no envelope: nobody signed it
+    status = world.run(rid, until=waiting("prod"))
+    assert status.items[0].phase.value == "succeeded", status  # not rolled back
+    [ignored] = world.store.events_of_kind(rid, "record_ignored")
+    assert ignored.data["record"] == "command" and "no signature" in ignored.data["reason"]
+    assert world.store.pending_commands(rid) == []  # consumed, not left to be obeyed later

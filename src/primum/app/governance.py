@@ -19,7 +19,7 @@ from primum.app.identity import Caller, identify, sign
 from primum.core.errors import NotAllowed, NotFound
 from primum.core.governance.approvals import ineligible, may_break_glass, may_review
 from primum.core.governance.identities import APPROVING_ROLES, Identities, Role, load_identities
-from primum.core.governance.signatures import Claim
+from primum.core.governance.signatures import Claim, signed_data
 from primum.core.model.estate import EnvironmentClass, Estate
 from primum.core.model.rollout import ItemPhase, RolloutStatus
 
@@ -108,7 +108,7 @@ class GovernanceService:
                   f"{rollout_id} {record.digest[:19]} for {env}" + (f": {comment}" if comment else "")
         event = NewEvent(kind="approval" if decision == "approve" else "rejection", message=message, env=env,
                          data={"actor": actor, "roles": roles, "digest": record.digest, "comment": comment,
-                               "expires_at": expires, "envelope": envelope})
+                               "expires_at": expires, **signed_data(envelope)})
         self.store.add_approval(record.id, env=env, digest=record.digest, actor=actor, decision=decision,
                                 comment=comment, roles=roles, owned_services=owned, at=now, expires_at=expires,
                                 envelope=envelope, event=event)
@@ -159,7 +159,7 @@ class GovernanceService:
             kind="break_glass", message=f"break-glass by {actor}: {justification} (approvals and change windows "
             f"bypassed; analysis and rollback still apply; review #{{review}} due "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(due))}; webhook: {notified})",
-            data={**notice, "notified": notified, "envelope": envelope}))
+            data={**notice, "notified": notified, **signed_data(envelope)}))
         return next(u for u in self.store.break_glass_uses(record.id) if u.id == use_id)
 
     def reviews(self) -> list[tuple[BreakGlassRecord, str]]:
@@ -191,7 +191,7 @@ class GovernanceService:
         message = f"break-glass #{use_id} on {use.rollout_id} reviewed by {actor}{late}: {notes}"
         self.store.add_events(use.rollout_id, [NewEvent(kind="review", message=message,
                                                         data={"review": use_id, "actor": actor, "notes": notes,
-                                                              "late": bool(late), "envelope": envelope})], now)
+                                                              "late": bool(late), **signed_data(envelope)})], now)
         return message
 
 

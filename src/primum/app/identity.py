@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from primum.adapters.evidence.keys import SigningKey
+from primum.adapters.store.records import CommandRecord, RolloutRecord
 from primum.core.errors import NotAllowed
 from primum.core.governance.identities import (
     Identities,
@@ -31,7 +32,7 @@ from primum.core.governance.identities import (
     identities_from_record,
     load_identities,
 )
-from primum.core.governance.signatures import Claim, sign_claim
+from primum.core.governance.signatures import Claim, sign_claim, verify_signed
 
 OPERATING = "operator or release-manager"
 
@@ -88,3 +89,18 @@ def may_operate(identities: Identities, actor: str, services: Sequence[str]) -> 
 def sign(caller: Caller, claim: Claim) -> dict[str, Any]:
     """The caller's DSSE envelope over ``claim``."""
     return sign_claim(claim, caller.key)
+
+
+def unsigned_command(record: RolloutRecord, command: CommandRecord) -> str | None:
+    """Why a queued promote or abort must not be obeyed (its signature, or its actor's roles), or None.
+
+    The controller asks this of every pending command: a row inserted into ``rollout_commands`` by hand
+    carries no envelope an enrolled operator signed, so it is dropped and reported, never obeyed."""
+    identities = identities_at_submission(record.release)
+    claim = Claim(record.id, command.kind, command.actor, record.digest, command.created_at)
+    check = verify_signed(claim, command.payload.get("envelope"), identities)
+    if not check.valid:
+        return check.reason
+    assert not isinstance(identities, str)  # the signature verified against them
+    refused = may_operate(identities, command.actor, record.services)
+    return None if refused is None else f"{command.actor} {refused}"

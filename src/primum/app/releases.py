@@ -16,7 +16,7 @@ from primum.adapters.store.records import EventRecord, NewEvent, NewRollout, Rol
 from primum.adapters.store.repository import Store
 from primum.app.identity import Caller, identify, may_operate, sign, snapshot
 from primum.core.errors import NotAllowed, NotFound
-from primum.core.governance.signatures import Claim
+from primum.core.governance.signatures import Claim, signed_data
 from primum.core.model.errors import InputError
 from primum.core.model.rollout import TERMINAL, RolloutPhase, RolloutStatus
 
@@ -81,8 +81,8 @@ class ReleaseService:
                                  "person who signs: pass --key FILE or set $PRIMUM_KEY")
             who = identities.identify(caller.key.keyid, caller.asserted or actor,
                                       source=f"the identities file {recorded['file']}")
-            proof = {"identities_digest": recorded["digest"], "envelope": sign(
-                caller, Claim(loaded.release.id, "submit", who, loaded.digest, now))}
+            proof = {"identities_digest": recorded["digest"], **signed_data(sign(
+                caller, Claim(loaded.release.id, "submit", who, loaded.digest, now)))}
         else:
             who = actor or current_user()
             proof = {"proven": False}
@@ -119,20 +119,22 @@ class ReleaseService:
         record = self.get(rollout_id)
         if record.phase in {p.value for p in TERMINAL}:
             raise NotAllowed(f"release {rollout_id} already {record.phase}; nothing to {kind}")
-        actor, envelope = self.authorized(record, kind, caller)
         now = self.clock()
+        actor, envelope = self.authorized(record, kind, caller, now)
         self.store.add_command(rollout_id, kind, actor, now, payload={"envelope": envelope}, event=NewEvent(
             kind="command", message=f"{kind} requested by {actor}",
-            data={"actor": actor, "command": kind, "digest": record.digest, "envelope": envelope}))
+            data={"actor": actor, "command": kind, "digest": record.digest, **signed_data(envelope)}))
 
-    def authorized(self, record: RolloutRecord, kind: str, caller: Caller | None) -> tuple[str, dict[str, Any]]:
-        """The proven actor of ``kind`` on ``record`` (refused unless they may operate it) and their envelope."""
+    def authorized(self, record: RolloutRecord, kind: str, caller: Caller | None, now: float
+                   ) -> tuple[str, dict[str, Any]]:
+        """The proven actor of ``kind`` on ``record`` (refused unless they may operate it) and their envelope
+        over the command at ``now``."""
         actor, identities = identify(record.release, caller, record.id)
         refused = may_operate(identities, actor, record.services)
         if refused is not None:
             raise NotAllowed(f"{actor} may not {kind} {record.id}: {actor} {refused}")
         assert caller is not None  # identify refused a missing caller
-        return actor, sign(caller, Claim(record.id, kind, actor, record.digest, self.clock()))
+        return actor, sign(caller, Claim(record.id, kind, actor, record.digest, now))
 
     def promote(self, rollout_id: str, caller: Caller | None = None) -> None:
         self.command(rollout_id, "promote", caller)
@@ -158,11 +160,11 @@ class ReleaseService:
         estate = Estate.model_validate(record.estate)
         release = Release.model_validate(record.release["release"])
         versions = {k: VersionRef.model_validate(v) for k, v in record.release["versions"].items()}
-        who, envelope = self.authorized(record, "retry", caller)
         now = self.clock()
+        who, envelope = self.authorized(record, "retry", caller, now)
         status = plan(estate, release, record.digest, versions, record.release["environments"], now)
         event = NewEvent(kind="retried", message=f"retried by {who}",
-                         data={"actor": who, "digest": record.digest, "envelope": envelope})
+                         data={"actor": who, "digest": record.digest, **signed_data(envelope)})
         return self.store.reset(rollout_id, status=status.model_dump(mode="json"), phase="pending", now=now,
                                 event=event)
 

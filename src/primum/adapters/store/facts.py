@@ -26,7 +26,7 @@ from primum.adapters.store.tables import (
 from primum.core.governance.approvals import Decision
 from primum.core.governance.gate import BreakGlassUse, GateFacts
 from primum.core.governance.identities import identities_from_record
-from primum.core.governance.signatures import envelope_in_entry
+from primum.core.governance.signatures import logged_digest
 from primum.core.model.rollout import RolloutStatus
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def _author(conn: Connection, rollout_id: str) -> str | None:
 
 
 def _approvals(conn: Connection, rollout_id: str) -> list[Decision]:
-    """The approval rows, each with its envelope and the envelope its evidence entry logged (or None)."""
+    """The approval rows, each with its envelope and the envelope digest its evidence entry logged (or None)."""
     c = approvals.c
     rows = conn.execute(select(approvals).where(c.rollout_id == rollout_id).order_by(c.id)).all()
     logged = _logged(conn, [r.event_id for r in rows if r.event_id is not None])
@@ -99,14 +99,14 @@ def _break_glass(conn: Connection, rollout_id: str) -> list[BreakGlassUse]:
                           logged=logged.get(r.event_id)) for r in rows]
 
 
-def _logged(conn: Connection, event_ids: Sequence[int]) -> dict[int, Any]:
-    """For each event id: the signed envelope its evidence entry carries (absent: no entry in the log)."""
+def _logged(conn: Connection, event_ids: Sequence[int]) -> dict[int, str]:
+    """For each event id: the digest of the signed envelope its evidence entry records (absent: no entry)."""
     if not event_ids:
         return {}
     c = evidence_entries.c
-    out: dict[int, Any] = {}
+    out: dict[int, str] = {}
     for event_id, envelope in conn.execute(select(c.event_id, c.envelope).where(c.event_id.in_(sorted(event_ids)))):
-        found = envelope_in_entry(envelope)
+        found = logged_digest(envelope)
         if found is not None:
             out[int(event_id)] = found
     return out

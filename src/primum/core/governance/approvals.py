@@ -39,7 +39,7 @@ class Decision:
     expires_at: float | None = None
     id: int = 0
     envelope: Mapping[str, Any] | None = None  # the approver's signed DSSE envelope, as the record holds it
-    logged: Mapping[str, Any] | None = None  # the envelope its evidence entry logged (None: no entry)
+    logged: str | None = None  # the envelope digest its evidence entry logged (None: no entry)
 
 
 @dataclass(frozen=True)

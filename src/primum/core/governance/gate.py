@@ -49,7 +49,7 @@ class BreakGlassUse:
     at: float = 0.0
     id: int = 0
     envelope: Mapping[str, Any] | None = None
-    logged: Mapping[str, Any] | None = None
+    logged: str | None = None  # the envelope digest its evidence entry logged (None: no entry)
 
 
 @dataclass(frozen=True)

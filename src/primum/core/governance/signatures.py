@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -109,25 +110,37 @@ def verify_signed(claim: Claim, envelope: Mapping[str, Any] | str | bytes | None
     return SignatureCheck(True)
 
 
-def envelope_in_entry(entry: bytes | str | None) -> Mapping[str, Any] | None:
-    """The signed envelope an evidence log entry carries (``predicate.data.envelope`` of its statement), or
-    None when the entry is absent, purged or carries none. The entry's own signature and place in the log
-    are the log's checks (``evidence verify``); this only reads what it recorded."""
+def envelope_digest(envelope: Mapping[str, Any]) -> str:
+    """sha256 of an envelope's canonical JSON: how a record and its evidence entry are matched (a digest
+    survives redaction of the entry's copy, which a verbatim comparison would not)."""
+    return "sha256:" + hashlib.sha256(canonical_json(dict(envelope))).hexdigest()
+
+
+def signed_data(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """What the event logging a signed record carries: the envelope and its digest."""
+    return {"envelope": dict(envelope), "envelope_digest": envelope_digest(envelope)}
+
+
+def logged_digest(entry: bytes | str | None) -> str | None:
+    """The digest of the signed envelope an evidence log entry records (``predicate.data.envelope_digest``
+    of its statement), or None when the entry is absent, purged or records none. The entry's own signature
+    and place in the log are the log's checks (``evidence verify``); this only reads what it recorded."""
     if entry is None:
         return None
     try:
         outer = json.loads(entry)
         statement = json.loads(base64.b64decode(outer["payload"], validate=True))
-        found = statement["predicate"]["data"]["envelope"]
+        found = statement["predicate"]["data"]["envelope_digest"]
     except (ValueError, KeyError, TypeError, binascii.Error):
         return None
-    return found if isinstance(found, Mapping) else None
+    return found if isinstance(found, str) else None
 
 
-def recorded_and_logged(stored: Mapping[str, Any] | None, logged: Mapping[str, Any] | None) -> str | None:
-    """Why a record's envelope is not the one its evidence entry logged, or None when it is."""
+def recorded_and_logged(stored: Mapping[str, Any] | None, logged: str | None) -> str | None:
+    """Why a record's envelope is not the one its evidence entry logged (``logged``: the digest the entry
+    records, None when there is no entry), or None when it is."""
     if logged is None:
         return "its evidence entry is not in the log (a record with no matching signed entry counts for nothing)"
-    if stored is None or dict(stored) != dict(logged):
+    if stored is None or envelope_digest(stored) != logged:
         return "its envelope is not the one its evidence entry logged"
     return None
