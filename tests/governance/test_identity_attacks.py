@@ -106,6 +106,9 @@ def test_an_approval_row_inserted_by_hand_is_ignored_and_reported(world: World) 
     ignored = world.store.events_of_kind(rid, "record_ignored")
     assert sorted(e.data["actor"] for e in ignored) == ["carol", "rita"]  # reported once each, not per tick
     assert all("no signature" in e.data["reason"] for e in ignored)
+    [row] = world.gov.waiting()  # `primum approvals` shows them as not counted
+    assert [(a["actor"], "no signature" in (a["not_counted"] or "")) for a in row.approvals] == [
+        ("carol", True), ("rita", True)]
 
 
 def test_a_signed_approval_altered_or_unlogged_does_not_count(world: World) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from primum.adapters.store.facts import load_gate_facts
 from primum.adapters.store.records import BreakGlassRecord, NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
 from primum.app.gate import Gatekeeper
@@ -125,9 +126,11 @@ class GovernanceService:
                 continue
             estate = estate_of(record)
             gate, _unrecorded = self.gatekeeper.gate(estate, record, item.env, starting=True, now=now)  # read-only
+            facts = load_gate_facts(self.store, record, item.env)
             decided = [{"actor": a.actor, "decision": a.decision, "at": a.at, "comment": a.comment,
-                        "expires_at": a.expires_at, "current": a.digest == record.digest}
-                       for a in self.store.approvals(record.id) if a.env == item.env]
+                        "expires_at": a.expires_at, "current": a.digest == record.digest,
+                        "not_counted": facts.why_not_counted(a)}
+                       for a in facts.approvals if a.env == item.env]
             rows.append(Waiting(record.id, record.digest, item.env, gate.change_class,
                                 gate.reason, None if gate.allowed else gate.blocked_by, decided))
         return rows

@@ -62,6 +62,8 @@ def approvals(output: OutputOption = Output.table) -> None:
                       f"{escape(row.reason)}")
         for a in row.approvals:
             void = "" if a["current"] else " [dim](void: another digest)[/]"
+            if a["current"] and a["not_counted"]:
+                void = f" [red](not counted: {escape(a['not_counted'])})[/]"
             console.print(f"    {a['decision']} by {escape(a['actor'])}{void}"
                           + (f": {escape(a['comment'])}" if a["comment"] else ""))
 

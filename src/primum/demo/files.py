@@ -54,7 +54,8 @@ def free_port() -> int:
 IDENTITIES_HEAD = """\
 # Who is who at St Elsewhere General (fictional people; synthetic only).
 # Each person is known by the key they hold: `primum approve ID --key THEIR_KEY` is checked against the
-# key enrolled below (keys: public halves only; the private keys were generated into .primum/people/).
+# key enrolled below (keys: public halves only). The private keys are made at run time, never committed:
+# `primum init` writes them to .primum/people/, `primum demo` to its state directory's people/.
 apiVersion: primum/v1
 kind: Identities
 groups:
