@@ -99,7 +99,7 @@ class Replay:
         start = time.time()
         time.sleep(seconds)
         item = planned_item(self.estate, SERVICE, self.stable, self.stable)
-        data = measure(self.estate, item, self.target.router_url(self.spec), start, time.time())
+        data = measure(self.estate, item, self.target.router_admin(self.spec), start, time.time())
         for spec in item.analysis.metrics:
             metric = data.metrics.get(spec.name)
             if spec.kind is MetricKind.latency and metric is not None and metric.baseline is not None:
@@ -123,7 +123,7 @@ class Replay:
     def run(self, case: Case, mean_ms: float, window_s: float, warmup_s: float) -> dict[str, Run]:
         canary = self.swap(case.profile(mean_ms, warmup_s + window_s))
         items = {m: planned_item(self.estates[m], SERVICE, self.stable, canary) for m in MODES}
-        router = self.target.router_url(self.spec)
+        router = self.target.router_admin(self.spec)
         time.sleep(warmup_s)
         t0 = time.time()
         first_fail: dict[str, float | None] = {m: None for m in MODES}

@@ -14,7 +14,7 @@ first, by a release each.
   to the rollback decision;
 * metrics outage: a healthy canary whose metrics source stops answering once the
   rollout's first measurement is recorded, until the rollout ends (the target's
-  ``router_url`` names a port nobody listens on, so the builtin provider fails
+  ``router_admin`` names a socket nobody listens on, so the builtin provider fails
   while the router keeps serving); from the outage to the rollback decision. A
   promotion while the metrics are missing is counted.
 
@@ -60,7 +60,7 @@ from primum.core.model.rollout import TERMINAL, RolloutStatus
 from primum.demo.files import APPROVERS, IDENTITIES
 
 ESTATE = "bench-rollouts"
-DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there, a connection is refused
+DEAD_URL = "unix:/nonexistent/primum-bench-dead.sock"  # no such socket: every connection fails
 POLL_S = 0.2
 
 
@@ -75,8 +75,8 @@ class MetricsOutage:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def router_url(self, spec: ServiceRuntimeSpec) -> str | None:
-        return DEAD_URL if spec.service in self._down else self._inner.router_url(spec)
+    def router_admin(self, spec: ServiceRuntimeSpec) -> str | None:
+        return DEAD_URL if spec.service in self._down else self._inner.router_admin(spec)
 
 
 class OutageTargets(Targets):

@@ -229,7 +229,7 @@ def sample_counts(settings: AnalysisSettings, data: MeasurementData) -> tuple[in
 def run_scenario(sc: Scenario, target: LocalTarget, spec: ServiceRuntimeSpec, stable: VersionRef,
                  canary: VersionRef, settings: dict[str, AnalysisSettings], args: argparse.Namespace,
                  slo: tuple[float | None, float | None]) -> ScenarioResult:
-    router_url = target.router_url(spec)
+    router_url = target.router_admin(spec)  # the records are on the admin socket
     tenants = list(spec.tenants)
     result = ScenarioResult(sc, {m: ModeResult() for m in MODES})
     time.sleep(args.warmup)

@@ -130,6 +130,32 @@ def primum(tmp_path):
     assert not [pid for pid in pids if alive(pid)], "processes left behind"
 
 
+def lease_evidence(home: Path, rid: str) -> list[tuple[str, dict]]:
+    """The release's lease events (issue 13 point 6), read from the store as an auditor would."""
+    import sqlite3
+
+    with sqlite3.connect(home / "primum.db") as db:
+        rows = db.execute("SELECT kind, data FROM rollout_events WHERE rollout_id = ? AND kind LIKE 'lease_%' "
+                          "ORDER BY id", (rid,)).fetchall()
+    return [(kind, json.loads(data)) for kind, data in rows]
+
+
+def assert_takeover_recorded(primum: Primum, rid: str, ttl: float = 2.0) -> float:
+    """The killed controller's lost lease and the restarted one's takeover are evidence; returns its duration."""
+    events = lease_evidence(primum.home, rid)
+    kinds = [kind for kind, _ in events]
+    assert kinds[:2] == ["lease_lost", "lease_taken_over"], events
+    lost, taken = events[0][1], events[1][1]
+    assert lost["owner"] == taken["previous_owner"] != taken["owner"]
+    assert taken["fence"] > taken["previous_fence"]
+    # the rollout went unattended at least until the lease expired, and not much longer: the new
+    # controller claims it on its first tick after the lease runs out
+    assert ttl * 0.9 <= taken["takeover_s"] < ttl + 30, taken
+    verified = primum.run("evidence", "verify", check=False)
+    assert verified.returncode == 0, verified.stderr
+    return float(taken["takeover_s"])
+
+
 def versions_seen(url: str, n: int = 60) -> set[str]:
     seen = set()
     with httpx.Client(timeout=5) as client:
@@ -171,6 +197,7 @@ def test_sigkill_mid_canary_traffic_keeps_flowing_and_the_restarted_controller_f
     instances = primum.state()["instances"]
     assert [i["version_key"] for i in instances] == [new_key]  # the old version stopped, nothing duplicated
     assert instances[0]["pid"] in before  # the canary instance was adopted, not restarted
+    assert_takeover_recorded(primum, "rel-new")
 
 
 def test_sigkill_during_analysis_of_a_bad_version_still_rolls_back(primum, tmp_path):
@@ -195,6 +222,7 @@ def test_sigkill_during_analysis_of_a_bad_version_still_rolls_back(primum, tmp_p
     old_key = final["environments"]["prod"]["scheduling-api"]["previous"].removeprefix("sha256:")[:12]
     assert versions_seen(url, 30) == {old_key}
     assert {i["version_key"] for i in primum.state()["instances"]} == {old_key}
+    assert_takeover_recorded(primum, "rel-bad")
 
 
 def test_ctrl_c_on_primum_up_stops_everything(primum, tmp_path):

@@ -117,6 +117,43 @@ def test_when_metrics_return_the_canary_goes_back_to_its_weight_and_the_window_r
     assert weights.index(0) < len(weights) - weights[::-1].index(25) - 1  # 25 -> 0 -> 25 again
 
 
+def test_a_flapping_metrics_source_rolls_back_instead_of_restarting_the_window_for_ever(w: World) -> None:
+    """The providers answer for a few seconds, then fail again, over and over: every window restarts and
+    none is ever watched through. Beyond ``outage_limit`` outages in one step the item rolls back."""
+    old, new = ref("sched", "1.0"), ref("sched", "2.0")
+    status = w.run(status_for(w, {"sched": new}, envs=["staging"]), until=analysing)
+    for _ in range(10):
+        if status.phase in (RolloutPhase.rolled_back, RolloutPhase.promoted):
+            break
+        w.metrics = False
+        status = w.run(status, until=lambda s: held(s) or s.phase is RolloutPhase.rolled_back)
+        if status.phase is RolloutPhase.rolled_back:
+            break
+        w.metrics = True
+        status = w.run(status, until=lambda s: not held(s))
+        status = w.run(status, until=lambda s: analysing(s) or s.phase is RolloutPhase.rolled_back)
+    final = w.run(status)
+    assert final.phase is RolloutPhase.rolled_back
+    assert "metrics flapping: the providers failed 4 time(s) during this analysis step (limit 3)" in final.reason
+    assert len(messages(w, "metrics_outage")) == 3 and len(messages(w, "metrics_restored")) == 3
+    assert "promoted" not in w.events()
+    assert w.route("staging", "sched") == {old.key: 100}
+
+
+def test_an_outage_limit_of_zero_rolls_back_at_the_first_outage(w: World) -> None:
+    new = ref("sched", "2.0")
+    status = status_for(w, {"sched": new}, envs=["staging"])
+    status.items[0].analysis = status.items[0].analysis.model_copy(update={"outage_limit": 0})
+    status = w.run(status, until=analysing)
+    w.metrics = False
+    final = w.run(status)
+    assert final.phase is RolloutPhase.rolled_back
+    assert "metrics flapping: the providers failed 1 time(s) during this analysis step (limit 0)" in final.reason
+    assert not messages(w, "metrics_outage")  # rolled back at once, no hold and retries first
+    with pytest.raises(ValueError):
+        AnalysisSettings(outage_limit=-1)
+
+
 def test_no_error_budget_rolls_back_at_the_first_error(w: World) -> None:
     status = status_for(w, {"sched": ref("sched", "2.0")}, envs=["staging"])
     status.items[0].analysis = AnalysisSettings(consecutive_error_limit=0, initial_delay=0.5)
@@ -223,6 +260,28 @@ def test_a_rollback_after_traffic_does_not_wait_for_the_failed_version(w: World)
     w.unhealthy[new.key] = "instance 0 of 2.0 died 3 times in 300s (exit 1)"
     final = w.run(status)
     assert final.phase is RolloutPhase.rolled_back, final.reason
-    assert "error-rate" in final.reason and "never became healthy" not in final.reason  # it took traffic
+    # the runtime's word that it stopped restarting the version is the reason, before any error rate
+    assert "2.0 (" in final.reason and "failed: instance 0 of 2.0 died 3 times" in final.reason
+    assert "never became healthy" not in final.reason  # it took traffic
     assert "rollback_failed" not in w.events()
     assert w.running("staging", "sched") == {old.key: 1} and w.route("staging", "sched") == {old.key: 100}
+
+
+@pytest.mark.parametrize("service", ["sched", "portal", "hl7"])
+def test_a_crash_loop_in_any_step_after_the_first_traffic_rolls_back_without_waiting_for_errors(
+        w: World, service: str) -> None:
+    """The router fails a dead version over, so no error rate may ever show: the crash loop alone
+    must roll back (issue 13), and the rollback must not need the crashed version."""
+    old, new = ref(service, "1.0"), ref(service, "2.0")
+    status = w.run(status_for(w, {service: new}, envs=["staging"]),
+                   until=lambda s: (s.active_item() is not None and s.active_item().weight > 0)
+                   or s.phase in (RolloutPhase.rolled_back, RolloutPhase.promoted))
+    assert status.phase is RolloutPhase.running
+    w.unhealthy[new.key] = "crash loop: 3 instance deaths within 300s, not restarting"
+    w.metrics = False  # no metric could tell: only the runtime knows
+    final = w.run(status)
+    assert final.phase is RolloutPhase.rolled_back, final.reason
+    assert "failed: crash loop: 3 instance deaths" in final.reason
+    assert "rollback_failed" not in w.events()
+    replicas = {"sched": 1, "portal": 2, "hl7": 3}[service]
+    assert w.running("staging", service) == {old.key: replicas} and w.route("staging", service) == {old.key: 100}

@@ -80,7 +80,7 @@ class World:
         assert item is not None
         data = MeasurementData(start=start, end=self.now, baseline_version=item.stable.key if item.stable else None,
                                canary_version=item.new.key, slo_error_rate=item.slo.error_rate,
-                               slo_p95_s=item.slo.p95_ms / 1000)
+                               slo_p95_s=item.slo.p95_s, slo_p99_s=item.slo.p99_s)
         log = self.requests.get(item.key, [])
         b_start, b_end = baseline_window or (start, self.now)
 

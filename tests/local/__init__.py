@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +26,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from primum.adapters.targets.local.fencing import seal
+from primum.adapters.targets.local.router_client import RouterClient
 
 PYTHON = sys.executable
 START_TIMEOUT_S = 15.0  # generous: this box imports aiohttp in ~0.4 s, CI may be slower
@@ -130,11 +137,58 @@ class Proc:
 
 @dataclass
 class RouterProc(Proc):
+    """A router process: its data port, its admin socket and the fence key it trusts."""
+
     port: int = 0
+    admin_socket: str = ""
+    key: bytes = b""
+    name: str = ""
+    seq: int = 0
+    _admin: httpx.Client | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_address(self) -> str:
+        return f"unix:{self.admin_socket}"
+
+    def admin(self) -> httpx.Client:
+        """An HTTP client of the admin socket (paths like ``/_primum/config``)."""
+        if self._admin is None:
+            self._admin = httpx.Client(base_url="http://router", transport=httpx.HTTPTransport(uds=self.admin_socket),
+                                       trust_env=False, timeout=10)
+        return self._admin
+
+    def seal(self, body: Any, seq: int | None = None, key: bytes | None = None) -> dict[str, str]:
+        """``body`` in a signed envelope with the next seq (or ``seq``), as the controller sends it."""
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        return seal(self.key if key is None else key, self.name, seq, body)
+
+    def client(self) -> RouterClient:
+        """The admin client the controller uses, holding the key."""
+        return RouterClient(self.admin_socket, key=self.key, name=self.name)
+
+    def close_admin(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def key_file(path: Path, key: bytes) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex())
+    return path
 
 
 @dataclass
@@ -143,6 +197,7 @@ class Processes:
 
     tmp: Path
     started: list[Proc] = field(default_factory=list)
+    dirs: list[Path] = field(default_factory=list)
 
     def spawn(self, args: Sequence[str], *, wait_for: str | None, label: str) -> Proc:
         stderr_path = self.tmp / f"{label}-{len(self.started)}.stderr"
@@ -164,16 +219,27 @@ class Processes:
 
     def router(self, name: str = "staging/scheduling-api", *extra: str) -> RouterProc:
         port = free_port()
+        n = len(self.started)
+        admin_dir = private_dir(Path(tempfile.mkdtemp(prefix="primum-test-")))  # short: a socket path
+        self.dirs.append(admin_dir)
+        key = secrets.token_bytes(32)
+        keyf = key_file(admin_dir / "fence-key", key)
+        sock = admin_dir / f"router-{n}.sock"
         proc = self.spawn(
-            ["-m", "primum.adapters.targets.local.router", "--port", str(port), "--name", name, *extra],
+            ["-m", "primum.adapters.targets.local.router", "--port", str(port), "--name", name,
+             "--admin-socket", str(sock), "--fence-key", str(keyf), *extra],
             wait_for=f"primum-router listening on 127.0.0.1:{port}",
             label="router",
         )
-        router = RouterProc(proc.popen, proc.stderr_path, proc.first_line, port=port)
+        router = RouterProc(proc.popen, proc.stderr_path, proc.first_line, port=port, admin_socket=str(sock),
+                            key=key, name=name)
         self.started[-1] = router
         return router
 
     def stop_all(self) -> None:
+        for proc in self.started:
+            if isinstance(proc, RouterProc):
+                proc.close_admin()
         for proc in self.started:
             if proc.popen.poll() is None:
                 proc.popen.send_signal(signal.SIGTERM)
@@ -187,6 +253,8 @@ class Processes:
             if proc.popen.stdout is not None:
                 with suppress(OSError):
                     proc.popen.stdout.close()
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _read_line(proc: Proc, timeout: float) -> str:

@@ -23,7 +23,7 @@ import pytest
 
 from primum.adapters.targets.local.routes import ConfigError, RouteConfig
 
-from . import Backend, Processes, free_port, parse_metrics, request_counts
+from . import Backend, Processes, RouterProc, free_port, parse_metrics, request_counts
 
 KEY_A = "aaaaaaaaaaa1"
 KEY_B = "bbbbbbbbbbb2"
@@ -64,14 +64,15 @@ def config(
     return body
 
 
-def push(client: httpx.Client, url: str, body: Any, expect: int = 200) -> dict[str, Any]:
-    resp = client.put(f"{url}/_primum/config", json=body)
+def push(router: RouterProc, body: Any, expect: int = 200) -> dict[str, Any]:
+    """Push ``body`` as the controller does: sealed with the fence key, the next seq, on the admin socket."""
+    resp = router.admin().put("/_primum/config", json=router.seal(body))
     assert resp.status_code == expect, resp.text
     return dict(resp.json())
 
 
-def metrics(client: httpx.Client, url: str) -> str:
-    resp = client.get(f"{url}/_primum/metrics")
+def metrics(router: RouterProc) -> str:
+    resp = router.admin().get("/_primum/metrics")
     assert resp.status_code == 200
     return resp.text
 
@@ -169,7 +170,7 @@ def test_config_error_names_field() -> None:
 @pytest.mark.slow
 def test_health_and_503_before_any_config(procs: Processes, client: httpx.Client) -> None:
     router = procs.router("staging/scheduling-api")
-    health = client.get(f"{router.url}/_primum/health").json()
+    health = router.admin().get("/_primum/health").json()
     assert health["ok"] is True
     assert health["name"] == "staging/scheduling-api"
     assert health["pid"] == router.pid
@@ -179,11 +180,11 @@ def test_health_and_503_before_any_config(procs: Processes, client: httpx.Client
     assert resp.status_code == 503
     assert resp.json() == {"error": "no version is taking traffic"}
 
-    cfg = client.get(f"{router.url}/_primum/config").json()
+    cfg = router.admin().get("/_primum/config").json()
     assert cfg["versions"] == {} and cfg["started_at"] == health["started_at"]
 
-    assert request_counts(metrics(client, router.url)) == {("-", "503", "-"): 1}
-    gauge = parse_metrics(metrics(client, router.url))["primum_router_started_at_seconds"]
+    assert request_counts(metrics(router)) == {("-", "503", "-"): 1}
+    gauge = parse_metrics(metrics(router))["primum_router_started_at_seconds"]
     assert gauge[()] == pytest.approx(health["started_at"])
 
 
@@ -193,7 +194,7 @@ def test_all_traffic_to_the_full_weight_version(
 ) -> None:
     a, b = backends
     router = procs.router()
-    applied = push(client, router.url, config(a, b, (100, 0)))
+    applied = push(router, config(a, b, (100, 0)))
     assert applied["versions"][KEY_A]["weight"] == 100
     for i in range(40):
         resp = client.get(f"{router.url}/appointments?page={i}")
@@ -210,7 +211,7 @@ def test_weighted_split_80_20(
 ) -> None:
     a, b = backends
     router = procs.router()
-    push(client, router.url, config(a, b, (80, 20)))
+    push(router, config(a, b, (80, 20)))
     names = Counter(client.get(f"{router.url}/x").json()["name"] for _ in range(400))
     # Binomial(400, 0.8): sd 8 requests; +-40 is five sd.
     assert 280 <= names["A"] <= 360, names
@@ -224,7 +225,7 @@ def test_tenant_affinity_is_sticky_and_spread(
     a, b = backends
     router = procs.router()
     body = config(a, b, (34, 66), affinity="tenant")
-    push(client, router.url, body)
+    push(router, body)
 
     def versions_seen(tenant: str, n: int = 15) -> set[str]:
         return {
@@ -243,7 +244,7 @@ def test_tenant_affinity_is_sticky_and_spread(
     assert {placement[t] for t in TENANTS} == {KEY_A, KEY_B}  # spread over both
 
     # Re-pushing the same weights (a new fence, e.g. another controller) keeps everyone put.
-    push(client, router.url, {**body, "fence": next(_fences)})
+    push(router, {**body, "fence": next(_fences)})
     for tenant, version in placement.items():
         assert versions_seen(tenant, 3) == {version}
 
@@ -254,17 +255,17 @@ def test_preview_header(
 ) -> None:
     a, b = backends
     router = procs.router()
-    push(client, router.url, config(a, b, (100, 0), preview=KEY_B, affinity="tenant"))
+    push(router, config(a, b, (100, 0), preview=KEY_B, affinity="tenant"))
     preview = {"x-primum-preview": "1", "x-tenant-id": "clinic-north"}
     for _ in range(10):
         assert client.get(f"{router.url}/x", headers=preview).json()["name"] == "B"
         assert client.get(f"{router.url}/x").json()["name"] == "A"
     # A preview version still answers preview requests when nothing takes traffic.
-    push(client, router.url, config(a, b, (0, 0), preview=KEY_B))
+    push(router, config(a, b, (0, 0), preview=KEY_B))
     assert client.get(f"{router.url}/x", headers=preview).json()["name"] == "B"
     assert client.get(f"{router.url}/x").status_code == 503
     # Without a configured preview the header is just ignored.
-    push(client, router.url, config(a, b, (100, 0)))
+    push(router, config(a, b, (100, 0)))
     assert client.get(f"{router.url}/x", headers=preview).json()["name"] == "A"
 
 
@@ -272,25 +273,25 @@ def test_preview_header(
 def test_fencing(procs: Processes, backends: tuple[Backend, Backend], client: httpx.Client) -> None:
     a, b = backends
     router = procs.router()
-    push(client, router.url, config(a, b, (90, 10), fence=17))
-    before = client.get(f"{router.url}/_primum/config").json()
+    push(router, config(a, b, (90, 10), fence=17))
+    before = router.admin().get("/_primum/config").json()
 
-    stale = client.put(f"{router.url}/_primum/config", json=config(a, b, (0, 100), fence=16))
+    stale = router.admin().put("/_primum/config", json=router.seal(config(a, b, (0, 100), fence=16)))
     assert stale.status_code == 409
-    assert stale.json() == {"error": "stale fence", "fence": 17}
-    assert client.get(f"{router.url}/_primum/config").json() == before
+    assert stale.json() == {"error": "stale fence", "reason": "stale fence", "fence": 17, "seq": router.seq - 1}
+    assert router.admin().get("/_primum/config").json() == before
 
-    same = push(client, router.url, config(a, b, (50, 50), fence=17))  # equal: accepted
+    same = push(router, config(a, b, (50, 50), fence=17))  # equal: accepted
     assert same["fence"] == 17 and same["versions"][KEY_B]["weight"] == 50
-    newer = push(client, router.url, config(a, b, (0, 100), fence=18))
+    newer = push(router, config(a, b, (0, 100), fence=18))
     assert newer["fence"] == 18
-    push(client, router.url, config(a, b, (100, 0), fence=17), expect=409)
+    push(router, config(a, b, (100, 0), fence=17), expect=409)
     assert client.get(f"{router.url}/x").json()["name"] == "B"
 
     # Same content under a newer fence (another controller took over): the fence moves.
-    assert push(client, router.url, config(a, b, (0, 100), fence=25))["fence"] == 25
-    assert client.get(f"{router.url}/_primum/config").json()["fence"] == 25
-    stale = client.put(f"{router.url}/_primum/config", json=config(a, b, (0, 100), fence=24))
+    assert push(router, config(a, b, (0, 100), fence=25))["fence"] == 25
+    assert router.admin().get("/_primum/config").json()["fence"] == 25
+    stale = router.admin().put("/_primum/config", json=router.seal(config(a, b, (0, 100), fence=24)))
     assert stale.status_code == 409 and stale.json()["fence"] == 25
 
 
@@ -329,18 +330,18 @@ def test_bad_config_is_400_naming_the_field(
 ) -> None:
     a, b = backends
     router = procs.router()
-    good = push(client, router.url, config(a, b, (100, 0)))
+    good = push(router, config(a, b, (100, 0)))
     for field, mutate in BAD_CONFIGS:
         body = config(a, b, (100, 0))
         mutate(body)
-        resp = client.put(f"{router.url}/_primum/config", json=body)
+        resp = router.admin().put("/_primum/config", json=router.seal(body))
         assert resp.status_code == 400, (field, resp.text)
         error = resp.json()
         assert field in error["error"], (field, error)
         assert error["field"] == field
-    resp = client.put(f"{router.url}/_primum/config", content=b"{not json")
+    resp = router.admin().put("/_primum/config", content=b"{not json")
     assert resp.status_code == 400 and "body" in resp.json()["error"]
-    assert client.get(f"{router.url}/_primum/config").json()["fence"] == good["fence"]
+    assert router.admin().get("/_primum/config").json()["fence"] == good["fence"]
 
 
 @pytest.mark.slow
@@ -350,7 +351,7 @@ def test_metrics_match_what_was_answered(
     a, b = backends
     b.status = 500
     router = procs.router()
-    push(client, router.url, config(a, b, (50, 50), affinity="none"))
+    push(router, config(a, b, (50, 50), affinity="none"))
     expected: Counter[tuple[str, str, str]] = Counter()
     tenant_values = [None, "clinic-north", "st-elsewhere-ed", "walk-in-clinic"]
     for i in range(120):
@@ -361,7 +362,7 @@ def test_metrics_match_what_was_answered(
         expected[(resp.headers["x-primum-version"], str(resp.status_code), label)] += 1
     assert {k[1] for k in expected} == {"200", "500"}
 
-    text = metrics(client, router.url)
+    text = metrics(router)
     assert request_counts(text) == dict(expected)
     parsed = parse_metrics(text)
     hist_counts = {
@@ -388,17 +389,17 @@ def test_backend_down_is_502_and_counted(
 ) -> None:
     a, _ = backends
     router = procs.router()
-    push(client, router.url, config(a, dead_url(), (0, 100)))
+    push(router, config(a, dead_url(), (0, 100)))
     for _ in range(5):
         resp = client.get(f"{router.url}/x")
         assert resp.status_code == 502
         assert resp.headers["x-primum-version"] == KEY_B
-    assert request_counts(metrics(client, router.url)) == {(KEY_B, "502", "-"): 5}
+    assert request_counts(metrics(router)) == {(KEY_B, "502", "-"): 5}
 
     # One dead instance among two: the retry on the next instance hides it.
     body = config(a, None, (100, 0))
     body["versions"][KEY_A]["instances"] = [dead_url(), a.url]
-    push(client, router.url, body)
+    push(router, body)
     statuses = Counter(client.get(f"{router.url}/x").status_code for _ in range(10))
     assert statuses == {200: 10}
 
@@ -410,10 +411,10 @@ def test_slow_backend_is_504(
     a, b = backends
     a.delay = 1.0
     router = procs.router("staging/slow", "--timeout", "0.3")
-    push(client, router.url, config(a, b, (100, 0)))
+    push(router, config(a, b, (100, 0)))
     resp = client.get(f"{router.url}/x")
     assert resp.status_code == 504
-    assert request_counts(metrics(client, router.url)) == {(KEY_A, "504", "-"): 1}
+    assert request_counts(metrics(router)) == {(KEY_A, "504", "-"): 1}
 
 
 @pytest.mark.slow
@@ -422,7 +423,7 @@ def test_forwarding_details(
 ) -> None:
     a, b = backends
     router = procs.router()
-    push(client, router.url, config(a, b, (100, 0)))
+    push(router, config(a, b, (100, 0)))
     resp = client.post(
         f"{router.url}/appointments/new?when=tomorrow&x=%2F",
         content=b'{"patient": "p-1"}',
@@ -455,7 +456,7 @@ def test_sigterm_exits_cleanly(
 ) -> None:
     a, b = backends
     router = procs.router()
-    push(client, router.url, config(a, b, (100, 0)))
+    push(router, config(a, b, (100, 0)))
     assert client.get(f"{router.url}/x").status_code == 200  # a pooled upstream connection
     router.popen.send_signal(signal.SIGTERM)
     assert router.popen.wait(timeout=10) == 0

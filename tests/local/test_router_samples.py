@@ -18,7 +18,7 @@ import pytest
 from primum.adapters.targets.base import TargetError
 from primum.adapters.targets.local.router_client import RouterClient, RouterSamples, parse_samples
 
-from . import Backend, Processes, request_counts
+from . import Backend, Processes, RouterProc, request_counts
 
 KEY_A = "aaaaaaaaaaa1"
 KEY_B = "bbbbbbbbbbb2"
@@ -27,7 +27,7 @@ TENANTS = ["clinic-north", "clinic-south"]
 _fence = iter(range(1, 10_000))
 
 
-def push(client: httpx.Client, url: str, a: Backend, b: Backend, weights: tuple[int, int]) -> None:
+def push(router: RouterProc, a: Backend, b: Backend, weights: tuple[int, int]) -> None:
     body: dict[str, Any] = {
         "fence": next(_fence),
         "versions": {
@@ -37,12 +37,13 @@ def push(client: httpx.Client, url: str, a: Backend, b: Backend, weights: tuple[
         "affinity": "none",
         "tenants": TENANTS,
     }
-    resp = client.put(f"{url}/_primum/config", json=body)
+    resp = router.admin().put("/_primum/config", json=router.seal(body))
     assert resp.status_code == 200, resp.text
 
 
-def samples(client: httpx.Client, url: str, **params: Any) -> dict[str, Any]:
-    resp = client.get(f"{url}/_primum/samples", params=params)
+def samples(router: RouterProc, **params: Any) -> dict[str, Any]:
+    """The records, read where the controller reads them: on the admin socket."""
+    resp = router.admin().get("/_primum/samples", params=params)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
@@ -72,7 +73,7 @@ def test_records_what_was_answered(
     router = procs.router()
     since = time.time()
     client.get(f"{router.url}/before-config")  # 503, no version: recorded as "-"
-    push(client, router.url, a, b, (50, 50))
+    push(router, a, b, (50, 50))
     expected: Counter[tuple[str, int, str]] = Counter({("-", 503, "-"): 1})
     tenant_values = [None, "clinic-north", "clinic-south", "walk-in"]
     for i in range(60):
@@ -80,12 +81,13 @@ def test_records_what_was_answered(
         resp = client.get(f"{router.url}/slots", headers={"x-tenant-id": tenant} if tenant else {})
         label = "-" if tenant is None else (tenant if tenant in TENANTS else "other")
         expected[(resp.headers["x-primum-version"], resp.status_code, label)] += 1
-    # Admin calls are never records.
-    client.get(f"{router.url}/_primum/health")
-    client.get(f"{router.url}/_primum/metrics")
+    # Admin calls are never records, nor are the data port's refusals of the admin prefix.
+    router.admin().get("/_primum/health")
+    router.admin().get("/_primum/metrics")
+    assert client.get(f"{router.url}/_primum/samples").status_code == 404
     until = time.time()
 
-    body = samples(client, router.url, since=since, until=until)
+    body = samples(router, since=since, until=until)
     assert body["complete"] is True and body["count"] == 61
     assert body["since"] == since and body["until"] == until
     assert body["started_at"] <= since <= body["oldest"] <= body["t"][0]
@@ -95,11 +97,11 @@ def test_records_what_was_answered(
     assert body["t"] == sorted(body["t"]) and since <= body["t"][0] and body["t"][-1] <= until
     assert all(0 < x < 2 for x in body["latency"])
     # The records agree with the counters.
-    counts = request_counts(client.get(f"{router.url}/_primum/metrics").text)
+    counts = request_counts(router.admin().get("/_primum/metrics").text)
     assert {(v, int(s), t): n for (v, s, t), n in counts.items()} == dict(expected)
 
     # The typed client says the same, and filters by version.
-    with RouterClient(router.url) as rc:
+    with RouterClient.at(router.admin_address) as rc:
         typed = rc.samples(since, until)
         only_b = rc.samples(since, until, version=KEY_B)
     assert list(typed.t) == body["t"] and list(typed.tenant) == body["tenant"]
@@ -114,7 +116,7 @@ def test_window_bounds_and_latency(
 ) -> None:
     a, b = backends
     router = procs.router()
-    push(client, router.url, a, b, (100, 0))
+    push(router, a, b, (100, 0))
     for _ in range(5):
         client.get(f"{router.url}/early")
     middle_start = time.time()
@@ -126,16 +128,16 @@ def test_window_bounds_and_latency(
     for _ in range(3):
         client.get(f"{router.url}/late")
 
-    body = samples(client, router.url, since=middle_start, until=middle_end)
+    body = samples(router, since=middle_start, until=middle_end)
     assert body["count"] == 4 and body["complete"] is True
     assert body["tenant"] == ["clinic-south"] * 4
     assert all(0.05 <= x < 1.0 for x in body["latency"]), body["latency"]
-    everything = samples(client, router.url, since=0, until=time.time())
+    everything = samples(router, since=0, until=time.time())
     assert everything["count"] == 12
     # A window before the router started cannot be complete.
     assert everything["complete"] is False
-    assert samples(client, router.url, since=time.time() + 100, until=time.time() + 200)["count"] == 0
-    assert samples(client, router.url, since=middle_start, until=middle_end, version="nope")["count"] == 0
+    assert samples(router, since=time.time() + 100, until=time.time() + 200)["count"] == 0
+    assert samples(router, since=middle_start, until=middle_end, version="nope")["count"] == 0
 
 
 @pytest.mark.slow
@@ -144,25 +146,26 @@ def test_ring_buffer_eviction_is_flagged(
 ) -> None:
     a, b = backends
     router = procs.router("staging/scheduling-api", "--samples-max", "10")
-    push(client, router.url, a, b, (100, 0))
+    push(router, a, b, (100, 0))
     since = time.time()
     for _ in range(15):
         client.get(f"{router.url}/x")
     until = time.time()
-    body = samples(client, router.url, since=since, until=until)
+    body = samples(router, since=since, until=until)
     assert body["count"] == 10
     assert body["complete"] is False  # five records of the window were evicted
     # A window that starts after the oldest record held is complete again.
-    later = samples(client, router.url, since=body["t"][1], until=until)
+    later = samples(router, since=body["t"][1], until=until)
     assert later["complete"] is True and later["count"] == 9
-    with RouterClient(router.url) as rc:
+    with RouterClient.at(router.admin_address) as rc:
         assert rc.samples(since, until).complete is False
 
 
 @pytest.mark.slow
 def test_bad_requests(procs: Processes, client: httpx.Client) -> None:
     router = procs.router()
-    url = f"{router.url}/_primum/samples"
+    url = "/_primum/samples"
+    admin = router.admin()
     for params, field in (
         ({"until": "5"}, "since"),
         ({"since": "5"}, "until"),
@@ -171,11 +174,11 @@ def test_bad_requests(procs: Processes, client: httpx.Client) -> None:
         ({"since": "1", "until": "inf"}, "until"),
         ({"since": "5", "until": "1"}, "until"),
     ):
-        resp = client.get(url, params=params)
+        resp = admin.get(url, params=params)
         assert resp.status_code == 400, (params, resp.text)
         assert resp.json()["field"] == field
-    assert client.post(url, params={"since": 1, "until": 2}).status_code == 405
-    with RouterClient(router.url) as rc, pytest.raises(TargetError, match="until"):
+    assert admin.post(url, params={"since": 1, "until": 2}).status_code == 405
+    with RouterClient.at(router.admin_address) as rc, pytest.raises(TargetError, match="until"):
         rc.samples(5, 1)
     # Nothing above was recorded (admin paths only).
-    assert samples(client, router.url, since=0, until=time.time())["count"] == 0
+    assert samples(router, since=0, until=time.time())["count"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from primum.adapters.targets.base import TargetError
 from primum.adapters.targets.local import processes
 from primum.adapters.targets.local.records import STOPPING
 from primum.adapters.targets.local.runtime import LocalRuntime
@@ -347,3 +349,21 @@ def test_concurrent_runtimes_do_not_duplicate(home: Path, tmp_path: Path) -> Non
     finally:
         for rt in runtimes:
             rt.close()
+
+
+def test_the_fence_key_is_made_once_owner_only_and_a_readable_one_is_refused(tmp_path: Path) -> None:
+    """The key that makes a router push genuine: 32 random bytes, 0600, in the 0700 runtime directory;
+    two runtimes of one estate share it; a key others can read is an error naming the file and the fix."""
+    first, second = LocalRuntime(tmp_path, "est"), LocalRuntime(tmp_path, "est")
+    try:
+        key = first.fence_key()
+        assert len(key) == 32 and second.fence_key() == key
+        assert stat.S_IMODE(first.fence_key_path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(first.runtime_dir.stat().st_mode) == 0o700
+        assert LocalRuntime(tmp_path, "other").fence_key() != key
+        first.fence_key_path.chmod(0o644)
+        with pytest.raises(TargetError, match=f"chmod 600 {first.fence_key_path}"):
+            second.fence_key()
+    finally:
+        first.close()
+        second.close()

@@ -55,7 +55,7 @@ def wait_ready(t: LocalTarget, spec: ServiceRuntimeSpec, want: dict[str, int]) -
 def router_of(t: LocalTarget, spec: ServiceRuntimeSpec) -> RouterClient:
     rec = t.runtime.router(spec)
     assert rec is not None
-    return RouterClient(rec.url)
+    return RouterClient(rec.admin_socket)
 
 
 def router_instances(t: LocalTarget, spec: ServiceRuntimeSpec) -> dict[str, list[str]]:
@@ -231,12 +231,16 @@ def test_stale_fence_is_rejected(target: LocalTarget, tmp_path: Path) -> None:
         target.apply(ensure(spec, v1, 0), spec, fence=6)
     assert len(target.runtime.instances(spec)[v1.key]) == 1
     # The router itself also enforces the fence (409), e.g. after the state is lost.
-    with router_of(target, spec) as client:
+    rec = target.runtime.router(spec)
+    assert rec is not None
+    with target.runtime.admin_client(rec) as client:
         cfg = client.get_config()
-        cfg.pop("started_at", None)
+        seq = cfg["seq"] + 1
+        for field in ("started_at", "seq", "effective", "failed_over", "down_instances"):
+            cfg.pop(field)
         cfg["fence"] = 5
         with pytest.raises(StaleFenceError, match="stale fence"):
-            client.put_config(cfg)
+            client.put_config(cfg, seq)
     obs = target.observe(spec)
     assert obs.route is not None and (obs.route.fence, obs.route.weights) == (7, {v1.key: 100})
     # A newer fence takes over.
@@ -385,7 +389,44 @@ def test_prepare_many_services_is_concurrent_and_idempotent(target: LocalTarget)
     assert set(routers) == {s.key for s in specs}
     assert len({r.port for r in routers.values()}) == len(specs)
     for spec in specs:
-        with RouterClient(routers[spec.key].url) as client:
+        with RouterClient(routers[spec.key].admin_socket) as client:
             assert client.health()["name"] == spec.key
     target.prepare(specs)
     assert {r.key: r for r in target.runtime.routers()} == routers
+
+
+def test_every_router_change_is_reported_once_and_a_failover_on_the_routers_own_too(
+    target: LocalTarget, tmp_path: Path
+) -> None:
+    """The pushes (route, instances) and the router's own failover reach the observation once each, for the
+    controller to record as the rollout's evidence; a frozen canary loses its share to the stable version."""
+    spec = H.make_spec()
+    v1 = H.write_artifact(tmp_path, "v1", label="1.0.0")
+    v2 = H.write_artifact(tmp_path, "v2", label="2.0.0")
+    target.prepare([spec])
+    target.apply(ensure(spec, v1, 1), spec, fence=4)
+    target.apply(ensure(spec, v2, 1), spec, fence=4)
+    wait_ready(target, spec, {v1.key: 1, v2.key: 1})
+    target.observe(spec)  # drain what setting up pushed
+    target.apply(route(spec, {v1.key: 75, v2.key: 25}), spec, fence=4)
+    [change] = target.observe(spec).route_changes
+    assert (change.cause, change.fence, change.weights) == ("route", 4, {v1.key: 75, v2.key: 25})
+    assert change.effective == change.weights and change.instances == {v1.key: 1, v2.key: 1}
+    assert change.seq > 0 and change.failed_over == ()
+    assert target.observe(spec).route_changes == ()  # reported once
+
+    [canary] = target.runtime.instances(spec)[v2.key]
+    os.kill(canary.pid, signal.SIGSTOP)  # alive, but answers nothing: only probes can tell
+    try:
+        rec = target.runtime.router(spec)
+        assert rec is not None
+        with target.runtime.admin_client(rec) as client:
+            H.wait_for(lambda: client.get_config()["failed_over"] == [v2.key], timeout=15, what="the failover")
+        changes = target.observe(spec).route_changes
+        assert [c.cause for c in changes][:1] == ["failover"], changes
+        assert changes[0].failed_over == (v2.key,) and changes[0].effective == {v1.key: 100, v2.key: 0}
+        assert changes[0].weights == {v1.key: 75, v2.key: 25}  # the controller's route is unchanged
+        with httpx.Client(base_url=rec.url, trust_env=False, timeout=5) as http:
+            assert {http.get("/appointments").headers["x-primum-version"] for _ in range(20)} == {v1.key}
+    finally:
+        os.kill(canary.pid, signal.SIGCONT)

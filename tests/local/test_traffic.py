@@ -26,7 +26,7 @@ from primum.adapters.targets.local.traffic import (
     parse_config,
 )
 
-from . import Backend, Processes, processes_fixture, request_counts
+from . import Backend, Processes, RouterProc, processes_fixture, request_counts
 
 KEY_A = "aaaaaaaaaaa1"
 KEY_B = "bbbbbbbbbbb2"
@@ -58,8 +58,8 @@ def total(counts: dict[tuple[str, str, str], int]) -> int:
     return sum(counts.values())
 
 
-def counts_of(client: httpx.Client, url: str) -> dict[tuple[str, str, str], int]:
-    return request_counts(client.get(f"{url}/_primum/metrics").text)
+def counts_of(client: httpx.Client, router: RouterProc) -> dict[tuple[str, str, str], int]:
+    return request_counts(router.admin().get("/_primum/metrics").text)
 
 
 # ---------------------------------------------------------------- in-process
@@ -141,7 +141,7 @@ def test_traffic_reaches_the_router_at_rate_with_tenants(
     write_config(config_path, [target])
     with httpx.Client(timeout=10, trust_env=False) as client:
         for router in (first, second):
-            resp = client.put(f"{router.url}/_primum/config", json=_router_config(backend))
+            resp = router.admin().put("/_primum/config", json=router.seal(_router_config(backend)))
             assert resp.status_code == 200, resp.text
 
         gen = procs.spawn(
@@ -150,10 +150,10 @@ def test_traffic_reaches_the_router_at_rate_with_tenants(
             label="traffic",
         )
         time.sleep(0.3)
-        before = counts_of(client, first.url)
+        before = counts_of(client, first)
         t0 = time.monotonic()
         time.sleep(2.0)
-        after = counts_of(client, first.url)
+        after = counts_of(client, first)
         elapsed = time.monotonic() - t0
 
         sent = total(after) - total(before)
@@ -171,17 +171,17 @@ def test_traffic_reaches_the_router_at_rate_with_tenants(
         assert paths == {"/appointments", "/healthz"}
 
         # Adding a target by rewriting the file: picked up without a restart.
-        assert total(counts_of(client, second.url)) == 0
+        assert total(counts_of(client, second)) == 0
         time.sleep(0.05)  # make sure the mtime moves even on coarse clocks
         write_config(
             config_path,
             [target, {"name": "staging/records-api", "url": second.url, "rate": 40.0}],
         )
         deadline = time.monotonic() + 5
-        while total(counts_of(client, second.url)) < 10:
+        while total(counts_of(client, second)) < 10:
             assert time.monotonic() < deadline, "the new target never got traffic"
             time.sleep(0.1)
-        assert {tenant for (_, _, tenant) in counts_of(client, second.url)} == {"-"}
+        assert {tenant for (_, _, tenant) in counts_of(client, second)} == {"-"}
 
         # A later non-loopback URL is refused as a whole; traffic keeps flowing.
         write_config(config_path, [{"name": "x", "url": "http://192.0.2.1:80"}])
@@ -189,9 +189,9 @@ def test_traffic_reaches_the_router_at_rate_with_tenants(
         while "refusing non-loopback URL" not in gen.stderr():
             assert time.monotonic() < deadline, gen.stderr()
             time.sleep(0.1)
-        mid = total(counts_of(client, first.url))
+        mid = total(counts_of(client, first))
         time.sleep(0.3)
-        assert total(counts_of(client, first.url)) > mid
+        assert total(counts_of(client, first)) > mid
         assert gen.popen.poll() is None
 
         gen.popen.send_signal(signal.SIGTERM)

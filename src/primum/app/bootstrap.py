@@ -47,18 +47,22 @@ class Settings:
     user: str
     estate: str | None = None  # the estate file a command uses when none is given
     key_file: Path | None = None  # the person's own signing key (who they are to primum)
+    witness_dir: Path | None = None  # each checkpoint is also kept here, outside the database
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """``PRIMUM_HOME`` (default ``./.primum``), ``PRIMUM_DATABASE_URL``, ``PRIMUM_KEYS_DIR``,
-        ``PRIMUM_USER`` (default: the login name), ``PRIMUM_ESTATE`` and ``PRIMUM_KEY`` (default
-        ``$XDG_CONFIG_HOME/primum/key.pem``, ``~/.config/primum/key.pem``)."""
+        ``PRIMUM_USER`` (default: the login name), ``PRIMUM_ESTATE``, ``PRIMUM_KEY`` (default
+        ``$XDG_CONFIG_HOME/primum/key.pem``, ``~/.config/primum/key.pem``) and ``PRIMUM_WITNESS_DIR`` (default
+        ``home/witness``; ``off`` keeps no copy of the checkpoints outside the database)."""
         env = os.environ if environ is None else environ
         home = Path(env.get("PRIMUM_HOME") or ".primum").expanduser().resolve()
         keys = Path(env["PRIMUM_KEYS_DIR"]).expanduser().resolve() if env.get("PRIMUM_KEYS_DIR") else home / "keys"
+        witness = env.get("PRIMUM_WITNESS_DIR") or str(home / "witness")
         return cls(home=home, database_url=env.get("PRIMUM_DATABASE_URL") or f"sqlite:///{home / 'primum.db'}",
                    keys_dir=keys, user=env.get("PRIMUM_USER") or getpass.getuser(),
-                   estate=env.get("PRIMUM_ESTATE") or None, key_file=personal_key_path(env))
+                   estate=env.get("PRIMUM_ESTATE") or None, key_file=personal_key_path(env),
+                   witness_dir=None if witness == "off" else Path(witness).expanduser().resolve())
 
 
 def personal_key_path(env: Mapping[str, str]) -> Path:
@@ -92,7 +96,8 @@ class Primum:
         from primum.adapters.store.repository import Store
 
         self.home  # noqa: B018 - the SQLite file lives there: make it exist first
-        store = Store(self.settings.database_url, keys=self.settings.keys_dir, migrate=self.migrate)
+        store = Store(self.settings.database_url, keys=self.settings.keys_dir, migrate=self.migrate,
+                      witness_dir=self.settings.witness_dir)
         self._closers.append(store.close)
         return store
 

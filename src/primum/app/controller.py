@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from primum.adapters.store.records import Lease, NewEvent, RolloutRecord
@@ -27,7 +27,7 @@ from primum.app.gate import Gatekeeper, new_events
 from primum.core.analysis.data import MeasurementData, ProbeResult
 from primum.core.engine.decide import Observations, decide, wanted_observations
 from primum.core.governance.gate import GateEvent
-from primum.core.model.actions import ServiceRuntimeSpec
+from primum.core.model.actions import RouteChange, ServiceRuntimeSpec
 from primum.core.model.estate import Estate
 from primum.core.model.rollout import TERMINAL, Command, Event, Gate, Probe, RolloutStatus
 from primum.core.model.validate import runtime_spec
@@ -35,6 +35,20 @@ from primum.core.model.validate import runtime_spec
 log = logging.getLogger("primum.controller")
 
 FAR_FUTURE_S = 10 * 365 * 86400.0
+
+
+def route_change_events(env: str, service: str, changes: Sequence[RouteChange]) -> list[NewEvent]:
+    """Each router configuration change as an event (counts and weights only: no tenant, no request)."""
+    out = []
+    for c in changes:
+        what = "failed over" if c.cause == "failover" else "configured"
+        detail = (f"{', '.join(c.failed_over)} down, effective {c.effective}" if c.cause == "failover"
+                  else f"weights {c.weights}, effective {c.effective}, instances {c.instances}")
+        out.append(NewEvent(kind="router_failover" if c.cause == "failover" else "router_config",
+                            message=f"router {env}/{service} {what} ({c.cause}, fence {c.fence}, seq {c.seq}): "
+                                    f"{detail}",
+                            env=env, service=service, data=c.model_dump(mode="json")))
+    return out
 
 
 def controller_id() -> str:
@@ -141,6 +155,7 @@ class Controller:
         early: dict[str, MeasurementData] = {}  # partial windows, for the early look (gross failures)
         gates: dict[str, Gate] = {}
         gate_events: list[GateEvent] = []  # recorded with the new status, in its transaction
+        route_events: list[NewEvent] = []  # the routers' changes since the last look: evidence
         probes: dict[str, dict[str, ProbeResult]] = {}
         item = status.active_item()
         for want in wanted_observations(status, now):
@@ -151,6 +166,8 @@ class Controller:
                 services[key] = target.observe(spec)
             except TargetError as exc:
                 errors[key] = str(exc)
+            else:
+                route_events += route_change_events(want.env, want.service, services[key].route_changes)
             if want.gate_env is not None and self.gated(estate, want.gate_env, want.starting):
                 gates[want.gate_env], logged = self.gatekeeper.gate(estate, record, want.gate_env,
                                                                     starting=want.starting, now=now)
@@ -158,10 +175,10 @@ class Controller:
             if item is None or item.key != key:
                 continue
             if want.measure_from is not None:
-                measurements[key] = gather.measure(estate, item, self._router_url(target, spec), want.measure_from,
+                measurements[key] = gather.measure(estate, item, self._router_admin(target, spec), want.measure_from,
                                                    now, want.baseline_window)
             if want.early_from is not None:
-                early[key] = gather.measure_early(estate, item, self._router_url(target, spec), want.early_from,
+                early[key] = gather.measure_early(estate, item, self._router_admin(target, spec), want.early_from,
                                                   now, want.baseline_window)
             if want.probes:
                 step = item.current_step()
@@ -177,7 +194,7 @@ class Controller:
                                                gates=gates, early=early))
         new_status = decision.status
         interval = FAR_FUTURE_S if decision.next_due_in is None else decision.next_due_in
-        events = new_events(gate_events) + dropped_events + [
+        events = new_events(gate_events) + route_events + dropped_events + [
             NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service, data=e.data)
             for e in decision.events]
         held = self.store.persist(lease, status=new_status.model_dump(mode="json"), phase=new_status.phase.value,
@@ -185,6 +202,7 @@ class Controller:
                                   consumed_commands=[*decision.consumed, *dropped])
         if held is None:
             log.warning("rollout %s: lease lost before acting; another controller owns it", record.id)
+            self.record_lease_lost(lease, now)
             return None
         if self.on_event:
             for e in decision.events:
@@ -193,6 +211,23 @@ class Controller:
         if new_status.phase in TERMINAL:
             self.store.release(held)
         return held
+
+    def record_lease_lost(self, lease: Lease, now: float) -> None:
+        """Evidence that this controller found its lease gone when it came to persist (it stalled past the
+        lease, or an operator reset the rollout): what it would have written was not, and it does not act.
+        The successor records its own view of the takeover when it claims the lease (``claim_due``)."""
+        current = self.store.get_rollout(lease.rollout.id)
+        holder = None if current is None else current.lease_owner
+        now_held = f"now held by {holder} (fence {current.fencing_token})" if current and holder else "now free"
+        try:
+            self.store.add_events(lease.rollout.id, [NewEvent(
+                kind="lease_lost", message=f"controller {self.owner} lost its lease (fence {lease.token}) before "
+                f"persisting (it was valid until {now - lease.expires_at:.1f} s before this tick, unless an operator "
+                f"reset the rollout); the rollout is {now_held}; nothing of this tick was written or done",
+                data={"owner": self.owner, "fence": lease.token, "expired_at": lease.expires_at,
+                      "noticed_by": self.owner, "noticed_at": now, "held_by": holder})], now)
+        except Exception:  # the evidence of a loss must not turn into a crash of the loop
+            log.exception("rollout %s: could not record the lost lease", lease.rollout.id)
 
     @staticmethod
     def gated(estate: Estate, env: str, starting: bool) -> bool:
@@ -226,6 +261,13 @@ class Controller:
     def _router_url(target: Target, spec: ServiceRuntimeSpec) -> str | None:
         try:
             return target.router_url(spec)
+        except TargetError:
+            return None  # the probes then fail (never a pass)
+
+    @staticmethod
+    def _router_admin(target: Target, spec: ServiceRuntimeSpec) -> str | None:
+        try:
+            return target.router_admin(spec)
         except TargetError:
             return None  # the builtin provider then reports the metric as an error (never a pass)
 

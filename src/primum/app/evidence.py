@@ -297,15 +297,42 @@ class EvidenceService:
 
     # ------------------------------------------------------------------ reading the log
 
-    def verify_log(self, public_keys: Sequence[Any] | None = None) -> Any:
-        """Verify the whole log (signatures, the tree, every checkpoint), with ``public_keys`` if given,
-        else the local keyring; the report names the first bad entry."""
+    def verify_log(self, public_keys: Sequence[Any] | None = None, witness_dirs: Sequence[Path] = ()) -> Any:
+        """Verify the whole log (signatures, the tree, every checkpoint) and that every event, approval and
+        break-glass row has its entry, with ``public_keys`` if given, else the local keyring; then the log
+        against the store's witness directory and ``witness_dirs``. The report names the first bad entry."""
         keyring = None
         if public_keys:
             from primum.adapters.evidence.keys import Keyring
 
             keyring = Keyring(None, list(public_keys))
-        return self.store.verify_evidence(keyring)
+        own = [] if self.store.witness_dir is None else [self.store.witness_dir]
+        dirs = list(dict.fromkeys([*own, *(Path(d).resolve() for d in witness_dirs)]))
+        return self.store.verify_evidence(keyring, dirs)
+
+    def witness(self, directory: Path | None, public_keys: Sequence[Any] | None = None) -> Any:
+        """Witness the log's newest checkpoint in ``directory`` (default: the store's witness directory):
+        check it extends the checkpoint held there, refuse a rollback, cosign and keep it."""
+        from primum.adapters.evidence.witness import witness_once
+
+        where = directory or self.store.witness_dir
+        if where is None:
+            raise InputError.single("--dir", "no witness directory", "pass --dir DIR (a directory elsewhere: "
+                                    "another disk, host or user), or set PRIMUM_WITNESS_DIR")
+        origin, latest = self.store.evidence_checkpoint()
+        if latest is None:
+            raise NotAllowed("the evidence log is empty: it has no checkpoint to witness yet")
+        verifiers, _ = self._verifiers(origin, public_keys)
+
+        def proof_from(size: int) -> list[bytes]:
+            stored, proof = self.store.consistency(size)
+            if stored.size != latest.size:  # the log grew meanwhile: prove to the checkpoint being witnessed
+                raise ConsistencyError(f"the log moved from size {latest.size} to {stored.size} while it was "
+                                       "witnessed; run the witness again")
+            return proof
+
+        return witness_once(Path(where), origin=origin, note=latest.note, verifiers=verifiers, proof_from=proof_from,
+                            now=int(self.clock()))
 
     def entries(self, rollout_id: str | None = None) -> list[dict[str, Any]]:
         """The log's entries: of one release and its artifacts' CI evidence, or all."""

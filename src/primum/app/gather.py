@@ -32,7 +32,7 @@ def measure(estate: Estate, item: ServiceRollout, router_url: str | None, start:
     (the baseline over ``baseline_window`` when given)."""
     data = collect(item.analysis, env=item.env, service=item.service, baseline=item.stable, canary=item.new,
                    start=start, end=end, tenants=[t.id for t in estate.tenants], router_url=router_url,
-                   slo_error_rate=item.slo.error_rate, slo_p95_s=item.slo.p95_ms / 1000.0,
+                   slo_error_rate=item.slo.error_rate, slo_p95_s=item.slo.p95_s, slo_p99_s=item.slo.p99_s,
                    baseline_window=baseline_window)
     return pooled_slice_baselines(data, item.analysis.min_slice_samples)
 
@@ -44,7 +44,7 @@ def measure_early(estate: Estate, item: ServiceRollout, router_url: str | None, 
     settings = item.analysis.model_copy(update={"metrics": early_metrics(item.analysis)})
     return collect(settings, env=item.env, service=item.service, baseline=item.stable, canary=item.new,
                    start=start, end=end, tenants=[], router_url=router_url, slo_error_rate=item.slo.error_rate,
-                   slo_p95_s=item.slo.p95_ms / 1000.0, baseline_window=baseline_window)
+                   slo_p95_s=item.slo.p95_s, slo_p99_s=item.slo.p99_s, baseline_window=baseline_window)
 
 
 def _size(samples: Samples) -> int:

@@ -28,7 +28,9 @@ DOWN_WAIT_S = 10.0
 class RouterAddress:
     env: str
     service: str
-    url: str
+    url: str  # the data port
+    admin: str = ""  # the admin API's Unix socket (owner only)
+    metrics: str = ""  # the Prometheus endpoint (bearer token in the router's metrics_token file)
 
 
 def routers(home: Path, estate: str) -> list[RouterAddress]:
@@ -37,7 +39,9 @@ def routers(home: Path, estate: str) -> list[RouterAddress]:
     if not state.is_file():
         return []
     data = json.loads(state.read_text())
-    return [RouterAddress(str(r.get("env")), str(r.get("service")), f"http://127.0.0.1:{r.get('port')}")
+    return [RouterAddress(str(r.get("env")), str(r.get("service")), f"http://127.0.0.1:{r.get('port')}",
+                          str(r.get("admin_socket") or ""),
+                          f"http://127.0.0.1:{r['metrics_port']}/metrics" if r.get("metrics_port") else "")
             for r in data.get("routers", [])]
 
 

@@ -19,6 +19,7 @@ from primum.core.errors import NotAllowed, NotFound
 from primum.core.governance.signatures import Claim, signed_data
 from primum.core.model.errors import InputError
 from primum.core.model.rollout import TERMINAL, RolloutPhase, RolloutStatus
+from primum.core.model.summary import release_summary
 
 if TYPE_CHECKING:
     from primum.core.model.estate import Estate
@@ -197,27 +198,8 @@ class ReleaseService:
 
 def summary(record: RolloutRecord) -> dict[str, Any]:
     """A release as `primum history --output json` prints it."""
-    status = RolloutStatus.model_validate(record.status)
-    environments: dict[str, dict[str, Any]] = {}
-    for item in status.items:
-        environments.setdefault(item.env, {})[item.service] = {
-            "state": item.phase.value,
-            "version": item.new.label,
-            "digest": item.new.digest,
-            "previous": item.stable.digest if item.stable else None,
-            "message": item.failure or item.message,
-            "verdicts": [{"result": v.result.value, "reason": v.reason} for v in item.verdicts],
-        }
-    return {
-        "id": record.id,
-        "digest": record.digest,
-        "state": record.phase,
-        "reason": status.reason or status.pause_reason,
-        "estate": record.estate_name,
-        "environments": environments,
-        "created_at": record.created_at,
-        "finished_at": status.finished_at,
-    }
+    return release_summary(release_id=record.id, digest=record.digest, phase=record.phase,
+                           estate_name=record.estate_name, created_at=record.created_at, status=record.status)
 
 
 def scan_for_secrets(paths: Sequence[str | Path]) -> list[dict[str, Any]]:

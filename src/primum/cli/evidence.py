@@ -49,9 +49,13 @@ def evidence_verify(
                                                   "it, the whole local log is verified")] = None,
     key: Annotated[list[Path] | None, typer.Option("--key", help="public key PEM (or a directory of them); "
                                                    "repeat for rotated keys")] = None,
+    witness: Annotated[list[Path] | None, typer.Option("--witness", metavar="DIR", help="also compare the log "
+                                                       "with the checkpoint this witness directory holds "
+                                                       "(repeatable; the configured one is always checked)")] = None,
     output: OutputOption = Output.table,
 ) -> None:
-    """Verify an audit bundle with only a public key, or the whole log; names the first bad entry (exit 1)."""
+    """Verify an audit bundle with only a public key, or the whole log: its entries, the store's rows and the
+    witnesses; names the first bad entry or row (exit 1)."""
     if bundle is not None:
         from primum.app.evidence import verify_audit_bundle
 
@@ -74,18 +78,23 @@ def evidence_verify(
             for problem in result.problems[1:5]:
                 err_console.print(f"  also: {escape(problem)}", highlight=False)
         raise typer.Exit(EXIT_OK if result.ok else EXIT_RELEASE_FAILED)
-    report = primum().evidence.verify_log(load_public_keys(key) if key else None)
+    report = primum().evidence.verify_log(load_public_keys(key) if key else None, witness or ())
     if output is Output.json:
-        print_json({"ok": report.ok, "problem": report.problem, "bad_index": report.bad_index,
-                    "origin": report.origin, "size": report.size, "entries": report.entries,
-                    "purged": report.purged, "checkpoints": report.checkpoints, "root_hash": report.root_hash.hex()})
+        print_json({"ok": report.ok, "problem": report.problem, "problems": list(report.problems),
+                    "bad_index": report.bad_index, "origin": report.origin, "size": report.size,
+                    "entries": report.entries, "purged": report.purged, "checkpoints": report.checkpoints,
+                    "rows_checked": report.rows_checked, "witnesses": list(report.witnesses),
+                    "root_hash": report.root_hash.hex()})
     elif report.ok:
+        witnessed = f"; witness {', '.join(report.witnesses)}" if report.witnesses else "; no witness"
         console.print(f"[green]verified[/] log {report.origin}: {report.entries} entries ({report.purged} purged), "
-                      f"{report.checkpoints} signed checkpoints, root {report.root_hash.hex()[:16]}…",
-                      highlight=False)
+                      f"{report.checkpoints} signed checkpoints, root {report.root_hash.hex()[:16]}…, "
+                      f"{report.rows_checked} store rows evidenced{witnessed}", highlight=False)
     else:
         err_console.print(f"[red]NOT verified[/] log {report.origin}: {escape(report.problem or '')}",
                           highlight=False)
+        for problem in report.problems[1:]:
+            err_console.print(f"  also: {escape(problem)}", highlight=False)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_RELEASE_FAILED)
 
 
@@ -153,6 +162,26 @@ def evidence_consistency(
     else:
         err_console.print(f"[red]NOT consistent[/] {old}: {escape(result.problem or '')}", highlight=False)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_RELEASE_FAILED)
+
+
+@evidence_app.command("witness")
+@handled
+def evidence_witness(
+    directory: Annotated[Path | None, typer.Option("--dir", metavar="DIR", help="the witness's directory "
+                                                   "(default: PRIMUM_WITNESS_DIR); keep it elsewhere: another "
+                                                   "disk, host or user")] = None,
+    key: Annotated[list[Path] | None, typer.Option("--key", help="the log's public key PEM (or a directory); "
+                                                   "default: the local keyring")] = None,
+) -> None:
+    """Witness the log: check it extends the checkpoint DIR holds, refuse a rollback, cosign and keep it."""
+    done = primum().evidence.witness(directory, load_public_keys(key) if key else None)
+    if not done.verdict.ok:
+        err_console.print(f"[red]refused[/]: {escape(done.verdict.problem or '')}; the witness keeps its "
+                          f"checkpoint at size {done.held_size}", highlight=False)
+        raise typer.Exit(EXIT_RELEASE_FAILED)
+    since = "first checkpoint" if done.held_size is None else f"extends the size {done.held_size} it held"
+    console.print(f"witnessed tree size {done.new_size} ({since}); cosigned by {done.key.encode()}",
+                  highlight=False)
 
 
 @evidence_app.command("list")

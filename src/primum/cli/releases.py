@@ -89,12 +89,12 @@ def status(
     wide: WideOption = False,
 ) -> None:
     """Show a release's progress per environment and service."""
-    from primum.app.releases import summary
     from primum.cli.output import history_view, status_view
 
-    service = primum().releases
     if release_id:
-        record, st = service.status(release_id)
+        from primum.app.releases import summary
+
+        record, st = primum().releases.status(release_id)
         if output is Output.json:
             print_json({**summary(record), "status": record.status})
         else:
@@ -102,7 +102,9 @@ def status(
             if st.reason or st.pause_reason:
                 console.print(f"reason: {st.reason or st.pause_reason}")
         return
-    active = [summary(r) for r in service.store.list_rollouts(phases=("pending", "running", "paused"))]
+    from primum.app.listing import ACTIVE_PHASES, release_summaries
+
+    active = release_summaries(primum(), limit=100, phases=ACTIVE_PHASES)
     if output is Output.json:
         print_json(active)
     elif active:
@@ -119,9 +121,10 @@ def history(
     wide: WideOption = False,
 ) -> None:
     """List releases, newest first."""
+    from primum.app.listing import release_summaries
     from primum.cli.output import history_view
 
-    rows = primum().releases.history(limit)
+    rows = release_summaries(primum(), limit=limit)
     if output is Output.json:
         print_json(rows)
     elif rows:

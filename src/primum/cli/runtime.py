@@ -31,7 +31,8 @@ def up(
     def ready(estate: str, routers: list[RouterAddress]) -> None:
         console.print(f"[bold]primum up[/]: estate {estate} runs; routers:")
         for r in routers:
-            console.print(f"  {r.env}/{r.service}: {r.url}")
+            extra = f" (admin {r.admin}, metrics {r.metrics})" if r.admin else ""
+            console.print(f"  {r.env}/{r.service}: {r.url}{extra}")
         console.print("controller running; Ctrl-C (or `primum down`) stops everything")
 
     run_up(primum(), estate_file, lease_ttl=lease_ttl, on_ready=ready, on_event=_print_event,

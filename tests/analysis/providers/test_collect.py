@@ -13,7 +13,6 @@ import pytest
 
 from primum.adapters.providers.base import ProviderError, Scope
 from primum.adapters.providers.collect import collect, wants_slices
-from primum.adapters.targets.local.router_client import RouterClient
 from primum.core.analysis.data import MeasurementData, Samples
 from primum.core.model.actions import VersionRef
 from primum.core.model.analysis import (
@@ -140,8 +139,8 @@ def test_mixed_real_providers_one_failing(procs: Processes) -> None:
     missing = Server(lambda *_: (404, "text/plain", b"no such metric"))
     try:
         router = procs.router()
-        with RouterClient(router.url) as client:
-            client.put_config({
+        with router.client() as client:
+            client.put_config(seq=1, config={
                 "fence": 1,
                 "versions": {KEY_A: {"weight": 50, "instances": [a.url]}, KEY_B: {"weight": 50, "instances": [b.url]}},
                 "affinity": "none",
@@ -166,7 +165,7 @@ def test_mixed_real_providers_one_failing(procs: Processes) -> None:
                 address=f"http://127.0.0.1:{free_port()}", query="up", retries=0)),
         ])
         data = collect(settings, env="staging", service="scheduling-api", baseline=BASELINE, canary=CANARY,
-                       start=start, end=end, tenants=TENANTS, router_url=router.url, slo_error_rate=None,
+                       start=start, end=end, tenants=TENANTS, router_url=router.admin_address, slo_error_rate=None,
                        slo_p95_s=None)
     finally:
         a.close()

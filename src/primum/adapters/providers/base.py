@@ -76,8 +76,8 @@ class Scope:
     for all traffic (``tenant`` None) or one tenant's slice.
 
     ``version`` is the :attr:`VersionRef.key <primum.core.model.actions.VersionRef.key>`,
-    ``start``/``end`` unix seconds, ``router_url`` the base URL of the service's
-    local router (the builtin provider needs it; others ignore it).
+    ``start``/``end`` unix seconds, ``router_url`` the address of the service's
+    local router's admin API, ``unix:PATH`` (the builtin provider needs it; others ignore it).
     """
 
     env: str

@@ -1,4 +1,7 @@
-"""The local router's per-request records (``GET /_primum/samples``).
+"""The local router's per-request records (``GET /_primum/samples`` on its admin socket).
+
+``Scope.router_url`` is the router's admin address, ``unix:PATH`` (``Target.router_admin``):
+the records are per-request tenant data, so the router serves them only there, never on its data port.
 
 For a scope (version, window ``[start, end]``, optionally one tenant) the
 records whose response was ready within the window are taken:
@@ -82,7 +85,7 @@ class BuiltinProvider:
             latencies.append(latency)
             times.append(t)
             statuses.append(status)
-        sent = (f"GET {scope.router_url}/_primum/samples?since={epoch_text(scope.start)}&until={epoch_text(scope.end)}"
+        sent = (f"GET {scope.router_url} /_primum/samples?since={epoch_text(scope.start)}&until={epoch_text(scope.end)}"
                 f" version={scope.version}" + (f" tenant={scope.tenant}" if scope.tenant is not None else ""))
         if metric.kind is MetricKind.latency:
             return Samples(values=latencies, source=sent)
@@ -132,7 +135,7 @@ class BuiltinProvider:
     def _request(self, url: str, start: float, end: float) -> RouterSamples | _Failure:
         def once() -> RouterSamples:
             try:
-                with RouterClient(url, timeout=self.timeout) as client:
+                with RouterClient.at(url, timeout=self.timeout) as client:
                     return client.samples(start, end)
             except TargetError as exc:
                 raise ProviderError(str(exc), retryable=True) from exc

@@ -53,6 +53,7 @@ def collect(
     router_url: str | None,
     slo_error_rate: float | None,
     slo_p95_s: float | None,
+    slo_p99_s: float | None = None,
     providers: Mapping[str, Provider] | None = None,
     max_workers: int = MAX_WORKERS,
     baseline_window: tuple[float, float] | None = None,
@@ -117,6 +118,7 @@ def collect(
         metrics={m.name: _metric_data(m, results, baseline is not None, tenants) for m in settings.metrics},
         slo_error_rate=slo_error_rate,
         slo_p95_s=slo_p95_s,
+        slo_p99_s=slo_p99_s,
         baseline_start=baseline_window[0] if baseline_window else None,
         baseline_end=baseline_window[1] if baseline_window else None,
     )

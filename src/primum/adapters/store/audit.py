@@ -11,13 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
+from primum.adapters.store import db
 from primum.adapters.store.base import StorePart
 from primum.adapters.store.records import pinned_artifacts
 from primum.adapters.store.tables import evidence_entries, legal_holds, rollout_events, rollouts
 
 if TYPE_CHECKING:  # the evidence code is imported when a method needs it: reads of rollouts start faster
+    from pathlib import Path
+
     from primum.adapters.evidence.keys import Keyring
-    from primum.adapters.store.evidence import LogReport, PendingEntry, StoredCheckpoint, StoredEntry
+    from primum.adapters.store.evidence import PendingEntry, StoredCheckpoint, StoredEntry
+    from primum.adapters.store.logcheck import LogReport
 
 _R = rollouts.c
 
@@ -27,7 +31,7 @@ class AuditPart(StorePart):
 
     def append_evidence(self, entries: Sequence[PendingEntry], now: float) -> list[int]:
         """Append statements that are not events (CI evidence, purges) to the log; returns their indices."""
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             return self.evidence.append(conn, entries, now)
 
     def evidence_entries(self, rollout_id: str | None = None, artifacts: Sequence[str] = ()) -> list[StoredEntry]:
@@ -76,12 +80,25 @@ class AuditPart(StorePart):
                                    f"{latest.size}: entries were deleted (`primum evidence verify` names the first)")
         return latest, consistency_proof(hashes, old_size, latest.size)
 
-    def verify_evidence(self, keyring: Keyring | None = None) -> LogReport:
-        """Verify the whole evidence log (signatures, checkpoints, Merkle tree); names the first bad entry."""
-        from primum.adapters.store.evidence import verify_stored_log
+    def verify_evidence(self, keyring: Keyring | None = None, witness_dirs: Sequence[Path] | None = None) -> LogReport:
+        """Verify the whole evidence log (signatures, checkpoints, Merkle tree) and that every event, approval
+        and break-glass row has its entry; names the first bad entry. ``witness_dirs`` (default: the store's
+        own witness directory) hold checkpoints kept outside the database: a wipe or a rollback fails."""
+        from primum.adapters.store.logcheck import verify_stored_log
 
-        with self._reader.connect() as conn:
-            return verify_stored_log(conn, keyring or self.evidence.keys.keyring())
+        if witness_dirs is None:
+            witness_dirs = [] if self._witness is None else [self._witness.directory]
+        keyring = keyring or self.evidence.keys.keyring()
+        # One snapshot for the log and the rows it is compared with, taking no write lock: a deferred
+        # transaction on SQLite (WAL), REPEATABLE READ on PostgreSQL. Under READ COMMITTED an event
+        # committed between reading the log and reading the events would look like a row without entry.
+        options: dict[str, Any] = {db.SQLITE_BEGIN_OPTION: "DEFERRED"}
+        if self._postgres:
+            options["isolation_level"] = "REPEATABLE READ"
+        with self._engine.connect() as raw:
+            conn = raw.execution_options(**options)
+            with conn.begin():
+                return verify_stored_log(conn, keyring, witness_dirs=witness_dirs)
 
     def add_legal_hold(self, rollout_id: str, *, reason: str, actor: str, at: float) -> int:
         with self._engine.begin() as conn:

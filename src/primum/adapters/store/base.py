@@ -20,7 +20,10 @@ from primum.adapters.store.tables import rollouts
 from primum.core.errors import UserError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from primum.adapters.evidence.keys import Keyring
+    from primum.adapters.evidence.witness import WitnessMirror
     from primum.adapters.store.evidence import EvidenceLog
 
 
@@ -82,6 +85,7 @@ class StorePart:
     _postgres: bool
     _evidence_keys: Keyring | Path  # a keyring, or the directory the signing keys are read from
     _evidence_log: EvidenceLog | None
+    _witness: WitnessMirror | None  # the append-time copy of each checkpoint outside the database
 
     @property
     def evidence(self) -> EvidenceLog:
@@ -95,6 +99,42 @@ class StorePart:
             evidence_keys = EvidenceKeys(keyring=keys) if isinstance(keys, Keyring) else EvidenceKeys(directory=keys)
             self._evidence_log = EvidenceLog(evidence_keys, self._postgres)
         return self._evidence_log
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction (``engine.begin()``) whose evidence appends reach the witness after COMMIT.
+
+        Every write that may append to the log uses it; one that does not only leaves the witness a
+        batch behind until the next append (the witness catches up and checks the gap then).
+        """
+        from primum.adapters.store.evidence import WITNESS_BATCHES
+
+        batches: list[Any] = []
+        with self._engine.begin() as conn:
+            conn.info[WITNESS_BATCHES] = batches
+            try:
+                yield conn
+            finally:
+                conn.info.pop(WITNESS_BATCHES, None)
+        if batches and self._witness is not None:
+            self._witness.after_commit(batches, self._root_at)
+
+    def _root_at(self, size: int) -> bytes | None:
+        """The stored log's tree hash at ``size`` entries (None if it is smaller): the root of its checkpoint at
+        that size when it has one (one row: replicas on several hosts each lag behind the others' appends),
+        else recomputed from the recorded leaf hashes. Either is the database's word; ``evidence verify``
+        checks both against the entries."""
+        from primum.adapters.store.evidence import EvidenceLog
+        from primum.adapters.store.tables import evidence_checkpoints
+        from primum.core.evidence.tlog import root
+
+        c = evidence_checkpoints.c
+        with self._reader.connect() as conn:
+            stored = conn.execute(select(c.root_hash).where(c.size == size)).scalar()
+            if stored is not None:
+                return bytes(stored)
+            hashes = EvidenceLog.leaf_hashes(conn, size)
+        return root(hashes) if len(hashes) == size else None
 
     @contextmanager
     def _rollout_must_exist(self, rollout_id: str) -> Iterator[None]:

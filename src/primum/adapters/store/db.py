@@ -14,15 +14,12 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import StaticPool
 
+from primum.adapters.store.revision import HEAD_REVISION
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-# The newest migration's revision. Every command opens the store; when the schema is
-# already here, Alembic (0.4 s to import) is never loaded and no write lock is taken.
-# tests/store/test_store_db.py checks this equals Alembic's head.
-HEAD_REVISION = "0004"
 
 # Execution option read by the SQLite ``begin`` hook: "IMMEDIATE" (default) takes
 # the write lock at BEGIN so writers queue on busy_timeout instead of failing when

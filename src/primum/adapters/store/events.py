@@ -79,7 +79,7 @@ class EventsPart(StorePart):
 
     def add_events(self, rollout_id: str, events: Sequence[NewEvent], now: float) -> None:
         """Record events of a rollout (redacted) in one transaction; RolloutNotFound if it does not exist."""
-        with self._rollout_must_exist(rollout_id), self._engine.begin() as conn:
+        with self._rollout_must_exist(rollout_id), self._write() as conn:
             self._insert_events(conn, rollout_id, events, now)
 
     def _insert_events(self, conn: Connection, rollout_id: str, events: Sequence[NewEvent], now: float,

@@ -10,6 +10,10 @@ compact Merkle range. An append reads it ``FOR UPDATE`` on PostgreSQL (SQLite's 
 IMMEDIATE`` already serialises writers), so concurrent appends queue on that row and the log is
 one total order; the lock is held only until the appending transaction commits.
 
+Witness: when the store has a witness directory, the batches a transaction appended are handed to it
+after the transaction commits (``StorePart._write``), never before: a rolled-back append must not reach
+a witness, which never goes backwards.
+
 Keys: the current signing key of the keyring signs; a rotation by another process
 (``primum keys rotate``) is picked up at the next append (the key file's mtime is checked).
 """
@@ -34,6 +38,9 @@ from primum.core.evidence.statements import Statement, Subject, release_subjects
 from primum.core.evidence.tlog import CompactRange
 
 log = logging.getLogger("primum.core.evidence")
+
+# The ``Connection.info`` key under which a write transaction collects its append batches for the witness.
+WITNESS_BATCHES = "primum.witness_batches"
 
 
 # Built once: an append runs inside the controller's hot path (every persisted event).
@@ -160,7 +167,7 @@ class EvidenceLog:
         row = conn.execute(self._head).one()
         nodes = [bytes.fromhex(h) for h in row.nodes.split()]
         tree = CompactRange.restore(int(row.size), nodes)
-        first = tree.size
+        first, first_root = tree.size, tree.root()
         rows = []
         for entry in entries:
             envelope = sign_statement(entry.statement, signer).to_json()
@@ -178,6 +185,11 @@ class EvidenceLog:
         note = sign_checkpoint(Checkpoint(row.origin, tree.size, root), [note_signer(row.origin, signer)])
         conn.execute(_INSERT_CHECKPOINT, {"size": tree.size, "root_hash": root, "note": note,
                                           "key_id": signer.keyid, "at": now})
+        batches = conn.info.get(WITNESS_BATCHES)
+        if batches is not None:  # the store's write transaction hands them to its witness after COMMIT
+            from primum.adapters.evidence.witness import Appended
+
+            batches.append(Appended(first, first_root, tree.size, root, note))
         return list(range(first, tree.size))
 
     # ------------------------------------------------------------------ reading
@@ -241,98 +253,3 @@ def note_signer(origin: str, signer: keys_mod.SigningKey) -> NoteSigner:
 def verifier_keys(origin: str, keyring: keys_mod.Keyring) -> list[VerifierKey]:
     """The checkpoint verifier keys of every key in the keyring, current and retired."""
     return [VerifierKey(origin, keys_mod.public_key_bytes(k)) for k in keyring.public_keys().values()]
-
-
-# ---------------------------------------------------------------------- verification
-
-
-@dataclass(frozen=True)
-class LogReport:
-    """The outcome of verifying the whole stored log; ``problem`` names the first bad entry."""
-
-    origin: str
-    size: int
-    entries: int
-    purged: int
-    checkpoints: int
-    root_hash: bytes
-    problem: str | None
-    bad_index: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-def verify_stored_log(conn: Connection, keyring: keys_mod.Keyring) -> LogReport:
-    """Verify every checkpoint signature, every envelope signature and the Merkle tree, in one pass.
-
-    Fail closed: no checkpoint for a non-empty log, an unknown key, or anything unreadable is a problem.
-    """
-    from primum.core.evidence import dsse
-    from primum.core.evidence.checkpoint import CheckpointError, open_checkpoint
-    from primum.core.evidence.tlog import EMPTY_ROOT, Purged, verify_log
-
-    origin = EvidenceLog.origin(conn)
-    head_size = int(conn.execute(select(evidence_head.c.size).where(evidence_head.c.id == 1)).scalar_one())
-    stored = EvidenceLog.checkpoints(conn)
-    vkeys = verifier_keys(origin, keyring)
-    public = keyring.public_keys()
-
-    def report(problem: str | None, *, entries: int = 0, purged: int = 0, root: bytes = EMPTY_ROOT,
-               bad: int | None = None) -> LogReport:
-        return LogReport(origin, head_size, entries, purged, len(stored), root, problem, bad)
-
-    if not stored:
-        if head_size == 0 and conn.execute(select(evidence_entries.c.idx).limit(1)).first() is None:
-            return report(None)
-        return report("the log has entries but no signed checkpoint vouches for them", bad=0)
-    opened = []
-    for cp in stored:
-        try:
-            head = open_checkpoint(cp.note, vkeys, origin=origin)
-        except CheckpointError as exc:
-            return report(f"checkpoint at size {cp.size} does not verify: {exc}")
-        if head.size != cp.size or head.root_hash != cp.root_hash:
-            return report(f"checkpoint at size {cp.size}: its stored size or root differs from the signed note")
-        opened.append(head)
-    latest = opened[-1]
-    if latest.size != head_size:
-        return report(f"the log head says {head_size} entries but the newest signed checkpoint covers "
-                      f"{latest.size}")
-
-    first_bad_signature: list[tuple[int, str]] = []
-    purged = 0
-
-    def stream() -> Iterator[bytes | Purged]:
-        nonlocal purged
-        expected = 0
-        for entry in EvidenceLog.entries(conn):
-            if entry.index != expected and not first_bad_signature:
-                first_bad_signature.append((expected, f"entry {expected} is missing (the next stored index is "
-                                                      f"{entry.index})"))
-            expected = entry.index + 1
-            if entry.envelope is None:
-                purged += 1
-                yield Purged(entry.leaf_hash)
-                continue
-            if not first_bad_signature:
-                try:
-                    dsse.verify(entry.envelope, public)
-                except dsse.VerificationError as exc:
-                    first_bad_signature.append((entry.index, f"entry {entry.index}: signature: {exc}"))
-            yield entry.envelope
-
-    # verify_log needs the recorded leaf hashes up front to name the first bad entry exactly.
-    result = verify_log(stream(), EvidenceLog.leaf_hashes(conn), latest, earlier=opened[:-1])
-    # The earliest fault wins. On a tie, a recorded-hash mismatch (modified, deleted, ...) says the
-    # most, then a gap or a bad signature; a root mismatch only bounds a range of entries.
-    candidates = [(i, 1, problem) for i, problem in first_bad_signature]
-    if result.fault is not None:
-        rank = 2 if result.fault.kind.value in ("root_mismatch", "truncated", "uncovered") else 0
-        candidates.append((result.fault.index, rank, f"entry {result.fault.index}: {result.fault.kind.value}: "
-                                                     f"{result.fault.reason}"))
-    if candidates:
-        index, _, problem = min(candidates)
-        return report(problem, entries=result.entries, purged=purged, root=result.root_hash, bad=index)
-    return report(None, entries=result.entries, purged=purged, root=result.root_hash)

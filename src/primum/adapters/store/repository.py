@@ -40,9 +40,11 @@ class Store(RolloutsPart, ApprovalsPart, EventsPart, AuditPart):
     """Persistence of rollouts for the service layer and the controllers."""
 
     def __init__(self, url: str | None = None, *, migrate: bool = True,
-                 keys: Keyring | Path | None = None) -> None:
+                 keys: Keyring | Path | None = None, witness_dir: Path | None = None) -> None:
         """``keys``: the evidence signing keyring, or its directory (default: ``$PRIMUM_KEYS_DIR``, else
-        ``$PRIMUM_HOME/keys``, as for ``primum keys``); a directory without a key gets one on first use."""
+        ``$PRIMUM_HOME/keys``, as for ``primum keys``); a directory without a key gets one on first use.
+        ``witness_dir``: where each committed append batch's checkpoint is also kept, outside the
+        database (``adapters/evidence/witness.py``); None keeps none."""
         parsed = db.normalize_url(url or db.default_database_url())
         self.url: str = parsed.render_as_string(hide_password=False)
         self._engine = db.make_engine(parsed)
@@ -58,6 +60,12 @@ class Store(RolloutsPart, ApprovalsPart, EventsPart, AuditPart):
             keys = keys_dir()
         self._evidence_keys = keys
         self._evidence_log = None  # built on first use (``StorePart.evidence``)
+        self._witness = None
+        self.witness_dir = witness_dir
+        if witness_dir is not None:
+            from primum.adapters.evidence.witness import WitnessMirror
+
+            self._witness = WitnessMirror(witness_dir)
         # Pure reads use a deferred BEGIN on SQLite so they never queue behind writers.
         # Each is one statement: on PostgreSQL it runs in autocommit mode, which reads
         # the same snapshot without the BEGIN and ROLLBACK round trips.

@@ -95,7 +95,7 @@ _EARLIER_ACTIVE = (
 
 # Parameters: b_owner, b_now, b_limit.
 _CLAIM_CANDIDATES = (
-    select(_R.id, _R.lease_owner, _R.lease_expires_at, _R.fencing_token)
+    select(_R.id, _R.lease_owner, _R.lease_expires_at, _R.fencing_token, _R.lease_renewed_at)
     .where(
         _ACTIVE,
         _R.next_due_at <= _b("now"),
@@ -110,7 +110,7 @@ _CLAIM_CANDIDATES_SKIP_LOCKED = _CLAIM_CANDIDATES.with_for_update(skip_locked=Tr
 _RENEW_LEASE = (
     update(rollouts)
     .where(_R.id == _b("id"), _lease_held_by(_b("owner"), _b("now")), _R.fencing_token == _b("token"))
-    .values(lease_expires_at=_b("expires_at"))
+    .values(lease_expires_at=_b("expires_at"), lease_renewed_at=_b("now"))
     .returning(*_ROLLOUT_COLUMNS)
 )
 
@@ -119,7 +119,8 @@ _RENEW_LEASE = (
 _ACQUIRE_LEASE = (
     update(rollouts)
     .where(_R.id == _b("id"), _ACTIVE, _R.next_due_at <= _b("now"), _lease_free(_b("now")))
-    .values(lease_owner=_b("owner"), lease_expires_at=_b("expires_at"), fencing_token=_b("token"))
+    .values(lease_owner=_b("owner"), lease_expires_at=_b("expires_at"), fencing_token=_b("token"),
+            lease_renewed_at=_b("now"))
     .returning(*_ROLLOUT_COLUMNS)
 )
 
@@ -146,6 +147,7 @@ _PERSIST = (
         updated_at=_b("now"),
         revision=_R.revision + 1,
         lease_expires_at=_b("expires_at"),
+        lease_renewed_at=_b("now"),
     )
     .returning(_R.revision)
 )
@@ -207,6 +209,36 @@ def _rollout(row: Row[Any]) -> RolloutRecord:
         fencing_token=row.fencing_token,
         revision=row.revision,
     )
+
+
+def takeover_events(previous: Any, record: RolloutRecord, now: float) -> list[NewEvent]:
+    """The evidence of a lease that expired in its holder's hands and was claimed by another controller.
+
+    (A controller re-claiming its own expired lease is no takeover: its next tick simply came after the
+    lease ran out, as a paused rollout's does when the lease is as short as the pause interval.)
+
+    ``lease_lost``: whose lease expired, when it was last renewed and when it expired; ``lease_taken_over``:
+    who holds it now and the takeover's duration, from the old holder's last renewal to this claim (the
+    new holder's first tick). Recorded in the claim's transaction, so a takeover never goes unrecorded,
+    even when the old holder was killed and can say nothing. (The data says "fence", not "token": the
+    store redacts values under keys named like credentials.)
+    """
+    old, new = previous.lease_owner, record.lease_owner
+    renewed = None if previous.lease_renewed_at is None else float(previous.lease_renewed_at)
+    expired = None if previous.lease_expires_at is None else float(previous.lease_expires_at)
+    took = None if renewed is None else round(now - renewed, 3)
+    last = "an unknown time" if renewed is None else f"{took:.1f} s"
+    return [
+        NewEvent(kind="lease_lost", message=f"controller {old} lost its lease (fence {previous.fencing_token}): it "
+                 f"expired {now - (expired or now):.1f} s ago without renewal, {last} after its last renewal",
+                 data={"owner": old, "fence": int(previous.fencing_token), "last_renewed_at": renewed,
+                       "expired_at": expired, "noticed_by": new, "noticed_at": now}),
+        NewEvent(kind="lease_taken_over", message=f"lease taken over by controller {new} (fence "
+                 f"{record.fencing_token}) from {old}: {last} without a holder since its last renewal",
+                 data={"owner": new, "fence": int(record.fencing_token), "previous_owner": old,
+                       "previous_fence": int(previous.fencing_token), "last_renewed_at": renewed,
+                       "previous_expired_at": expired, "taken_at": now, "takeover_s": took}),
+    ]
 
 
 def _command(row: Row[Any]) -> CommandRecord:
@@ -292,7 +324,9 @@ class RolloutsPart(EventsPart):
 
         A newly acquired lease gets a fresh fencing token, greater than any issued
         before; renewing a lease we still hold keeps its token. ``owner`` must be
-        unique per controller process.
+        unique per controller process. Claiming a lease that expired in another
+        holder's hands records ``lease_lost`` and ``lease_taken_over`` events (with
+        the takeover's duration) in the same transaction: :func:`takeover_events`.
         """
         if ttl <= 0:
             raise ValueError(f"lease ttl must be positive, got {ttl}")
@@ -301,7 +335,7 @@ class RolloutsPart(EventsPart):
         query = _CLAIM_CANDIDATES_SKIP_LOCKED if self._postgres else _CLAIM_CANDIDATES
         expires_at = now + ttl
         leases: list[Lease] = []
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             candidates = conn.execute(query, {"b_owner": owner, "b_now": now, "b_limit": limit}).all()
             renewing = {
                 row.id
@@ -320,6 +354,8 @@ class RolloutsPart(EventsPart):
                 if claimed is not None:
                     record = _rollout(claimed)
                     leases.append(Lease(record, owner, record.fencing_token, expires_at))
+                    if row.id not in renewing and row.lease_owner not in (None, owner):
+                        self._insert_events(conn, record.id, takeover_events(row, record, now), now, record)
         return leases
 
     @staticmethod
@@ -364,7 +400,7 @@ class RolloutsPart(EventsPart):
         # the UPDATE itself, as BEGIN IMMEDIATE keeps every other writer out until COMMIT.
         check_arrived = next_due_at > now
         one_statement = check_arrived and not consumed_commands and not self._postgres
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             # Only the revision comes back: everything else written here is known, and
             # re-reading the estate and release JSON on every tick would dominate its cost.
             if one_statement:
@@ -419,7 +455,7 @@ class RolloutsPart(EventsPart):
         query = select(_R.phase, _R.lease_owner, _R.lease_expires_at).where(_R.id == rollout_id)
         if self._postgres:
             query = query.with_for_update()
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             current = conn.execute(query).first()
             if current is None:
                 raise RolloutNotFound(rollout_id)

@@ -77,6 +77,7 @@ rollouts = Table(
     Column("next_due_at", Float, index=True, nullable=False),
     Column("lease_owner", String),
     Column("lease_expires_at", Float),
+    Column("lease_renewed_at", Float),  # the holder's last claim, renewal or persist: a takeover's start
     Column("fencing_token", BigInteger, default=0, server_default="0", nullable=False),
     Column("revision", Integer, default=0, server_default="0", nullable=False),
 )

@@ -36,7 +36,10 @@ class Target(Protocol):
         """Report instances, route and (optionally) router metrics of one service."""
 
     def router_url(self, spec: ServiceRuntimeSpec) -> str | None:
-        """Base URL of the service's router in its environment (builtin metrics, probes), if it has one."""
+        """Base URL of the data port of the service's router in its environment (probes), if it has one."""
+
+    def router_admin(self, spec: ServiceRuntimeSpec) -> str | None:
+        """Address (``unix:PATH``) of the admin API of the service's router (builtin metrics), if it has one."""
 
     def close(self) -> None:
         """Release client resources. Never stops the data plane."""

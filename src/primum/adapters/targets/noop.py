@@ -83,4 +83,7 @@ class NoopTarget:
         pass
 
     def router_url(self, spec: ServiceRuntimeSpec) -> str | None:
+        return None  # nothing listens: probes are an error, never a pass
+
+    def router_admin(self, spec: ServiceRuntimeSpec) -> str | None:
         return None  # nothing listens: builtin metrics are an error, never a pass

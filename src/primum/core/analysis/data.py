@@ -57,6 +57,7 @@ class MeasurementData(Model):
     # the service's SLOs, held as absolute bounds in primum mode
     slo_error_rate: float | None = None
     slo_p95_s: float | None = None
+    slo_p99_s: float | None = None
     # the baseline's own window when it differs (a historical baseline: just before a blue-green switch)
     baseline_start: float | None = None
     baseline_end: float | None = None

@@ -456,6 +456,13 @@ class _Tick:
         elapsed = self.now - (item.step_started_at or self.now)
         if isinstance(step, Scale):
             return self.scale_done(item, step, o, elapsed)
+        if item.phase is ItemPhase.progressing and item.new_count > 0 and o is not None:
+            # The new version crash-looped (or failed health) after it was up, in any later step: the
+            # runtime no longer restarts it and the router has moved its share, so waiting would only
+            # analyse nothing. Roll back now; the rollback never waits for this version.
+            v = o.versions.get(item.new.key)
+            if v is not None and v.failed:
+                return False, f"{item.new.describe()} failed: {v.error or 'instances failed'}"
         if isinstance(step, Route | Preview):
             if o is not None and o.route is not None and _route_matches(o, self.weights(item),
                                                                         self.preview_key(item)):
@@ -577,6 +584,9 @@ class _Tick:
         if item.consecutive_errors > item.analysis.consecutive_error_limit:
             self.record_measurement(item, step, m, report, note="; no attempt left: rolling back")
             return False, self.verdict(item, VerdictResult.failed, outage.give_up(item, self.now, report.reason))
+        if item.consecutive_errors == 1 and outage.outages_in_step(item) > item.analysis.outage_limit:
+            self.record_measurement(item, step, m, report, note="; the metrics keep failing: rolling back")
+            return False, self.verdict(item, VerdictResult.failed, outage.flapping(item, report.reason))
         delay = outage.retry_delay(item.consecutive_errors, step.interval)
         self.record_measurement(item, step, m, report, note=f"; attempt {m.attempt + 1} in {delay:g}s")
         note = outage.hold(item, self.now, m, delay)

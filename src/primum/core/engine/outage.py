@@ -18,6 +18,10 @@ its step's share of traffic, unwatched, for minutes. So on the first errored mea
 * beyond ``consecutive_error_limit`` errored attempts in a row the item rolls back. With the default
   limit (4) and backoff that is about 15 s after the first error, not five windows.
 
+* a source that keeps coming back and failing again (flapping) would restart the window for ever, with
+  the new version on and off its weight and never a window watched through: beyond ``outage_limit``
+  outages within one analysis step the item rolls back ("metrics flapping").
+
 The attempts are numbered within their measurement ("measurement 1/1, attempt 3 of 5"), so the log
 reads as what it is: one measurement being retried, not measurements beyond the step's count.
 """
@@ -70,6 +74,17 @@ def hold(item: ServiceRollout, now: float, m: Measurement, delay: float) -> Note
                 f"after {attempts} errored attempts in a row",
                 {"measurement": m.index, "attempt": m.attempt, "attempts": attempts, "weight": item.weight,
                  "reason": m.reason})
+
+
+def outages_in_step(item: ServiceRollout) -> int:
+    """Outages begun in the step in progress: each begins with an errored first attempt."""
+    return sum(1 for m in item.measurements if m.outcome == "Error" and m.attempt == 1)
+
+
+def flapping(item: ServiceRollout, reason: str) -> str:
+    """The verdict's reason when the outages within one step exceed the limit."""
+    return (f"metrics flapping: the providers failed {outages_in_step(item)} time(s) during this analysis step "
+            f"(limit {item.analysis.outage_limit}), so no window could be watched through; last error: {reason}")
 
 
 def give_up(item: ServiceRollout, now: float, reason: str) -> str:

@@ -46,7 +46,7 @@ EVENT_KINDS = (
     "item_started", "step", "step_finished", "analysis", "probe", "paused", "promoted_by_person", "item_succeeded",
     "item_skipped", "rollback_started", "item_rolled_back", "rollback_failed", "promoted", "rolled_back",
     "aborted", "retried", "action_failed", "command_ignored", "freeze_override", "break_glass", "review",
-    "legal_hold", "legal_hold_released", "purge",
+    "legal_hold", "legal_hold_released", "purge", "lease_lost", "lease_taken_over",
 )
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -155,6 +155,25 @@ class RouteObservation(Frozen):
     fence: int = 0
 
 
+class RouteChange(Frozen):
+    """One change of a router's configuration, for the evidence (no tenant, no request data).
+
+    ``cause``: ``route`` (a SetRoute), ``instances`` (the ready set changed),
+    ``restore`` (a restarted router got its route back) or ``failover`` (the
+    router moved a version's weight on its own: ``failed_over`` are the versions
+    whose instances all stopped answering; empty again when they recover).
+    """
+
+    cause: Literal["route", "instances", "restore", "failover"]
+    fence: int
+    seq: int
+    weights: dict[str, int] = Field(default_factory=dict)  # as configured
+    effective: dict[str, int] = Field(default_factory=dict)  # as applied by the router
+    preview: str | None = None
+    instances: dict[str, int] = Field(default_factory=dict)  # version key -> instances routed to
+    failed_over: tuple[str, ...] = ()
+
+
 class ServiceObservation(Frozen):
     env: str
     service: str
@@ -162,6 +181,7 @@ class ServiceObservation(Frozen):
     route: RouteObservation | None = None  # None: the router is not reachable
     metrics: MetricsSnapshot | None = None
     metrics_error: str | None = None
+    route_changes: tuple[RouteChange, ...] = ()  # router changes since the last observation, oldest first
 
     def stable(self) -> VersionRef | None:
         """The version currently taking (most of) the traffic, if any."""

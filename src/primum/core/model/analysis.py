@@ -348,6 +348,7 @@ class AnalysisSettings(Strict):
     failure_limit: int = Field(default=0, ge=0)  # more failed measurements than this: roll back
     inconclusive_limit: int = Field(default=0, ge=0)  # more inconclusive ones: pause for a person
     consecutive_error_limit: int = Field(default=4, ge=0)  # more provider errors in a row: roll back
+    outage_limit: int = Field(default=3, ge=0)  # more metrics outages within one analysis step: roll back
     # early decisions by a sequential test at every look (gross failures only; never an early pass)
     early: EarlySettings = Field(default_factory=EarlySettings)
 

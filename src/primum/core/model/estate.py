@@ -136,6 +136,15 @@ class Slo(Strict):
 
     error_rate: float = Field(default=0.01, ge=0, le=1)  # max fraction of 5xx responses
     p95_ms: float = Field(default=500.0, gt=0)  # max 95th percentile latency
+    p99_ms: float | None = Field(default=None, gt=0)  # max 99th percentile latency (none: not held)
+
+    @property
+    def p95_s(self) -> float:
+        return self.p95_ms / 1000.0
+
+    @property
+    def p99_s(self) -> float | None:
+        return None if self.p99_ms is None else self.p99_ms / 1000.0
 
 
 class TrafficSettings(Strict):

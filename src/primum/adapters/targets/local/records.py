@@ -19,6 +19,8 @@ import fcntl
 import json
 import os
 import re
+import secrets
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from primum.adapters.targets.base import TargetError
+from primum.adapters.targets.local.fencing import KEY_BYTES
 from primum.core.model.actions import VersionRef
 
 STARTING, READY, UNHEALTHY, STOPPING = "starting", "ready", "unhealthy", "stopping"
@@ -39,6 +42,9 @@ class RouterRecord:
     pid: int
     start_time: int  # /proc/<pid>/stat field 22, clock ticks since boot
     log: str
+    admin_socket: str = ""  # the admin API's Unix socket ("" : a router from before it had one)
+    metrics_port: int | None = None  # the loopback listener for Prometheus (bearer token)
+    metrics_token: str = ""  # the 0600 file holding that token
 
     @property
     def key(self) -> str:
@@ -129,6 +135,7 @@ class RuntimeState:
     versions: dict[str, dict[str, VersionRecord]] = field(default_factory=dict)  # svc -> key
     routes: dict[str, RouteRecord] = field(default_factory=dict)
     fences: dict[str, int] = field(default_factory=dict)  # highest fence seen per service
+    seqs: dict[str, int] = field(default_factory=dict)  # highest router push seq issued per service
     traffic: TrafficRecord | None = None
 
     @classmethod
@@ -141,6 +148,7 @@ class RuntimeState:
             },
             routes={k: RouteRecord(**v) for k, v in data.get("routes", {}).items()},
             fences={k: int(v) for k, v in data.get("fences", {}).items()},
+            seqs={k: int(v) for k, v in data.get("seqs", {}).items()},
             traffic=TrafficRecord(**data["traffic"]) if data.get("traffic") else None,
         )
 
@@ -153,6 +161,7 @@ class RuntimeState:
             "versions": {svc: {k: asdict(v) for k, v in per.items()} for svc, per in self.versions.items()},
             "routes": {k: asdict(v) for k, v in self.routes.items()},
             "fences": dict(self.fences),
+            "seqs": dict(self.seqs),
             "traffic": asdict(self.traffic) if self.traffic else None,
         }
 
@@ -162,7 +171,8 @@ class RuntimeState:
 
     def used_ports(self) -> set[int]:
         """Ports handed out to routers and instances (a new process must not get one)."""
-        return {r.port for r in self.routers.values()} | {i.port for i in self.instances}
+        metrics = {r.metrics_port for r in self.routers.values() if r.metrics_port is not None}
+        return {r.port for r in self.routers.values()} | metrics | {i.port for i in self.instances}
 
 
 def _router_dicts(raw: Any) -> list[dict[str, Any]]:
@@ -200,8 +210,58 @@ class RuntimeFiles:
         self.lock_path = self.runtime_dir / f"{name}.lock"
         self.route_lock_path = self.runtime_dir / f"{name}.route.lock"
         self.traffic_config_path = self.runtime_dir / f"{name}-traffic.json"
-        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        self.fence_key_path = self.runtime_dir / f"{name}.fence-key"
+        # Owner-only: the routers' admin sockets, the fence key and the state live here.
+        self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.runtime_dir.stat().st_mode & 0o077:
+            self.runtime_dir.chmod(0o700)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+
+    def fence_key(self) -> bytes:
+        """The runtime's fence key (created on first use: 32 random bytes, hex, in a 0600 file).
+
+        Only the controller and the routers read it; a router accepts a configuration
+        only when it is sealed with it (``fencing.py``).
+        """
+        path = self.fence_key_path
+        if not path.exists():
+            # written whole under another name, then linked into place: a reader never sees half a
+            # key, and of two processes making one at once, the first link wins and both use it
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            self.secret_file(tmp, secrets.token_hex(KEY_BYTES))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise TargetError(
+                f"the fence key {path} must be a regular file of this user with mode 0600"
+                f" (found mode {stat.S_IMODE(st.st_mode):o}); chmod 600 {path}, or delete it and restart the"
+                " runtime (primum down, primum up) to make a new one"
+            )
+        try:
+            key = bytes.fromhex(path.read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise TargetError(f"the fence key {path} is unreadable ({exc}); delete it and restart the runtime") from exc
+        if len(key) != KEY_BYTES:
+            raise TargetError(
+                f"the fence key {path} does not hold {KEY_BYTES} bytes; delete it and restart the runtime"
+            )
+        return key
+
+    def secret_file(self, path: Path, text: str) -> None:
+        """Write ``text`` to a new 0600 file at ``path`` (replacing any), never readable by others."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
     @contextlib.contextmanager
     def _flock(self, path: Path) -> Iterator[IO[str]]:

@@ -1,10 +1,13 @@
 """The data-plane HTTP router of one service in one environment.
 
-Run as ``python -m primum.adapters.targets.local.router --port PORT --name ENV/SERVICE``
-(``--host`` defaults to 127.0.0.1; ``--timeout`` overrides the 10 s upstream
-budget, for tests; ``--samples-max`` sizes the per-request ring buffer, default
-200000; ``--port 0`` picks a free port and the listening line tells which).
-Once serving it prints ``primum-router listening on HOST:PORT``.
+Run as ``python -m primum.adapters.targets.local.router --port PORT --name ENV/SERVICE
+--admin-socket PATH --fence-key FILE`` (``--host`` defaults to 127.0.0.1;
+``--timeout`` overrides the 10 s upstream budget, for tests; ``--samples-max``
+sizes the per-request ring buffer, default 200000; ``--port 0`` picks a free
+port and the listening line tells which; ``--min-fence``/``--min-seq`` start
+the replay guard where the previous router of this service left it;
+``--metrics-port`` with ``--metrics-token FILE`` opens a loopback listener for
+Prometheus). Once serving it prints ``primum-router listening on HOST:PORT``.
 
 Why a separate process: the controller may die (or be SIGKILLed) at any
 moment, and user traffic must not notice. The router therefore keeps routing
@@ -13,19 +16,44 @@ controller only ever *pushes* level-triggered configuration to it. Nothing
 here reads the primum store or imports the heavy parts of primum, so the
 router starts quickly and its hot path stays small.
 
-Admin API (the reserved prefix ``/_primum/`` is never proxied):
+Three listeners, so that nobody who can reach the service can steer it:
 
-* ``GET /_primum/health``  -> ``{"ok": true, "name", "started_at", "pid"}``
-* ``GET /_primum/config``  -> the current configuration plus ``started_at``
-* ``PUT /_primum/config``  -> validate, check the fence, swap atomically
-* ``GET /_primum/metrics`` -> Prometheus text exposition
-* ``GET /_primum/samples?since=T&until=T[&version=KEY]`` -> per-request records
-  (see *Per-request records* below)
+* the **data port** (``--host``/``--port``) proxies patient traffic and
+  nothing else: every path under ``/_primum`` answers 404 there and is never
+  proxied;
+* the **admin socket** (``--admin-socket``), a Unix domain socket created with
+  mode 0600 in a directory the router checks is its owner's alone (0700); only
+  processes of the runtime's user can connect, and only the holder of the fence
+  key can change anything (see ``fencing.py``):
 
-Fencing: the router remembers the highest ``fence`` it accepted. A push with a
-lower fence comes from a controller that has lost its lease, so it is refused
-with 409 and changes nothing; an equal fence is accepted so that a controller
-can re-push the same configuration idempotently after a crash.
+  * ``GET /_primum/health``  -> ``{"ok": true, "name", "started_at", "pid"}``
+  * ``GET /_primum/config``  -> the configuration, ``fence``, ``seq``, ``started_at`` and the
+    failover state (``effective`` weights, ``failed_over`` versions, ``down_instances``)
+  * ``PUT /_primum/config``  -> a signed envelope: verify, check fence and seq, swap atomically
+  * ``GET /_primum/metrics`` -> Prometheus text exposition
+  * ``GET /_primum/samples?since=T&until=T[&version=KEY]`` -> per-request records
+    (see *Per-request records* below)
+
+* the optional **metrics listener** (``--metrics-port``, loopback): ``GET /metrics``
+  with ``Authorization: Bearer <the token in --metrics-token>`` (Prometheus'
+  ``authorization: {credentials_file: ...}``), nothing else; counts only, no
+  per-request records.
+
+Fencing: a push is accepted only when its envelope's MAC verifies with the
+fence key, it is addressed to this router, its fence is not above the largest
+a lease can issue, its fence is not below the highest accepted (a lower one
+comes from a controller that has lost its lease: 409 ``stale fence``) and its
+``seq`` is above the last accepted (else it is a replay: 409 ``replayed``).
+An equal fence with a higher ``seq`` is accepted, so a controller can re-push
+the same configuration after a crash.
+
+Failover, on the router's own: every instance is probed once a second
+(``GET`` on the configuration's ``health_path``, or a TCP connect without one);
+three failed probes in a row, or one refused connection (probing or proxying),
+mark it down. A version with weight whose instances are all down gives its
+weight to the versions with weight that are still up (``RouteConfig.failover``), and gets it back once an
+instance answers again; a request whose connection was refused is sent once to
+the version that took over. ``GET /_primum/config`` shows it all.
 
 Version choice for a proxied request (preview, tenant affinity, weighted
 random) is the pure :class:`~primum.adapters.targets.local.routes.RouteConfig`
@@ -52,35 +80,11 @@ which lets a reader detect a router restart as a counter reset):
   for every counted request (so its count per version equals the sum of the
   counter per version).
 * ``primum_router_started_at_seconds`` -- epoch seconds.
+* ``primum_router_failed_over{version}`` -- 1 while a version's weight is
+  given to others because none of its instances answers.
 
-Per-request records: every counted request (every proxied request; admin
-calls are never recorded) is also appended, as one tuple ``(end, version,
-status, tenant, latency)``, to a bounded ring buffer (a ``deque`` holding the
-newest ``--samples-max`` records, 200000 by default: about 30 MB). ``end`` is
-the epoch time the response was ready (``time.time()``), ``version`` and
-``tenant`` are the same labels as in the metrics above, ``latency`` is in
-seconds as observed by the histogram. The analysis' builtin metric provider
-reads them, so it can rank-test per-request latencies and count errors per
-tenant exactly, instead of estimating from histogram buckets.
-
-``GET /_primum/samples?since=T&until=T[&version=KEY]`` answers the records with
-``since <= end <= until`` (epoch seconds; ``version`` filters on the version
-key) in columnar JSON, oldest first::
-
-    {"started_at": 1700000000.1, "now": 1700000100.2, "since": T, "until": T,
-     "oldest": 1700000050.0,          # end time of the oldest record held, or null
-     "complete": true,                # every request answered in the window is here
-     "count": 2,
-     "t": [1700000060.5, 1700000061.0], "version": ["aaaaaaaaaaa1", "aaaaaaaaaaa1"],
-     "status": [200, 503], "tenant": ["clinic-north", "-"], "latency": [0.0123, 0.0004]}
-
-``complete`` is false when the window begins before this process started
-(``since < started_at``: an earlier process's records are gone) or when the
-buffer is full and its oldest record is not older than ``since`` (records in
-the window may have been evicted). Readers must not judge an incomplete
-window. Records are ordered by the wall clock at append time; a step of the
-system clock can put them out of order, which the reader does not correct.
-A missing, non-numeric or reversed ``since``/``until`` is a 400.
+Per-request records: every counted request (admin calls never are) is kept in a
+bounded ring buffer and served by ``GET /_primum/samples``; ``router_samples.py`` tells the format.
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ if __name__ == "__main__":
 
 import argparse
 import asyncio
+import hmac
 import json
 import signal
 import sys
@@ -120,15 +125,28 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from yarl import URL
 
+from primum.adapters.targets.local.fencing import EnvelopeError, open_envelope
+from primum.adapters.targets.local.router_samples import samples_answer
+from primum.adapters.targets.local.router_setup import (
+    PROBE_INTERVAL_S,
+    SAMPLES_MAX,
+    UPSTREAM_TIMEOUT_S,
+    InstanceHealth,
+    RouterSetupError,
+    check_settings,
+    parse_args,
+    probe,
+    remove_socket,
+    start_unix_site,
+)
 from primum.adapters.targets.local.routes import NO_VERSION, ConfigError, RouteConfig
 
 ADMIN_PREFIX = "/_primum/"
+RESERVED = "/_primum"  # this path and everything under it never reaches a backend
 VERSION_HEADER = "x-primum-version"
-UPSTREAM_TIMEOUT_S = 10.0
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
 )
-SAMPLES_MAX = 200_000  # per-request records kept (ring buffer)
 CLIENT_MAX_BODY = 64 * 1024 * 1024
 
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus those the proxy recomputes.
@@ -163,17 +181,32 @@ class Router:
     """The router's state: current configuration, metrics, the upstream client."""
 
     def __init__(
-        self, name: str, *, timeout_s: float = UPSTREAM_TIMEOUT_S, samples_max: int = SAMPLES_MAX
+        self,
+        name: str,
+        *,
+        key: bytes,
+        timeout_s: float = UPSTREAM_TIMEOUT_S,
+        samples_max: int = SAMPLES_MAX,
+        min_fence: int = 0,
+        min_seq: int = 0,
+        metrics_token: str | None = None,
     ) -> None:
         if samples_max < 1:
             raise ValueError(f"samples_max must be at least 1, got {samples_max}")
         self.name = name
+        self.key = key
+        self.metrics_token = metrics_token
         self.timeout_s = timeout_s
         self.started_at = time.time()
         # (end epoch s, version, status, tenant label, latency s), oldest first.
         self.samples: deque[tuple[float, str, int, str, float]] = deque(maxlen=samples_max)
-        self.config = RouteConfig.empty()
-        self.fence = 0  # the highest fence accepted so far
+        self.base = RouteConfig.empty()  # as pushed
+        self.config = self.base  # as applied: the pushed one minus what is down (failover)
+        self.fence = min_fence  # the highest fence accepted so far
+        self.seq = min_seq  # the seq of the last accepted push
+        self.health = InstanceHealth()  # which pushed instances answer
+        self.failed: list[str] = []  # versions whose weight went to others (failover)
+        self._gauged: set[str] = set()  # versions with a primum_router_failed_over sample
         self.session: aiohttp.ClientSession | None = None
 
         self.registry = CollectorRegistry(auto_describe=True)
@@ -196,6 +229,12 @@ class Router:
             registry=self.registry,
         )
         started.set(self.started_at)
+        self.failed_over_gauge = Gauge(
+            "primum_router_failed_over",
+            "1 while a version's weight goes to other versions because none of its instances answers.",
+            ("version",),
+            registry=self.registry,
+        )
         # Label children cached so the hot path skips prometheus_client's lock + lookup.
         self._count_children: dict[tuple[str, int, str], Any] = {}
         self._duration_children: dict[str, Any] = {}
@@ -236,9 +275,31 @@ class Router:
     # --------------------------------------------------------------- entry
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.path.startswith(ADMIN_PREFIX):
-            return await self.admin(request)
+        """The data port: patient traffic only; the admin prefix is neither served nor proxied."""
+        path = request.path
+        if path == RESERVED or path.startswith(ADMIN_PREFIX):
+            return _json_response(404, {"error": "not found"})
         return await self.proxy(request)
+
+    async def handle_metrics(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The metrics listener: ``GET /metrics`` with the bearer token, nothing else."""
+        if request.path != "/metrics":
+            return _json_response(404, {"error": "not found"})
+        if request.method != "GET":
+            return _json_response(405, {"error": "method not allowed"})
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {self.metrics_token}"
+        if self.metrics_token is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            return web.Response(
+                status=401,
+                text=json.dumps({"error": "a bearer token is required (the router's --metrics-token file)"}),
+                content_type="application/json",
+                headers={"WWW-Authenticate": 'Bearer realm="primum-router"'},
+            )
+        return self._metrics_response()
+
+    def _metrics_response(self) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # --------------------------------------------------------------- admin
 
@@ -254,17 +315,14 @@ class Router:
             )
         if path == "/_primum/config":
             if method == "GET":
-                return self._config_response(self.config)
+                return self._config_response(self.base)
             if method == "PUT":
                 return await self._put_config(request)
             return _json_response(405, {"error": "method not allowed"})
         if path == "/_primum/metrics":
             if method != "GET":
                 return _json_response(405, {"error": "method not allowed"})
-            return web.Response(
-                body=generate_latest(self.registry),
-                headers={"Content-Type": CONTENT_TYPE_LATEST},
-            )
+            return self._metrics_response()
         if path == "/_primum/samples":
             if method != "GET":
                 return _json_response(405, {"error": "method not allowed"})
@@ -272,68 +330,20 @@ class Router:
         return _json_response(404, {"error": f"no admin endpoint {path}"})
 
     def _samples_response(self, request: web.BaseRequest) -> web.Response:
-        query = request.query
-        bounds: dict[str, float] = {}
-        for name in ("since", "until"):
-            raw = query.get(name)
-            if raw is None:
-                return _json_response(400, {"error": f"{name}: is required (epoch seconds)", "field": name})
-            try:
-                value = float(raw)
-            except ValueError:
-                value = float("nan")
-            if value != value or value in (float("inf"), float("-inf")):
-                return _json_response(
-                    400, {"error": f"{name}: must be a finite number of epoch seconds, got {raw!r}", "field": name}
-                )
-            bounds[name] = value
-        since, until = bounds["since"], bounds["until"]
-        if until < since:
-            return _json_response(400, {"error": f"until ({until}) is before since ({since})", "field": "until"})
-        version = query.get("version")
-        samples = self.samples
-        t: list[float] = []
-        versions: list[str] = []
-        statuses: list[int] = []
-        tenants: list[str] = []
-        latencies: list[float] = []
-        # Newest first, stopping at the first record older than the window: a
-        # recent window costs only its own records. No await in this loop, so
-        # no request can append to the deque while it is iterated.
-        for end, key, status, tenant, latency in reversed(samples):
-            if end < since:
-                break
-            if end > until or (version is not None and key != version):
-                continue
-            t.append(end)
-            versions.append(key)
-            statuses.append(status)
-            tenants.append(tenant)
-            latencies.append(latency)
-        for column in (t, versions, statuses, tenants, latencies):
-            column.reverse()
-        oldest = samples[0][0] if samples else None
-        evicted = len(samples) == samples.maxlen and oldest is not None and oldest >= since
-        payload = {
-            "started_at": self.started_at,
-            "now": time.time(),
-            "since": since,
-            "until": until,
-            "oldest": oldest,
-            "complete": since >= self.started_at and not evicted,
-            "count": len(t),
-            "t": t,
-            "version": versions,
-            "status": statuses,
-            "tenant": tenants,
-            "latency": latencies,
-        }
+        status, payload = samples_answer(self.samples, self.started_at, request.query)
+        if status != 200:
+            return _json_response(status, payload)
         return web.Response(text=json.dumps(payload, separators=(",", ":")), content_type="application/json")
 
     def _config_response(self, config: RouteConfig) -> web.Response:
         payload = config.to_json()
         payload["fence"] = self.fence  # the highest accepted, even if content was unchanged
+        payload["seq"] = self.seq
         payload["started_at"] = self.started_at
+        applied = self.config
+        payload["effective"] = {k: v.weight for k, v in applied.versions.items()}
+        payload["failed_over"] = self.failed
+        payload["down_instances"] = sorted(self.health.down)
         return _json_response(200, payload)
 
     async def _put_config(self, request: web.BaseRequest) -> web.Response:
@@ -345,30 +355,85 @@ class Router:
                 400, {"error": f"body: not valid JSON ({exc})", "field": "body"}
             )
         try:
-            new = RouteConfig.from_json(body)
+            seq, payload = open_envelope(self.key, self.name, body)
+        except EnvelopeError as exc:
+            status = 400 if exc.field in ("body", "payload") else 403
+            return _json_response(status, {"error": str(exc), "field": exc.field})
+        try:
+            new = RouteConfig.from_json(payload)
         except ConfigError as exc:
             return _json_response(400, {"error": str(exc), "field": exc.field})
         # No await between the check and the swap: the compare-and-set is atomic.
-        current = self.config
         if new.fence < self.fence:
-            return _json_response(409, {"error": "stale fence", "fence": self.fence})
+            return _json_response(
+                409, {"error": "stale fence", "reason": "stale fence", "fence": self.fence, "seq": self.seq}
+            )
+        if seq <= self.seq:
+            return _json_response(409, {
+                "error": f"replayed configuration: seq {seq} is not above {self.seq}, the last accepted",
+                "reason": "replayed", "fence": self.fence, "seq": self.seq,
+            })
+        current = self.base
         new_json, current_json = new.to_json(), current.to_json()
         new_json.pop("fence")
         current_json.pop("fence")
-        self.fence = new.fence
+        self.fence, self.seq = new.fence, seq
         if new_json == current_json:
             # An idempotent re-push (controllers reconcile periodically): keep the
             # live object with its round-robin positions and caches.
-            return self._config_response(self.config)
-        self.config = new
+            return self._config_response(self.base)
+        self.base = new
+        self.health.pushed(frozenset(u for v in new.versions.values() for u in v.instances))
+        self._apply_failover(quiet=True)
         weights = {k: v.weight for k, v in new.versions.items()}
         print(
-            f"primum-router {self.name}: fence {new.fence} weights {weights} "
-            f"preview {new.preview}",
+            f"primum-router {self.name}: fence {new.fence} seq {seq} weights {weights} "
+            f"preview {new.preview} effective {self._effective_text()}",
             file=sys.stderr,
             flush=True,
         )
         return self._config_response(new)
+
+    # ------------------------------------------------------------ failover
+
+    def _effective_text(self) -> str:
+        return str({k: v.weight for k, v in self.config.versions.items()})
+
+    def _apply_failover(self, quiet: bool = False) -> None:
+        """Recompute the applied configuration from the pushed one and what is down."""
+        before = self.failed
+        self.config = self.base.failover(frozenset(self.health.down))
+        after = self.failed = self.base.failed_over(self.config)
+        for key in self._gauged - set(self.base.versions):
+            self.failed_over_gauge.remove(key)  # a version no longer pushed is not failed over either
+        self._gauged = set(self.base.versions)
+        for key in self._gauged:
+            self.failed_over_gauge.labels(key).set(1 if key in after else 0)
+        if not quiet and after != before:
+            print(
+                f"primum-router {self.name}: failover: {after or 'none'} down, effective {self._effective_text()}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _mark(self, url: str, ok: bool, refused: bool = False) -> None:
+        """Record one probe (or a refused connection) of an instance; fail over if that changes anything."""
+        if self.health.mark(url, ok, refused):
+            self._apply_failover()
+
+    async def probe_forever(self, interval: float = PROBE_INTERVAL_S) -> None:
+        """Probe every pushed instance each ``interval`` seconds, concurrently (the failover's eyes)."""
+        while True:
+            base = self.base
+            urls = sorted({u for v in base.versions.values() for u in v.instances})
+            if urls and self.session is not None:
+                results = await asyncio.gather(
+                    *(probe(self.session, u, base.health_path, min(1.0, interval)) for u in urls)
+                )
+                if self.base is base:  # a push meanwhile: its instances start afresh
+                    for url, (ok, refused) in zip(urls, results, strict=True):
+                        self._mark(url, ok, refused)
+            await asyncio.sleep(interval)
 
     # --------------------------------------------------------------- proxy
 
@@ -386,7 +451,7 @@ class Router:
             response.headers[VERSION_HEADER] = key
             return response
 
-        response = await self._forward(request, config, key, instances)
+        key, response = await self._forward(request, config, key, instances)
         response.headers[VERSION_HEADER] = key
         self._record(key, response.status, tenant_label, started)
         return response
@@ -416,7 +481,12 @@ class Router:
         config: RouteConfig,
         key: str,
         instances: tuple[str, ...],
-    ) -> web.Response:
+    ) -> tuple[str, web.Response]:
+        """Send the request to an instance of ``key``; the version that answered and the response.
+
+        A refused connection marks the instance down; if that fails the version
+        over, the one retry goes to the version that took its traffic.
+        """
         session = self.session
         assert session is not None, "Router.start() was not awaited"
         method = request.method
@@ -429,6 +499,16 @@ class Router:
             async with asyncio.timeout(self.timeout_s):
                 for attempt in range(2):
                     base = instances[(first + attempt) % count]
+                    now = self.config
+                    was, cur = config.versions.get(key), now.versions.get(key)
+                    if attempt == 1 and was is not None and cur is not None and cur.weight < was.weight:
+                        # the refused connection failed this version over (or a push moved its
+                        # traffic meanwhile): choose again from what applies now
+                        config = now
+                        new_key, _ = config.choose(request.headers)
+                        if new_key is not None and new_key != key and config.instances.get(new_key):
+                            key, instances = new_key, config.instances[new_key]
+                            base = instances[config.next_instance_index(key) % len(instances)]
                     try:
                         async with session.request(
                             method,
@@ -443,22 +523,24 @@ class Router:
                             for name, value in upstream.headers.items():
                                 if name.lower() not in drop:
                                     out_headers.add(name, value)
-                            return web.Response(
+                            return key, web.Response(
                                 status=upstream.status, body=payload or None, headers=out_headers
                             )
                     except aiohttp.ClientConnectionError as exc:
                         could_not_connect = isinstance(exc, aiohttp.ClientConnectorError)
+                        if could_not_connect:
+                            self._mark(base, ok=False, refused=True)
                         if attempt == 0 and (could_not_connect or method in IDEMPOTENT):
                             continue
-                        return _json_response(
+                        return key, _json_response(
                             502, {"error": f"upstream {base} failed: {exc.__class__.__name__}"}
                         )
                     except aiohttp.ClientError as exc:  # malformed upstream response etc.
-                        return _json_response(
+                        return key, _json_response(
                             502, {"error": f"upstream {base} failed: {exc.__class__.__name__}"}
                         )
         except TimeoutError:
-            return _json_response(
+            return key, _json_response(
                 504, {"error": f"upstream did not answer within {self.timeout_s:g} s"}
             )
         raise AssertionError("unreachable")  # pragma: no cover
@@ -467,35 +549,22 @@ class Router:
 # ------------------------------------------------------------------ process
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m primum.adapters.targets.local.router",
-        description="primum data-plane HTTP router for one service in one environment",
-    )
-    parser.add_argument("--port", type=int, required=True, help="port to listen on (0: any)")
-    parser.add_argument("--name", required=True, help="ENV/SERVICE, for health and logs")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=UPSTREAM_TIMEOUT_S,
-        help="total upstream budget per request in seconds (-> 504)",
-    )
-    parser.add_argument(
-        "--samples-max",
-        type=int,
-        default=SAMPLES_MAX,
-        help="per-request records kept for GET /_primum/samples (ring buffer size)",
-    )
-    return parser.parse_args(argv)
-
-
 async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
-    if args.samples_max < 1:
-        print(f"primum-router: --samples-max must be at least 1, got {args.samples_max}", file=sys.stderr)
+    try:
+        settings = check_settings(args)
+    except RouterSetupError as exc:
+        print(f"primum-router: {exc}", file=sys.stderr)
         return 2
-    router = Router(args.name, timeout_s=args.timeout, samples_max=args.samples_max)
+    router = Router(
+        args.name,
+        key=settings.key,
+        timeout_s=args.timeout,
+        samples_max=args.samples_max,
+        min_fence=args.min_fence,
+        min_seq=args.min_seq,
+        metrics_token=settings.metrics_token,
+    )
     await router.start()
 
     def make_request(
@@ -505,34 +574,51 @@ async def _serve(args: argparse.Namespace) -> int:
             message, payload, protocol, writer, task, loop, client_max_size=CLIENT_MAX_BODY
         )
 
-    # The low-level server: no URL dispatcher or middleware chain on the hot path.
-    server = web.Server(router.handle, request_factory=make_request, access_log=None)
-    runner = web.ServerRunner(server, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
+    # Low-level servers: no URL dispatcher or middleware chain on the hot path. One
+    # per listener, so a request can only ever reach the handler of the door it came in by.
+    runners: list[web.ServerRunner] = []
+    for handler in (router.handle, router.admin, router.handle_metrics):
+        server = web.Server(handler, request_factory=make_request, access_log=None)
+        runners.append(web.ServerRunner(server, shutdown_timeout=5.0))
+    for runner in runners:
+        await runner.setup()
+    data, admin, metrics = runners
     try:
-        await site.start()
+        await web.TCPSite(data, args.host, args.port, reuse_address=True).start()
+        what = f"the admin socket {args.admin_socket}"
+        await start_unix_site(admin, args.admin_socket)
+        if args.metrics_port is not None:
+            what = f"the metrics port 127.0.0.1:{args.metrics_port}"
+            await web.TCPSite(metrics, "127.0.0.1", args.metrics_port, reuse_address=True).start()
     except OSError as exc:
-        print(f"primum-router: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        await runner.cleanup()
+        print(f"primum-router: cannot listen on {args.host}:{args.port} or {what}: {exc}", file=sys.stderr)
+        for runner in runners:
+            await runner.cleanup()
         await router.close()
         return 1
-    port = runner.addresses[0][1] if runner.addresses else args.port
+    port = data.addresses[0][1] if data.addresses else args.port
+    prober = asyncio.create_task(router.probe_forever(args.probe_interval))
 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    print(f"primum-router listening on {args.host}:{port}", flush=True)
+    metrics_text = ""
+    if args.metrics_port is not None:
+        metrics_text = f" metrics on 127.0.0.1:{metrics.addresses[0][1] if metrics.addresses else args.metrics_port}"
+    print(f"primum-router listening on {args.host}:{port} admin on {args.admin_socket}{metrics_text}", flush=True)
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()  # stop accepting; requests in flight finish
+        prober.cancel()
+        for runner in runners:
+            await runner.cleanup()  # stop accepting; requests in flight finish
         await router.close()
+        remove_socket(args.admin_socket)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
+    args = parse_args(argv)
     # Process-wide switch; the router is its own process, so this affects nothing else.
     disable_created_metrics()
     return asyncio.run(_serve(args))

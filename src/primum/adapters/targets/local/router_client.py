@@ -1,4 +1,10 @@
-"""Synchronous client for the admin API of one local router process.
+"""Synchronous client for the admin API of one local router process, over its Unix socket.
+
+The admin API is not on the router's data port: it listens on a Unix domain
+socket (0600, in the runtime's 0700 directory), and this client speaks HTTP over
+it (``httpx.HTTPTransport(uds=...)``). Configuration pushes are sealed with the
+runtime's fence key (``fencing.py``); without the key a client can read
+(health, config, metrics, samples) but not steer.
 
 The controller talks to a router only through this class, so that every way a
 call can go wrong (connection refused, timeout, bad JSON, a 4xx/5xx answer,
@@ -19,6 +25,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from primum.adapters.targets.base import StaleFenceError, TargetError
+from primum.adapters.targets.local.fencing import seal
 from primum.core.model.actions import LatencyHistogram, MetricsSnapshot, VersionMetrics
 
 ADMIN = "/_primum"
@@ -58,13 +65,34 @@ class RouterSamples:
 
 
 class RouterClient:
-    """Admin client for the router listening at ``base_url`` (e.g. ``http://127.0.0.1:8080``)."""
+    """Admin client for the router whose admin socket is ``socket_path``.
 
-    def __init__(self, base_url: str, timeout: float = 2.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        # trust_env=False: an HTTP(S)_PROXY in the environment must never
-        # capture loopback admin traffic.
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+    ``key`` (the runtime's fence key) is needed to push a configuration, and
+    ``name`` (``ENV/SERVICE``) is the router it is addressed to.
+    """
+
+    def __init__(
+        self, socket_path: str, timeout: float = 2.0, *, key: bytes | None = None, name: str | None = None
+    ) -> None:
+        self.socket_path = str(socket_path)
+        self.base_url = f"unix:{self.socket_path}"  # for messages: where the router was asked
+        self.key = key
+        self.name = name
+        # trust_env=False: an HTTP(S)_PROXY in the environment must never capture admin traffic.
+        self._http = httpx.Client(
+            base_url="http://router",
+            timeout=timeout,
+            trust_env=False,
+            transport=httpx.HTTPTransport(uds=self.socket_path),
+        )
+
+    @classmethod
+    def at(cls, address: str, timeout: float = 2.0) -> RouterClient:
+        """A read-only client for an admin address ``unix:PATH`` (what ``LocalTarget.router_admin`` gives)."""
+        if not address.startswith("unix:") or len(address) == len("unix:"):
+            raise TargetError(f"{address!r} is not a router admin address (unix:PATH): the router's admin API"
+                              " is on its Unix socket, not on its data port")
+        return cls(address.removeprefix("unix:"), timeout=timeout)
 
     # ------------------------------------------------------------ plumbing
 
@@ -110,14 +138,18 @@ class RouterClient:
         """The routing configuration the router currently applies."""
         return self._ok_json(self._request("GET", "/config"), "GET config")
 
-    def put_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Replace the routing configuration.
+    def put_config(self, config: dict[str, Any], seq: int) -> dict[str, Any]:
+        """Replace the routing configuration: push ``seq`` (above the router's last), sealed with the key.
 
-        A 409 means the router has accepted a higher fencing token: the caller
-        has lost its lease and must stop acting, hence :class:`StaleFenceError`.
+        A 409 ``stale fence`` means the router has accepted a higher fencing
+        token: the caller has lost its lease and must stop acting, hence
+        :class:`StaleFenceError`; a 409 ``replayed`` (``seq`` not above the
+        last accepted) is a :class:`TargetError` like any other refusal.
         """
-        resp = self._request("PUT", "/config", json=config)
-        if resp.status_code == 409:
+        if self.key is None or self.name is None:
+            raise TargetError(f"router {self.base_url}: cannot push a configuration without the fence key")
+        resp = self._request("PUT", "/config", json=seal(self.key, self.name, seq, config))
+        if resp.status_code == 409 and _reason(resp) == "stale fence":
             raise StaleFenceError(f"router {self.base_url} rejected fence {config.get('fence')}: {_error_text(resp)}")
         if resp.status_code not in (200, 201, 204):
             raise TargetError(f"router {self.base_url} rejected config (HTTP {resp.status_code}): {_error_text(resp)}")
@@ -162,6 +194,14 @@ class RouterClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _reason(resp: httpx.Response) -> str | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return str(body.get("reason")) if isinstance(body, dict) else None
 
 
 def _error_text(resp: httpx.Response) -> str:

@@ -53,11 +53,13 @@ NO_VERSION = "-"  # version label when no version could be chosen
 NO_TENANT = "-"  # tenant label when the tenant header is absent
 OTHER_TENANT = "other"  # tenant label for a tenant not in the configured list
 UNKNOWN_TENANT_CACHE_MAX = 4096
+MAX_FENCE = 2**53 - 1  # the largest integer JSON carries exactly; see fencing.py
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 _HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,255}$")
 _TOP_LEVEL_FIELDS = frozenset(
-    {"fence", "versions", "preview", "affinity", "tenant_header", "tenants", "started_at"}
+    {"fence", "versions", "preview", "affinity", "tenant_header", "tenants", "health_path", "started_at"}
 )
 _VERSION_FIELDS = frozenset({"label", "weight", "instances"})
 
@@ -123,6 +125,7 @@ class RouteConfig:
         "affinity",
         "affinity_tenant",
         "fence",
+        "health_path",
         "instances",
         "known_tenant_versions",
         "preview",
@@ -142,8 +145,10 @@ class RouteConfig:
         affinity: str,
         tenant_header: str,
         tenants: tuple[str, ...],
+        health_path: str | None = None,
     ) -> None:
         self.fence = fence
+        self.health_path = health_path
         self.versions = dict(versions)
         self.preview = preview
         self.affinity = affinity
@@ -199,6 +204,8 @@ class RouteConfig:
         fence = body["fence"]
         if not _is_int(fence) or fence < 0:
             raise ConfigError("fence", "must be a non-negative integer")
+        if fence > MAX_FENCE:
+            raise ConfigError("fence", f"{fence} is above the largest fence a lease can issue ({MAX_FENCE})")
 
         if "versions" not in body:
             raise ConfigError("versions", "is required")
@@ -261,6 +268,10 @@ class RouteConfig:
             if tenant not in tenants:  # a set in meaning; duplicates would skew the ranks
                 tenants.append(tenant)
 
+        health_path = body.get("health_path")
+        if health_path is not None and (not isinstance(health_path, str) or not _PATH_RE.match(health_path)):
+            raise ConfigError("health_path", f"must be null or an absolute URL path, got {health_path!r}")
+
         return cls(
             fence=fence,
             versions=versions,
@@ -268,6 +279,7 @@ class RouteConfig:
             affinity=affinity,
             tenant_header=tenant_header,
             tenants=tuple(tenants),
+            health_path=health_path,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -282,7 +294,56 @@ class RouteConfig:
             "affinity": self.affinity,
             "tenant_header": self.tenant_header,
             "tenants": list(self.tenants),
+            "health_path": self.health_path,
         }
+
+    # ------------------------------------------------------------ failover
+
+    def failover(self, down: frozenset[str]) -> RouteConfig:
+        """The configuration the router applies while the instances ``down`` (URLs) do not answer.
+
+        Down instances leave their version's list. A version with weight whose
+        instances are all down (or that has none) is *failed over*: its weight
+        goes to the versions with weight that still have an instance, in
+        proportion to their weights (largest remainder, so the weights still
+        sum to 100); when it recovers, the next call gives it back. If no
+        version with weight is left, nothing moves: there is nowhere healthy to
+        send the traffic, and the requests fail visibly. The preview is never
+        moved: verification traffic must reach the version under test or fail.
+        """
+        instances = {k: tuple(u for u in v.instances if u not in down) for k, v in self.versions.items()}
+        weighted = {k: v.weight for k, v in self.versions.items() if v.weight > 0}
+        alive = {k: w for k, w in weighted.items() if instances[k]}
+        weights = {k: v.weight for k, v in self.versions.items()}
+        if alive and len(alive) < len(weighted):
+            total = sum(alive.values())
+            exact = {k: w * 100 / total for k, w in alive.items()}
+            weights = {k: 0 for k in self.versions} | {k: int(x) for k, x in exact.items()}
+            rest = 100 - sum(weights.values())
+            for k in sorted(alive, key=lambda k: (-(exact[k] - int(exact[k])), k))[:rest]:
+                weights[k] += 1
+        versions = {
+            # a version whose instances are all down keeps them: it has lost its weight, unless
+            # nothing is left, and then trying them is better than refusing outright
+            k: VersionConfig(k, v.label, weights[k], instances[k] or v.instances)
+            for k, v in self.versions.items()
+        }
+        return RouteConfig(
+            fence=self.fence,
+            versions=versions,
+            preview=self.preview,
+            affinity=self.affinity,
+            tenant_header=self.tenant_header,
+            tenants=self.tenants,
+            health_path=self.health_path,
+        )
+
+    def failed_over(self, effective: RouteConfig) -> list[str]:
+        """Keys of the versions with weight here that take no traffic in ``effective``."""
+        return sorted(
+            k for k, v in self.versions.items()
+            if v.weight > 0 and k in effective.versions and effective.versions[k].weight == 0
+        )
 
     # ------------------------------------------------------------ choosing
 

@@ -21,9 +21,13 @@ starting duplicates.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import secrets
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -51,11 +55,13 @@ from primum.adapters.targets.local.records import (
     safe_name,
     write_atomic,
 )
+from primum.adapters.targets.local.router_client import RouterClient
 from primum.core.model.actions import ServiceRuntimeSpec
 
 log = logging.getLogger(__name__)
 
 ROUTER_START_TIMEOUT_S = 10.0
+SOCKET_PATH_MAX = 100  # AF_UNIX paths end at 107 bytes on Linux; leave room
 
 
 class LocalRuntime(InstanceSupervision):
@@ -111,6 +117,12 @@ class LocalRuntime(InstanceSupervision):
                     terminate([rec.ident])
                     st.routers.pop(spec.key)
                     rec = None
+                elif rec is not None and rec.admin_socket != str(self.admin_socket(spec)):
+                    # a router from before the admin API left the data port: replace it
+                    log.info("router %s has no admin socket; replacing it", spec.key)
+                    terminate([rec.ident])
+                    st.routers.pop(spec.key)
+                    prev_port, rec = rec.port, None
                 started = rec is None
                 if rec is None:
                     rec = self._start_router(st, spec, prev_port)
@@ -153,8 +165,14 @@ class LocalRuntime(InstanceSupervision):
             port = prev_port  # keep the URL stable for clients and the traffic generator
         else:
             port = free_port(used)
-        name = f"{safe_name(self.estate)}.router.{safe_name(spec.env)}.{safe_name(spec.service)}"
+        metrics_port = free_port(used | {port})
+        name = self._router_name(spec)
         log_path = self.logs_dir / f"{name}.log"
+        socket_path = self.admin_socket(spec)
+        token_path = self.runtime_dir / f"{name}.metrics-token"
+        self.fence_key()  # made now if missing, so the router can read it
+        self.secret_file(token_path, secrets.token_urlsafe(32))
+        stored = st.routes.get(spec.key)
         argv = [
             sys.executable,
             "-m",
@@ -163,23 +181,75 @@ class LocalRuntime(InstanceSupervision):
             str(port),
             "--name",
             spec.key,
+            "--admin-socket",
+            str(socket_path),
+            "--fence-key",
+            str(self.fence_key_path),
+            # a restarted router refuses what its predecessor would have: older fences, replays
+            "--min-fence",
+            str(stored.fence if stored is not None else 0),
+            "--min-seq",
+            str(st.seqs.get(spec.key, 0)),
+            "--metrics-port",
+            str(metrics_port),
+            "--metrics-token",
+            str(token_path),
         ]
         try:
             pid, start = spawn(argv, dict(os.environ), log_path, self.home)
         except OSError as exc:
             raise TargetError(f"cannot start router for {spec.key}: {exc}") from exc
-        log.info("started router %s pid %s on port %s", spec.key, pid, port)
-        return RouterRecord(spec.env, spec.service, port, pid, start, str(log_path))
+        log.info("started router %s pid %s on port %s, admin %s", spec.key, pid, port, socket_path)
+        return RouterRecord(spec.env, spec.service, port, pid, start, str(log_path), str(socket_path),
+                            metrics_port, str(token_path))
+
+    def _router_name(self, spec: ServiceRuntimeSpec) -> str:
+        return f"{safe_name(self.estate)}.router.{safe_name(spec.env)}.{safe_name(spec.service)}"
+
+    def admin_socket(self, spec: ServiceRuntimeSpec) -> Path:
+        """Where the router of ``spec`` listens for its admin API: a Unix socket in the 0700 runtime directory.
+
+        A socket path has a hard limit (108 bytes on Linux); when the home is too
+        deep for it, the sockets go to ``/tmp/primum-<uid>/<hash of the runtime
+        directory>/`` instead, a directory checked to be this user's and 0700.
+        """
+        path = self.runtime_dir / f"{self._router_name(spec)}.sock"
+        if len(os.fsencode(path)) <= SOCKET_PATH_MAX:
+            return path
+        digest = hashlib.sha256(os.fsencode(self.runtime_dir)).hexdigest()[:16]
+        short = Path(f"/tmp/primum-{os.getuid()}") / digest
+        for directory in (short.parent, short):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            st = directory.lstat()
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+                raise TargetError(
+                    f"{directory} (for the routers' admin sockets: {self.runtime_dir} is too deep for a socket"
+                    " path) is not this user's private directory; remove it, or use a shorter PRIMUM_HOME"
+                )
+        return short / f"{hashlib.sha256(spec.key.encode()).hexdigest()[:16]}.sock"
+
+    def admin_client(self, rec: RouterRecord, timeout: float = 2.0) -> RouterClient:
+        """A client of the router's admin socket that can push (it holds the fence key)."""
+        return RouterClient(rec.admin_socket, timeout=timeout, key=self.fence_key(), name=rec.key)
+
+    def next_seq(self, spec: ServiceRuntimeSpec, router_seq: int) -> int:
+        """The seq of the next push to the router of ``spec``: above every one issued, recorded first."""
+        with self._locked() as st:
+            seq = max(st.seqs.get(spec.key, 0), router_seq) + 1
+            st.seqs[spec.key] = seq
+        return seq
 
     def _wait_router(self, rec: RouterRecord, name: str) -> str | None:
-        """None once the router answers health as itself; else why it did not."""
+        """None once the router answers health as itself on its admin socket; else why it did not."""
         deadline = time.monotonic() + ROUTER_START_TIMEOUT_S
         last = "no answer"
         while True:
             if not is_alive(rec.pid, rec.start_time):
                 return f"router process {rec.pid} {exit_text(rec.pid)}; log:\n{log_tail(rec.log)}"
             try:
-                resp = self._http.get(f"{rec.url}/_primum/health")
+                with httpx.Client(transport=httpx.HTTPTransport(uds=rec.admin_socket), trust_env=False,
+                                  timeout=HEALTH_TIMEOUT_S) as admin:
+                    resp = admin.get("http://router/_primum/health")
                 body = resp.json() if resp.status_code == 200 else {}
                 if (
                     isinstance(body, dict)
@@ -291,6 +361,7 @@ class LocalRuntime(InstanceSupervision):
         with self._flock(self.lock_path):
             st = self._load()
             procs = [(r.pid, r.start_time) for r in st.routers.values()]
+            leftovers = [Path(p) for r in st.routers.values() for p in (r.admin_socket, r.metrics_token) if p]
             procs += [(i.pid, i.start_time) for i in st.instances]
             if st.traffic is not None:
                 procs.append((st.traffic.pid, st.traffic.start_time))
@@ -298,6 +369,11 @@ class LocalRuntime(InstanceSupervision):
             left = [p for p in procs if is_alive(*p)]
             if left:
                 raise TargetError(f"processes survived SIGKILL: {left}")
+            for path in leftovers:
+                path.unlink(missing_ok=True)
+                if path.suffix == ".sock" and path.parent != self.runtime_dir:
+                    with contextlib.suppress(OSError):
+                        path.parent.rmdir()  # the private /tmp directory, once empty
             self.state_path.unlink(missing_ok=True)
             self.traffic_config_path.unlink(missing_ok=True)
 

@@ -16,6 +16,11 @@ protocol. The invariants it keeps:
   routes); either rejecting it raises :class:`StaleFenceError`.
 * The last route pushed is remembered in the runtime state file, so that a
   restarted router gets it back and a restarted controller can observe it.
+* The router is steered only through its admin socket, with pushes sealed by
+  the runtime's fence key and numbered by a persisted ``seq`` (``fencing.py``).
+  Every push, and every failover the router made on its own, is reported once
+  as a :class:`~primum.core.model.actions.RouteChange` in the next observation,
+  which the controller records as the rollout's evidence.
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from primum.adapters.targets.base import TargetError
-from primum.adapters.targets.local.records import InstanceRecord, RouteRecord
+from primum.adapters.targets.local.records import InstanceRecord, RouteRecord, RouterRecord
 from primum.adapters.targets.local.router_client import RouterClient
 from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.core.model.actions import (
     Action,
     EnsureInstances,
+    RouteChange,
     RouteObservation,
     ServiceObservation,
     ServiceRuntimeSpec,
@@ -49,7 +55,9 @@ class LocalTarget:
 
     def __init__(self, home: Path, estate: str, runtime: LocalRuntime | None = None) -> None:
         self.runtime = runtime if runtime is not None else LocalRuntime(home, estate)
-        self._clients: dict[str, RouterClient] = {}
+        self._clients: dict[tuple[str, int, int], RouterClient] = {}
+        self._changes: dict[str, list[RouteChange]] = {}  # by spec key, until observed
+        self._failed_over: dict[str, tuple[str, ...]] = {}  # the router's last reported failover
 
     # ------------------------------------------------------------ protocol
 
@@ -114,13 +122,15 @@ class LocalTarget:
         if router is None:
             metrics_error = f"router for {spec.key} is not running"
         else:
-            client = self._client(router.url)
+            client = self._client(router)
             try:
                 self._sync_router(spec)
             except TargetError as exc:
                 log.warning("%s: router sync failed: %s", spec.key, exc)
             try:
-                route = _route_observation(client.get_config())
+                config = client.get_config()
+                route = _route_observation(config)
+                self._note_failover(spec, config)
             except TargetError as exc:
                 log.warning("%s: %s", spec.key, exc)
                 metrics_error = str(exc)
@@ -136,6 +146,7 @@ class LocalTarget:
             route=route,
             metrics=snapshot,
             metrics_error=metrics_error if metrics else None,
+            route_changes=tuple(self._changes.pop(spec.key, [])),
         )
 
     def close(self) -> None:
@@ -146,29 +157,53 @@ class LocalTarget:
         self.runtime.close()
 
     def router_url(self, spec: ServiceRuntimeSpec) -> str:
-        """Base URL (``http://127.0.0.1:PORT``) of the service's router in its environment.
+        """Base URL (``http://127.0.0.1:PORT``) of the service's router's data port (probes go there).
 
-        Raises :class:`TargetError` when that router is not running; the builtin
-        metric provider reads the router's per-request records there.
+        Raises :class:`TargetError` when that router is not running.
         """
         router = self.runtime.router(spec)
         if router is None:
             raise TargetError(f"router for {spec.key} is not running")
         return router.url
 
+    def router_admin(self, spec: ServiceRuntimeSpec) -> str:
+        """The admin socket (``unix:PATH``) of the service's router: the builtin metric provider reads
+        the per-request records there. Raises :class:`TargetError` when that router is not running."""
+        router = self.runtime.router(spec)
+        if router is None:
+            raise TargetError(f"router for {spec.key} is not running")
+        return f"unix:{router.admin_socket}"
+
     # ------------------------------------------------------------- helpers
 
-    def _client(self, url: str) -> RouterClient:
-        client = self._clients.get(url)
+    def _client(self, router: RouterRecord) -> RouterClient:
+        ident = (router.admin_socket, *router.ident)
+        client = self._clients.get(ident)
         if client is None:
-            client = self._clients[url] = RouterClient(url)
+            client = self._clients[ident] = self.runtime.admin_client(router)
         return client
 
     def _router_client(self, spec: ServiceRuntimeSpec) -> RouterClient:
         router = self.runtime.router(spec)
         if router is None:
             raise TargetError(f"router for {spec.key} is not running")
-        return self._client(router.url)
+        return self._client(router)
+
+    def _push(self, spec: ServiceRuntimeSpec, client: RouterClient, config: dict[str, Any], router_seq: int,
+              cause: str) -> None:
+        """Push ``config`` with the next seq (recorded first) and keep the change for the evidence."""
+        seq = self.runtime.next_seq(spec, router_seq)
+        applied = client.put_config(config, seq)  # 409 stale fence -> StaleFenceError
+        self._changes.setdefault(spec.key, []).append(_route_change(cause, config, applied, seq))
+        self._failed_over[spec.key] = tuple(applied.get("failed_over") or ())
+
+    def _note_failover(self, spec: ServiceRuntimeSpec, config: dict[str, Any]) -> None:
+        """A failover (or recovery) the router made on its own since we last looked is a change too."""
+        now = tuple(config.get("failed_over") or ())
+        if now != self._failed_over.get(spec.key, ()):
+            self._failed_over[spec.key] = now
+            seq = int(config.get("seq") or 0)
+            self._changes.setdefault(spec.key, []).append(_route_change("failover", config, config, seq))
 
     def _set_route(self, spec: ServiceRuntimeSpec, action: SetRoute, fence: int) -> None:
         weights = dict(action.weights)
@@ -196,7 +231,8 @@ class LocalTarget:
                     )
             labels = {k: v.label for k, v in known.items()}
             config = _build_config(spec, weights, action.preview, fence, ready, labels)
-            client.put_config(config)  # 409 -> StaleFenceError
+            current = client.get_config()
+            self._push(spec, client, config, int(current.get("seq") or 0), "route")
             self.runtime.set_route(spec, RouteRecord(weights, action.preview, fence))
             log.info("%s: route %s preview %s (fence %s)", spec.key, weights, action.preview, fence)
 
@@ -221,7 +257,8 @@ class LocalTarget:
             stored = self.runtime.get_route(spec)
             cur_fence = int(current.get("fence") or 0)
             cur_versions: dict[str, Any] = current.get("versions") or {}
-            if stored is not None and (cur_fence < stored.fence or not cur_versions):
+            restore = stored is not None and (cur_fence < stored.fence or not cur_versions)
+            if stored is not None and restore:
                 weights, preview, base_fence = dict(stored.weights), stored.preview, stored.fence
             else:
                 weights = {k: int(v.get("weight", 0)) for k, v in cur_versions.items()}
@@ -243,7 +280,7 @@ class LocalTarget:
             config = _build_config(spec, weights, preview, push_fence, ready, labels)
             if _comparable(config) == _comparable(current):
                 return
-            client.put_config(config)
+            self._push(spec, client, config, int(current.get("seq") or 0), "restore" if restore else "instances")
 
 
 def _build_config(
@@ -272,7 +309,22 @@ def _build_config(
         "affinity": spec.affinity,
         "tenant_header": spec.tenant_header,
         "tenants": list(spec.tenants),
+        "health_path": spec.health_path,
     }
+
+
+def _route_change(cause: str, config: dict[str, Any], applied: dict[str, Any], seq: int) -> RouteChange:
+    versions: dict[str, Any] = config.get("versions") or {}
+    return RouteChange(
+        cause=cause,
+        fence=int(config.get("fence") or 0),
+        seq=seq,
+        weights={k: int(v.get("weight", 0)) for k, v in versions.items()},
+        effective={k: int(w) for k, w in (applied.get("effective") or {}).items()},
+        preview=config.get("preview"),
+        instances={k: len(v.get("instances") or []) for k, v in versions.items()},
+        failed_over=tuple(applied.get("failed_over") or ()),
+    )
 
 
 def _comparable(config: dict[str, Any]) -> tuple[Any, ...]:
@@ -283,6 +335,7 @@ def _comparable(config: dict[str, Any]) -> tuple[Any, ...]:
         config.get("affinity"),
         config.get("tenant_header"),
         tuple(config.get("tenants") or ()),
+        config.get("health_path"),
         tuple(
             sorted(
                 (

@@ -2,9 +2,15 @@
 the metric's ``threshold`` and the service's SLOs.
 
 Rates are held with the exact binomial test (significantly above the bound, at
-alpha), so a handful of requests cannot break an SLO by chance; statistics of
-samples (mean, median, p95, p99) are point estimates over at least
-``min_samples`` samples.
+alpha), so a handful of requests cannot break an SLO by chance. So are the
+latency SLOs (p95, and p99 when the service declares one): "p95 within 500 ms"
+means at most 5% of requests take longer than 500 ms, so the check counts the
+canary's requests above the bound and fails only when that share is
+significantly above 5% (an exact test of a quantile, with no assumption about
+the distribution's shape). A point estimate of p95 would fail a healthy version
+whose p95 sits just under the SLO about half the time. The other statistics of
+samples (a metric's own ``threshold`` on mean, median, p95, p99) are point
+estimates over at least ``min_samples`` samples.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 from primum.core.analysis.data import Classification, MetricResult
 from primum.core.analysis.judge.clean import Cleaned
 from primum.core.analysis.judge.context import Context
-from primum.core.analysis.judge.explain import Subject, p_text, slo_p95_reason, slo_rate_reason, threshold_reason
+from primum.core.analysis.judge.explain import Subject, p_text, slo_latency_reason, slo_rate_reason, threshold_reason
 from primum.core.analysis.judge.proportions import Counts, rate_above, rate_below
 from primum.core.analysis.judge.rows import count_summary, row, value_summary
 from primum.core.analysis.judge.stats import quantile
@@ -23,6 +29,7 @@ from primum.core.model.analysis import MetricKind, Threshold
 THRESHOLD_CHECK = "threshold"
 SLO_RATE_CHECK = "slo-error-rate"
 SLO_P95_CHECK = "slo-p95"
+SLO_P99_CHECK = "slo-p99"
 _QUANTILE = {"median": 0.5, "p95": 0.95, "p99": 0.99}
 
 
@@ -94,14 +101,24 @@ def slo_rows(ctx: Context, subject: Subject, canary: Cleaned | None, counts: Cou
                     effect=counts.rate / slo if slo > 0 else None, effect_measure="sloRatio",
                     thresholds={"slo_error_rate": slo, "alpha": ctx.alpha}, source=source)]
     n = 0 if canary is None else len(canary.values)
-    if kind is MetricKind.latency and data.slo_p95_s is not None and canary is not None \
-            and n >= ctx.settings.min_samples:
-        slo_p95 = data.slo_p95_s
-        p95 = quantile(canary.values, 0.95)
-        classification = Classification.high if p95 > slo_p95 else Classification.passed
-        return [row(subject, SLO_P95_CHECK, classification, slo_p95_reason(subject, p95, slo_p95, n),
-                    critical=_fails(subject, classification), canary_n=n, canary=value_summary(canary),
-                    statistics={"p95": p95}, effect=p95 / slo_p95 if slo_p95 > 0 else None,
-                    effect_measure="sloRatio",
-                    thresholds={"slo_p95_s": slo_p95, "min_samples": ctx.settings.min_samples}, source=source)]
-    return []
+    if kind is not MetricKind.latency or canary is None or n < ctx.settings.min_samples:
+        return []
+    out = []
+    objectives: tuple[tuple[str, float, float | None], ...] = (
+        (SLO_P95_CHECK, 0.95, data.slo_p95_s), (SLO_P99_CHECK, 0.99, data.slo_p99_s))
+    for check, q, bound in objectives:
+        if bound is None:
+            continue
+        observed = quantile(canary.values, q)
+        above = Counts(events=int((canary.values > bound).sum()), total=n)
+        p = rate_above(above, 1.0 - q)
+        classification = Classification.high if p < ctx.alpha else Classification.passed
+        name = check.removeprefix("slo-")
+        out.append(row(subject, check, classification,
+                       slo_latency_reason(subject, name, observed, bound, above, 1.0 - q, p, ctx.alpha),
+                       critical=_fails(subject, classification), canary_n=n, canary=value_summary(canary),
+                       statistics={name: observed, "share_above": above.rate, "p_value": p},
+                       effect=observed / bound if bound > 0 else None, effect_measure="sloRatio",
+                       thresholds={f"slo_{name}_s": bound, "alpha": ctx.alpha, "min_samples": ctx.settings.min_samples},
+                       source=source))
+    return out

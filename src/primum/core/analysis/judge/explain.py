@@ -203,10 +203,14 @@ def slo_rate_reason(s: Subject, c: Counts, slo: float, p: float, alpha: float) -
             f"(binomial {p_text(p)} >= {alpha:g})")
 
 
-def slo_p95_reason(s: Subject, p95: float, slo: float, n: int) -> str:
-    if p95 > slo:
-        return f"{s.name} breaks the latency SLO: canary p95 {s.value(p95)} over {n} samples exceeds {s.value(slo)}"
-    return f"{s.name} meets the latency SLO: canary p95 {s.value(p95)} over {n} samples is within {s.value(slo)}"
+def slo_latency_reason(s: Subject, name: str, observed: float, slo: float, above: Counts, allowed: float,
+                       p: float, alpha: float) -> str:
+    share = f"{above.events} of {above.total} canary requests ({pct(above.rate)}) took longer than {s.value(slo)}"
+    if p < alpha:
+        return (f"{s.name} breaks the latency SLO: canary {name} {s.value(observed)}; {share}, significantly more "
+                f"than the {pct(allowed)} a {name} of {s.value(slo)} allows (binomial {p_text(p)} < {alpha:g})")
+    return (f"{s.name} meets the latency SLO: canary {name} {s.value(observed)}; {share}, not significantly more "
+            f"than the {pct(allowed)} a {name} of {s.value(slo)} allows (binomial {p_text(p)})")
 
 
 def threshold_reason(s: Subject, statistic: str, observed: float, bound_min: float | None,

@@ -1,8 +1,8 @@
 """Proven identities: the signed envelope of each approval, rejection and break-glass use, and the
 evidence event that logged it (the gate counts a record only with both).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005_identities
+Revises: 0004_logcheck
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005_identities"
+down_revision = "0004_logcheck"
 branch_labels = None
 depends_on = None
 
