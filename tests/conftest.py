@@ -94,3 +94,11 @@ def backends() -> Iterator[tuple[Backend, Backend]]:
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=15, trust_env=False) as c:
         yield c
+
+
+@pytest.fixture
+def people():
+    """Synthetic people with real keys (tests/people.py): enrol them, then act as them."""
+    from tests.people import People
+
+    return People()

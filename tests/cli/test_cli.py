@@ -55,9 +55,11 @@ class Result:
         return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
 
 
-def cli_env(home: Path) -> dict[str, str]:
+def cli_env(home: Path, key: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMUM_")}  # no DATABASE_URL, ESTATE, DEBUG
     env.update(PRIMUM_HOME=str(home), PRIMUM_USER="test-user", COLUMNS="200", NO_COLOR="1")
+    if key is not None:
+        env["PRIMUM_KEY"] = str(key)  # who runs the commands: the person holding this key
     return env
 
 
@@ -65,10 +67,11 @@ def cli_env(home: Path) -> dict[str, str]:
 class Cli:
     home: Path
     cwd: Path
+    key: Path | None = None
 
     def __call__(self, *args: str | Path, timeout: float = 60) -> Result:
-        proc = subprocess.run([PRIMUM, *map(str, args)], cwd=self.cwd, env=cli_env(self.home), capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run([PRIMUM, *map(str, args)], cwd=self.cwd, env=cli_env(self.home, self.key),
+                              capture_output=True, text=True, timeout=timeout)
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def many(self, *commands: tuple[str | Path, ...]) -> list[Result]:
@@ -148,10 +151,12 @@ def controller(cli: Cli, tmp_path: Path) -> Iterator[Callable[[], Controller]]:
             ctl.proc.wait(timeout=10)
 
 
-def write_noop_estate(directory: Path, steps: list | None = None) -> Path:
+def write_noop_estate(directory: Path, steps: list | None = None, identities: Path | None = None) -> Path:
     """The noop estate of the controller tests, with short pauses."""
     doc = estate_doc(steps=steps or [{"set_weight": 20}, {"pause": {"duration": 0.2}}])
     doc["services"]["web"]["strategy"]["steps"] = [{"set_weight": 50}, {"pause": {"duration": 0.2}}]
+    if identities is not None:
+        doc["governance"] = {"identities": str(identities)}
     path = directory / "estate.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -392,8 +397,12 @@ def test_apply_history_status_and_controllers_to_promotion(cli: Cli, controller,
     assert "rel-1 promoted" in " ".join(ctl.output().split())
 
 
-def test_pause_abort_retry_env_and_refused_commands(cli: Cli, controller, tmp_path: Path) -> None:
-    estate = write_noop_estate(tmp_path, steps=[{"set_weight": 20}, {"pause": {}}])
+def test_pause_abort_retry_env_and_refused_commands(cli: Cli, controller, tmp_path: Path, people) -> None:
+    identities = tmp_path / "identities.yaml"
+    identities.write_text(people.enrol("groups: {on-call: {roles: [operator], services: [api, web]}}\n"
+                                       "users: [{id: alice, groups: [on-call]}, {id: bob}]\n"))
+    cli.key = people.write_key("alice", tmp_path / "keys")
+    estate = write_noop_estate(tmp_path, steps=[{"set_weight": 20}, {"pause": {}}], identities=identities)
     ctl = controller()  # one process for the whole test: its noop target remembers the baseline
     baseline = cli("release", "apply", write_release(tmp_path, "rel-base", ["api"], "1.0"), "--estate", estate,
                    "--timeout", "40")  # follows the release: exits 0 once promoted
@@ -411,6 +420,9 @@ def test_pause_abort_retry_env_and_refused_commands(cli: Cli, controller, tmp_pa
     item = paused["environments"]["staging"]["api"]
     assert item["state"] == "paused" and item["previous"] == paused_previous(tmp_path), paused
 
+    bob = people.write_key("bob", tmp_path / "keys")
+    refused = cli("abort", "rel-canary", "--key", bob)  # enrolled, but not an operator
+    assert refused.code == 2 and "bob may not abort rel-canary" in refused.flat_err, refused
     aborted = cli("abort", "rel-canary", "--as", "alice")
     assert aborted.code == 0, aborted
     assert "abort requested" in aborted.out
@@ -462,7 +474,8 @@ def test_the_written_settings_file_is_what_the_commands_read(example: Path, tmp_
         if line and not line.startswith("#"):
             key, value = line.split("=", 1)
             settings[key] = value
-    assert settings == {"PRIMUM_HOME": "./.primum", "PRIMUM_ESTATE": "./estate.yaml", "PRIMUM_USER": "sam-rivera"}
+    assert settings == {"PRIMUM_HOME": "./.primum", "PRIMUM_ESTATE": "./estate.yaml",
+                        "PRIMUM_KEY": "./.primum/people/sam-rivera.pem"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMUM_")}
     proc = subprocess.run([PRIMUM, "validate", "releases/0-baseline.yaml"], cwd=example, env={**env, **settings},
                           capture_output=True, text=True, timeout=60)

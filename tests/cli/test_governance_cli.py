@@ -66,21 +66,34 @@ def test_policy_test_runs_the_rego_tests_and_a_broken_file_is_a_clear_error(cli:
     assert bad.code == 2 and "policy error" in bad.err and "extra.rego" in bad.flat_err, bad
 
 
-def test_approve_reject_approvals_break_glass_and_reviews(cli: Cli, example: Path) -> None:
+def test_approve_reject_approvals_break_glass_and_reviews(cli: Cli, example: Path, tmp_path: Path) -> None:
     estate = example / "estate.yaml"
+    people = example / ".primum" / "people"  # `primum init` made a key for each fictional person
+
+    def key(user: str) -> tuple[str, str]:
+        return "--key", str(people / f"{user}.pem")
+
     submitted = cli("release", "apply", example / "releases" / "1-scheduling-2.0.0.yaml", "--estate", estate,
-                    "--no-wait")
+                    "--no-wait", *key("sam-rivera"))
     assert submitted.code == 0, submitted
     rid = "rel-2026-11-sched-2.0.0"
-    stranger = cli("approve", rid, "--as", "test-user")  # who submitted it, and nobody the file knows
-    assert stranger.code == 2 and "not in the identities file" in stranger.flat_err, stranger
-    admin = cli("approve", rid, "--as", "pat-admin")
+    made = cli("keys", "personal", "init", "--key", tmp_path / "stranger.pem", "--comment", "stranger")
+    assert made.code == 0 and made.out.startswith("ssh-ed25519 AAAA") and made.out.strip().endswith(" stranger"), made
+    stranger = cli("approve", rid, "--key", tmp_path / "stranger.pem")  # a key nobody enrolled
+    assert stranger.code == 2 and "is not enrolled in the identities in force" in stranger.flat_err, stranger
+    unsigned = cli("approve", rid, "--as", "lee-chen", "--key", tmp_path / "missing.pem")  # a name is not enough
+    assert unsigned.code == 2 and "no personal signing key" in unsigned.flat_err, unsigned
+    impostor = cli("approve", rid, "--as", "lee-chen", *key("sam-rivera"))
+    assert impostor.code == 2 and "--as lee-chen does not match your key" in impostor.flat_err, impostor
+    admin = cli("approve", rid, *key("pat-admin"))
     assert admin.code == 2 and "holds none of the approving roles" in admin.flat_err, admin
-    ok = cli("approve", rid, "--as", "lee-chen", "--comment", "tested in the demo")
+    unknown_abort = cli("abort", rid, "--as", "mallory", "--key", tmp_path / "stranger.pem")
+    assert unknown_abort.code == 2 and "not enrolled" in unknown_abort.flat_err, unknown_abort
+    ok = cli("approve", rid, "--as", "lee-chen", *key("lee-chen"), "--comment", "tested in the demo")
     assert ok.code == 0 and "lee-chen (release-manager) approved" in ok.flat_out and "for staging" in ok.out, ok
-    no_reason = cli("reject", rid, "--as", "cab-chair", "--comment", " ")
+    no_reason = cli("reject", rid, *key("cab-chair"), "--comment", " ")
     assert no_reason.code == 2 and "needs a reason" in no_reason.flat_err, no_reason
-    rejected = cli("reject", rid, "--as", "cab-chair", "--comment", "no rollback plan")
+    rejected = cli("reject", rid, *key("cab-chair"), "--comment", "no rollback plan")
     assert rejected.code == 0, rejected
     waiting = cli.json("approvals")
     [row] = waiting
@@ -88,15 +101,15 @@ def test_approve_reject_approvals_break_glass_and_reviews(cli: Cli, example: Pat
     assert row["reason"] == "rejected by cab-chair: no rollback plan"
     assert [(a["actor"], a["decision"]) for a in row["approvals"]] == [("lee-chen", "approve"),
                                                                        ("cab-chair", "reject")]
-    refused = cli("break-glass", rid, "--as", "lee-chen", "--justification", "the booking outage needs this now")
+    refused = cli("break-glass", rid, *key("lee-chen"), "--justification", "the booking outage needs this now")
     assert refused.code == 2 and "break-glass role" in refused.flat_err, refused
-    used = cli("break-glass", rid, "--as", "kim-oncall", "--justification", "the booking outage needs this now")
+    used = cli("break-glass", rid, *key("kim-oncall"), "--justification", "the booking outage needs this now")
     assert used.code == 0 and "break-glass #1 recorded" in used.out and "no webhook configured" in used.out, used
     reviews = cli.json("reviews")
     assert [(r["id"], r["state"], r["actor"]) for r in reviews] == [(1, "open", "kim-oncall")]
-    own = cli("review", "1", "--as", "kim-oncall", "--notes", "fine")
+    own = cli("review", "1", *key("kim-oncall"), "--notes", "fine")
     assert own.code == 2 and "cannot review their own use" in own.flat_err, own
-    done = cli("review", "1", "--as", "cab-chair", "--notes", "outage fix confirmed")
+    done = cli("review", "1", *key("cab-chair"), "--notes", "outage fix confirmed")
     assert done.code == 0, done
     assert cli.json("reviews")[0]["state"] == "done"
     assert cli.json("approvals")[0]["blocked_by"] is None  # break-glass: approvals bypassed

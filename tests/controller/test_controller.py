@@ -16,10 +16,11 @@ from primum.adapters.targets.registry import Targets
 from primum.app.controller import Controller
 from primum.app.releases import ReleaseService
 from primum.core.model.actions import EnsureInstances, SetRoute, VersionRef
+from primum.core.model.estate import Estate
 from primum.core.model.rollout import RolloutPhase
 from primum.core.model.validate import runtime_spec
 
-from .noop_estate import estate, write_release
+from .noop_estate import estate, estate_doc, write_release
 
 HERE = Path(__file__).parent
 
@@ -84,32 +85,38 @@ def test_a_release_runs_to_promotion_in_dependency_order(store, tmp_path):
     assert kinds[0] == "submitted" and kinds[-1] == "promoted"
 
 
-def test_abort_rolls_back_and_retry_starts_again(store, tmp_path):
+def test_abort_rolls_back_and_retry_starts_again(store, tmp_path, people):
     clock = Clock()
     service = ReleaseService(store, clock=clock)
-    e = estate(steps=[{"set_weight": 20}, {"pause": {}}])
-    service.submit(write_release(tmp_path, "rel-2", ["api"]), e)
+    identities = tmp_path / "identities.yaml"
+    identities.write_text(people.enrol(
+        "groups: {on-call: {roles: [operator], services: [api]}}\n"
+        "users: [{id: nurse-informaticist, groups: [on-call]}, {id: ops, groups: [on-call]}]\n"))
+    doc = estate_doc(steps=[{"set_weight": 20}, {"pause": {}}])
+    doc["governance"] = {"identities": str(identities)}
+    e = Estate.model_validate(doc)
+    service.submit(write_release(tmp_path, "rel-2", ["api"]), e, caller=people("nurse-informaticist"))
     controller = Controller(store, OneNoop(tmp_path), clock=clock)
     for _ in range(20):
         controller.tick()
         clock.now += 0.3
     record = service.get("rel-2")
     assert record.phase == "paused"
-    service.abort("rel-2", actor="nurse-informaticist")
+    service.abort("rel-2", people("nurse-informaticist"))
     assert drive(controller, clock, service, "rel-2") == "rolled_back"
     assert "aborted by nurse-informaticist" in service.status("rel-2")[1].reason
     assert service.status("rel-2")[1].items[0].phase.value == "rolled_back"
-    service.retry("rel-2", actor="ops")
+    service.retry("rel-2", people("ops"))
     assert service.get("rel-2").phase == "pending"
     for _ in range(20):
         controller.tick()
         clock.now += 0.3
     assert service.get("rel-2").phase == "paused"  # the canary runs again from the start
-    service.promote("rel-2", actor="ops")
+    service.promote("rel-2", people("ops"))
     for _ in range(20):
         controller.tick()
         clock.now += 0.3
-    service.promote("rel-2", actor="ops")  # prod pauses too
+    service.promote("rel-2", people("ops"))  # prod pauses too
     assert drive(controller, clock, service, "rel-2") == "promoted"
     promoted_by = [ev.message for ev in store.events("rel-2") if ev.kind == "promoted_by_person"]
     assert promoted_by == ["pause ended by ops", "pause ended by ops"]

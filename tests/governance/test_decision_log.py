@@ -77,7 +77,7 @@ def test_an_approval_starts_the_rollout_without_a_new_decision(world: World) -> 
     world.run(rid, until=waiting("staging"))
     tick_for(world, rid, 8.0)
     [logged] = decisions(world, rid)
-    world.gov.record_decision(rid, "approve", actor="owen")  # approvals are not a policy input
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))  # approvals are not a policy input
     status = world.run(rid, until=waiting("prod"))
     assert waiting("prod")(status), status.pause_reason
     assert decisions(world, rid) == [logged]

@@ -22,6 +22,7 @@ from primum.core.model.rollout import RolloutStatus
 from primum.core.model.validate import load_estate
 from tests.controller.noop_estate import write_release
 from tests.controller.test_controller import OneNoop
+from tests.people import People
 
 IDENTITIES = """
 apiVersion: primum/v1
@@ -31,7 +32,9 @@ groups:
   cab: {roles: [cab]}
   platform: {roles: [platform-admin, cab]}
   rm: {roles: [release-manager]}
-  on-call: {roles: [operator, break-glass]}
+  on-call: {roles: [operator, break-glass], services: [api]}
+  ops-billing: {roles: [operator], services: [billing]}
+  audit: {roles: [auditor]}
 users:
   - {id: alice, groups: [team-sched]}
   - {id: owen, groups: [team-sched]}
@@ -39,6 +42,8 @@ users:
   - {id: pat, groups: [platform]}
   - {id: rita, groups: [rm]}
   - {id: kim, groups: [on-call]}
+  - {id: otto, groups: [ops-billing]}
+  - {id: audrey, groups: [audit]}
 """
 
 
@@ -54,7 +59,7 @@ def at(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
-def write_estate(tmp: Path, *, windows: dict | None = None, webhook: str | None = None) -> Path:
+def write_estate(tmp: Path, people: People, *, windows: dict | None = None, webhook: str | None = None) -> Path:
     prod = {"name": "prod", "class": "prod"}
     if windows:
         prod["windows"] = windows
@@ -73,7 +78,7 @@ def write_estate(tmp: Path, *, windows: dict | None = None, webhook: str | None 
                                                                       {"pause": {"duration": 1}},
                                                                       {"analysis": {"duration": "300s"}}]}}},
     }
-    (tmp / "identities.yaml").write_text(IDENTITIES)
+    (tmp / "identities.yaml").write_text(people.enrol(IDENTITIES))
     path = tmp / "estate.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -81,7 +86,8 @@ def write_estate(tmp: Path, *, windows: dict | None = None, webhook: str | None 
 
 class World:
     def __init__(self, tmp: Path, clock: Clock, **estate_kw: object) -> None:
-        self.estate = load_estate(write_estate(tmp, **estate_kw))  # type: ignore[arg-type]
+        self.people = People()
+        self.estate = load_estate(write_estate(tmp, self.people, **estate_kw))  # type: ignore[arg-type]
         self.store = Store(f"sqlite:///{tmp / 'p.db'}")
         self.clock = clock
         self.releases = ReleaseService(self.store, clock=clock)
@@ -91,7 +97,7 @@ class World:
 
     def submit(self, rid: str = "rel-1", author: str = "alice") -> str:
         path = write_release(self.tmp, rid, ["api"])
-        return self.releases.submit(path, self.estate, actor=author).record.id
+        return self.releases.submit(path, self.estate, caller=self.people(author)).record.id
 
     def status(self, rid: str) -> RolloutStatus:
         return RolloutStatus.model_validate(self.store.get_rollout(rid).status)  # type: ignore[union-attr]
@@ -124,17 +130,18 @@ def test_high_impact_waits_for_distinct_eligible_approvers_in_each_environment(w
     assert status.pause_reason == ("staging: waiting for approval in staging: needs 1 approval(s) from distinct "
                                    "people; has 0")
     with pytest.raises(NotAllowed, match="the author of a release cannot approve it"):
-        world.gov.record_decision(rid, "approve", actor="alice")
-    world.gov.record_decision(rid, "approve", actor="owen", comment="looks fine")
+        world.gov.record_decision(rid, "approve", caller=world.people("alice"))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"), comment="looks fine")
     status = world.run(rid, until=waiting("prod"))
     assert status.items[0].phase.value == "succeeded"
     assert "needs 2 approval(s) from distinct people and 1 of them from CAB" in status.pause_reason
     with pytest.raises(NotAllowed, match="platform admin"):
-        world.gov.record_decision(rid, "approve", actor="pat")  # a platform admin who is also CAB: not in prod
-    world.gov.record_decision(rid, "approve", actor="owen")
-    world.gov.record_decision(rid, "approve", actor="owen")  # a person counts once
+        # a platform admin who is also CAB: not in prod
+        world.gov.record_decision(rid, "approve", caller=world.people("pat"))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))  # a person counts once
     assert "has 1 (owen), 0 from CAB" in world.run(rid, ticks=5).pause_reason
-    world.gov.record_decision(rid, "approve", actor="carol")
+    world.gov.record_decision(rid, "approve", caller=world.people("carol"))
     final = world.run(rid)
     assert final.phase.value == "promoted", final.pause_reason
     kinds = [e.kind for e in world.store.events(rid)]
@@ -147,15 +154,15 @@ def test_a_rejection_blocks_with_its_reason_until_that_person_approves(world: Wo
     rid = world.submit()
     world.run(rid, until=waiting("staging"))
     with pytest.raises(NotAllowed, match="needs a reason"):
-        world.gov.record_decision(rid, "reject", actor="carol")
-    world.gov.record_decision(rid, "reject", actor="carol", comment="no rollback plan in the ticket")
-    world.gov.record_decision(rid, "approve", actor="owen")
+        world.gov.record_decision(rid, "reject", caller=world.people("carol"))
+    world.gov.record_decision(rid, "reject", caller=world.people("carol"), comment="no rollback plan in the ticket")
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
     status = world.run(rid, ticks=10)
     assert status.pause_reason == "staging: rejected by carol: no rollback plan in the ticket"
     [row] = world.gov.waiting()
     assert row.env == "staging" and row.blocked_by == "approvals" and {a["actor"] for a in row.approvals} == {
         "carol", "owen"}
-    world.gov.record_decision(rid, "approve", actor="carol")
+    world.gov.record_decision(rid, "approve", caller=world.people("carol"))
     assert world.run(rid, until=waiting("prod")).items[0].phase.value == "succeeded"
 
 
@@ -165,8 +172,8 @@ def test_an_approval_is_bound_to_the_digest_it_reviewed(world: World) -> None:
     record = world.store.get_rollout(rid)
     assert record is not None
     with pytest.raises(NotAllowed, match="it changed; review it again"):
-        world.gov.record_decision(rid, "approve", actor="owen", digest="sha256:" + "0" * 64)
-    world.gov.record_decision(rid, "approve", actor="owen", digest=record.digest)
+        world.gov.record_decision(rid, "approve", caller=world.people("owen"), digest="sha256:" + "0" * 64)
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"), digest=record.digest)
     # tamper: the stored release now carries another digest; the approval no longer counts
     with world.store._engine.begin() as conn:
         conn.exec_driver_sql("UPDATE rollouts SET digest = ? WHERE id = ?", ("sha256:" + "f" * 64, rid))
@@ -198,17 +205,19 @@ def test_a_production_freeze_blocks_promotion_across_dst_and_break_glass_opens_i
     try:
         rid = w.submit()
         w.run(rid, until=waiting("staging"))
-        w.gov.record_decision(rid, "approve", actor="owen")
+        w.gov.record_decision(rid, "approve", caller=w.people("owen"))
         status = w.run(rid, until=lambda s: (s.pause_reason or "").startswith("prod: no new promotion"))
         assert "year-end" in status.pause_reason and "only break-glass bypasses it" in status.pause_reason
         for person in ("owen", "carol"):
-            w.gov.record_decision(rid, "approve", actor=person, env="prod")
+            w.gov.record_decision(rid, "approve", caller=w.people(person), env="prod")
         assert w.run(rid, ticks=10).items[1].phase.value == "pending"  # approvals do not open a freeze
         with pytest.raises(NotAllowed, match="break-glass role"):
-            w.gov.break_glass(rid, actor="rita", justification="the appointment booking outage needs this fix")
+            w.gov.break_glass(rid, caller=w.people("rita"),
+                              justification="the appointment booking outage needs this fix")
         with pytest.raises(NotAllowed, match="justification"):
-            w.gov.break_glass(rid, actor="kim", justification="urgent")
-        use = w.gov.break_glass(rid, actor="kim", justification="the appointment booking outage needs this fix")
+            w.gov.break_glass(rid, caller=w.people("kim"), justification="urgent")
+        use = w.gov.break_glass(rid, caller=w.people("kim"),
+                                justification="the appointment booking outage needs this fix")
         assert use.review_due_at == clock.now + 24 * 3600 and "answered 204" in use.notified
         assert received and received[0]["actor"] == "kim" and received[0]["release"] == rid
         final = w.run(rid)
@@ -218,8 +227,9 @@ def test_a_production_freeze_blocks_promotion_across_dst_and_break_glass_opens_i
         clock.now += 25 * 3600
         assert w.gov.reviews()[0][1] == "overdue"
         with pytest.raises(NotAllowed, match="cannot review their own use"):
-            w.gov.complete_review(review.id, actor="kim", notes="done")
-        w.gov.complete_review(review.id, actor="carol", notes="fix confirmed; freeze exception recorded in CHG")
+            w.gov.complete_review(review.id, caller=w.people("kim"), notes="done")
+        w.gov.complete_review(review.id, caller=w.people("carol"),
+                              notes="fix confirmed; freeze exception recorded in CHG")
         assert w.gov.reviews()[0][1] == "done"
         kinds = [e.kind for e in w.store.events(rid)]
         assert "break_glass" in kinds and "review" in kinds
@@ -239,9 +249,9 @@ def test_a_policy_denial_ends_the_release_before_prod(world: World, tmp_path: Pa
     doc = yaml.safe_load(path.read_text())
     doc.pop("ticket")
     path.write_text(yaml.safe_dump(doc))
-    rid = world.releases.submit(path, world.estate, actor="alice").record.id
+    rid = world.releases.submit(path, world.estate, caller=world.people("alice")).record.id
     world.run(rid, until=waiting("staging"))
-    world.gov.record_decision(rid, "approve", actor="owen")
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
     final = world.run(rid)
     assert final.phase.value == "denied"
     assert final.reason == ("policy denies prod: prod is a production environment: the release needs a change "

@@ -19,7 +19,6 @@ from primum.adapters.store.repository import Store
 from primum.app.controller import Controller
 from primum.app.gate import Gatekeeper
 from primum.app.releases import ReleaseService
-from primum.core.governance.gate import BreakGlassUse
 from primum.core.model.estate import Estate
 from tests.controller.noop_estate import estate_doc, write_release
 from tests.controller.test_controller import OneNoop
@@ -43,7 +42,7 @@ def test_a_waiting_release_logs_its_unchanged_decision_once(world: World) -> Non
     [first] = decisions(world, rid)
     world.run(rid, ticks=8)  # the clock moves on every tick; the decision does not change
     assert decisions(world, rid) == [first]
-    world.gov.record_decision(rid, "approve", actor="owen")
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
     world.run(rid, until=waiting("prod"))
     assert len(decisions(world, rid)) == 2  # prod is another environment: its own decision
 
@@ -143,7 +142,10 @@ def test_the_facts_are_read_from_the_store(store: Store, tmp_path: Path) -> None
     [approval] = facts.approvals
     assert (approval.actor, approval.roles, approval.env, approval.digest) == ("carol", ("cab",), "prod",
                                                                              record.digest)
-    assert facts.break_glass == (BreakGlassUse("kim", record.digest),) and facts.emergency_by == "kim"
+    [use] = facts.break_glass
+    assert (use.actor, use.digest, use.envelope, use.logged) == ("kim", record.digest, None, None)
+    assert facts.emergency_by is None  # a row with no signed envelope and no evidence entry counts for nothing
+    assert "recorded no identities" in (facts.why_not_counted(use) or "")
     assert facts.passed == {("api", digest): frozenset({"staging"})}
     assert facts.last_fingerprint == "fp-2" and facts.freeze_overridden
     staging = load_gate_facts(store, record, "staging")

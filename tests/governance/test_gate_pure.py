@@ -21,9 +21,12 @@ from primum.core.governance.gate import (
     input_fingerprint,
     policy_needed,
 )
+from primum.core.governance.identities import Identities
 from primum.core.governance.policy import PolicyDecision, decision_from
+from primum.core.governance.signatures import Claim, envelope_digest, sign_claim
 from primum.core.model.estate import Estate
 from tests.controller.noop_estate import estate_doc
+from tests.people import People
 
 DIGEST = "sha256:" + "a" * 64
 API = "sha256:" + "b" * 64
@@ -46,10 +49,16 @@ def estate(in_flight: str = "finish") -> Estate:
     return Estate.model_validate(doc)
 
 
+PEOPLE = People()
+ROLES = {"alice": ["cab"], "carol": ["cab"], "kim": ["break-glass"], "rita": ["release-manager"]}
+IDENTITIES = Identities.model_validate({"users": [{"id": user, "roles": roles, "keys": [PEOPLE.line(user)]}
+                                                  for user, roles in ROLES.items()]})
+
+
 def facts(env: str = "prod", **fields: Any) -> GateFacts:
     base: dict[str, Any] = {
         "rollout_id": "rel-1", "env": env, "digest": DIGEST, "services": ("api",), "author": "alice",
-        "entering": (("api", API),), "passed": {("api", API): frozenset({"staging"})}}
+        "entering": (("api", API),), "passed": {("api", API): frozenset({"staging"})}, "identities": IDENTITIES}
     return GateFacts(**{**base, **fields})
 
 
@@ -75,8 +84,18 @@ def kinds(outcome: GateOutcome) -> list[str]:
     return [e.kind for e in outcome.events]
 
 
-def approve(actor: str, roles: tuple[str, ...], env: str = "prod", digest: str = DIGEST) -> Decision:
-    return Decision(actor=actor, decision="approve", env=env, digest=digest, at=OPEN - 60, roles=roles)
+def approve(actor: str, roles: tuple[str, ...] = (), env: str = "prod", digest: str = DIGEST, *,
+            signer: str | None = None, logged: bool = True, id: int = 1) -> Decision:
+    """A recorded approval, signed by ``signer``'s key (default: the actor's) and logged in the evidence."""
+    claim = Claim("rel-1", "approve", actor, digest, OPEN - 60, env=env)
+    envelope = sign_claim(claim, PEOPLE.key(signer or actor))
+    return Decision(actor=actor, decision="approve", env=env, digest=digest, at=OPEN - 60, roles=roles, id=id,
+                    envelope=envelope, logged=envelope_digest(envelope) if logged else None)
+
+
+def glass(actor: str, digest: str = DIGEST) -> BreakGlassUse:
+    envelope = sign_claim(Claim("rel-1", "break_glass", actor, digest, OPEN - 30), PEOPLE.key(actor))
+    return BreakGlassUse(actor, digest, at=OPEN - 30, id=1, envelope=envelope, logged=envelope_digest(envelope))
 
 
 def test_an_allowing_policy_with_no_approvals_required_allows_and_logs_its_decision() -> None:
@@ -115,26 +134,26 @@ def test_missing_approvals_block_and_eligible_ones_allow() -> None:
 
 
 def test_break_glass_overrides_a_freeze_and_records_it_once() -> None:
-    used = facts(break_glass=(BreakGlassUse("kim", DIGEST),))
+    used = facts(break_glass=(glass("kim", DIGEST),))
     g, events = gate(used, policy(approvals=2, now=FROZEN), now=FROZEN)
     assert g.allowed and g.emergency and "break-glass by kim" in g.reason
     assert [e.kind for e in events] == ["policy_decision", "freeze_override"]
     override = events[1]
     assert override.data["actor"] == "kim" and "year-end" in override.message and override.env == "prod"
-    again = gate(facts(break_glass=(BreakGlassUse("kim", DIGEST),), freeze_overridden=True,
+    again = gate(facts(break_glass=(glass("kim", DIGEST),), freeze_overridden=True,
                        last_fingerprint=events[0].data["fingerprint"]), policy(approvals=2, now=FROZEN + 5),
                  now=FROZEN + 5)
     assert again.gate.allowed and again.events == ()
 
 
 def test_break_glass_on_another_digest_counts_for_nothing() -> None:
-    g, events = gate(facts(break_glass=(BreakGlassUse("kim", "sha256:" + "0" * 64),)), policy(now=FROZEN),
+    g, events = gate(facts(break_glass=(glass("kim", "sha256:" + "0" * 64),)), policy(now=FROZEN),
                      now=FROZEN)
     assert not g.allowed and g.blocked_by == "window" and "freeze_override" not in [e.kind for e in events]
 
 
 def test_break_glass_never_overrides_a_policy_denial() -> None:
-    used = facts(break_glass=(BreakGlassUse("kim", DIGEST),))
+    used = facts(break_glass=(glass("kim", DIGEST),))
     g, events = gate(used, policy(deny=("no",), now=FROZEN), now=FROZEN)
     assert not g.allowed and g.blocked_by == "policy"
     assert [e.kind for e in events] == ["policy_decision"]  # no freeze override for a denied release
@@ -198,7 +217,7 @@ def test_a_running_rollout_held_by_a_window_unless_break_glass() -> None:
     hold = estate(in_flight="hold")
     held = gate(facts(started_at=FROZEN - 10), None, now=FROZEN, starting=False, e=hold)
     assert not held.gate.allowed and held.gate.blocked_by == "window" and held.events == ()
-    used = facts(started_at=FROZEN - 10, break_glass=(BreakGlassUse("kim", DIGEST),))
+    used = facts(started_at=FROZEN - 10, break_glass=(glass("kim", DIGEST),))
     go = gate(used, None, now=FROZEN, starting=False, e=hold)
     assert go.gate.allowed and go.gate.emergency and kinds(go) == ["freeze_override"]
     assert gate(facts(started_at=FROZEN - 10, break_glass=used.break_glass, freeze_overridden=True), None,

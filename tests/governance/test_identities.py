@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from primum.core.errors import NotAllowed
 from primum.core.governance.identities import Role, load_identities
 from primum.core.model.errors import InputError
 
@@ -45,3 +46,43 @@ def test_a_bad_identities_file_names_the_line_and_the_fix(tmp_path: Path, text: 
         load_identities(path)
     rendered = " ".join(p.render() for p in err.value.problems)
     assert where in rendered and words in rendered, rendered
+
+
+def test_keys_are_enrolled_per_user_and_identify_their_holder(tmp_path: Path, people) -> None:
+    path = tmp_path / "identities.yaml"
+    path.write_text(people.enrol(GOOD))
+    ids = load_identities(path)
+    assert ids.identify(people.key("carol").keyid) == "carol"
+    assert ids.identify(people.key("carol").keyid, "carol") == "carol"
+    with pytest.raises(NotAllowed, match="--as alice does not match your key, which is enrolled for carol"):
+        ids.identify(people.key("carol").keyid, "alice")
+    with pytest.raises(NotAllowed, match="is not enrolled in the identities file"):
+        ids.identify(people.key("mallory").keyid, "alice")
+
+
+@pytest.mark.parametrize("key, words", [
+    ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ alice", "expected an OpenSSH ed25519 public key line"),
+    ("ssh-ed25519 not-base64 alice", "not a readable ssh-ed25519 public key"),
+    ("AAAAC3NzaC1lZDI1NTE5AAAAIOdd", "expected an OpenSSH ed25519 public key line"),
+])
+def test_a_key_that_is_not_an_ed25519_line_names_the_line(tmp_path: Path, key: str, words: str) -> None:
+    path = tmp_path / "identities.yaml"
+    path.write_text(GOOD.replace("{id: alice, name: Alice (synthetic), groups: [team-scheduling]}",
+                                 f"{{id: alice, groups: [team-scheduling], keys: ['{key}']}}"))
+    with pytest.raises(InputError) as err:
+        load_identities(path)
+    rendered = " ".join(p.render() for p in err.value.problems)
+    assert ":8:" in rendered and "users[0].keys" in rendered and words in rendered, rendered
+
+
+def test_one_key_belongs_to_one_person(tmp_path: Path, people) -> None:
+    line = people.line("alice")
+    path = tmp_path / "identities.yaml"
+    path.write_text(GOOD.replace("{id: alice, name: Alice (synthetic), groups: [team-scheduling]}",
+                                 f"{{id: alice, groups: [team-scheduling], keys: ['{line}']}}")
+                        .replace("{id: carol, groups: [team-scheduling, cab]}",
+                                 f"{{id: carol, groups: [cab], keys: ['{line}']}}"))
+    with pytest.raises(InputError) as err:
+        load_identities(path)
+    rendered = " ".join(p.render() for p in err.value.problems)
+    assert ":9:" in rendered and "already enrolled for alice" in rendered, rendered

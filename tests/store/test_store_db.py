@@ -95,7 +95,7 @@ def _head() -> str | None:
 def test_migrations_ship_in_the_package() -> None:
     assert (db.MIGRATIONS_DIR / "env.py").is_file()
     assert (db.MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
-    assert _head() == db.HEAD_REVISION == "0004_logcheck"
+    assert _head() == db.HEAD_REVISION == "0005_identities"
 
 
 def test_migrating_twice_is_a_no_op(db_url: str) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from primum.adapters.targets.registry import Targets
     from primum.app.evidence import EvidenceService
     from primum.app.governance import GovernanceService
+    from primum.app.identity import Caller
     from primum.app.releases import ReleaseService
 
 
@@ -45,12 +46,14 @@ class Settings:
     keys_dir: Path
     user: str
     estate: str | None = None  # the estate file a command uses when none is given
+    key_file: Path | None = None  # the person's own signing key (who they are to primum)
     witness_dir: Path | None = None  # each checkpoint is also kept here, outside the database
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """``PRIMUM_HOME`` (default ``./.primum``), ``PRIMUM_DATABASE_URL``, ``PRIMUM_KEYS_DIR``,
-        ``PRIMUM_USER`` (default: the login name), ``PRIMUM_ESTATE`` and ``PRIMUM_WITNESS_DIR`` (default
+        ``PRIMUM_USER`` (default: the login name), ``PRIMUM_ESTATE``, ``PRIMUM_KEY`` (default
+        ``$XDG_CONFIG_HOME/primum/key.pem``, ``~/.config/primum/key.pem``) and ``PRIMUM_WITNESS_DIR`` (default
         ``home/witness``; ``off`` keeps no copy of the checkpoints outside the database)."""
         env = os.environ if environ is None else environ
         home = Path(env.get("PRIMUM_HOME") or ".primum").expanduser().resolve()
@@ -58,8 +61,16 @@ class Settings:
         witness = env.get("PRIMUM_WITNESS_DIR") or str(home / "witness")
         return cls(home=home, database_url=env.get("PRIMUM_DATABASE_URL") or f"sqlite:///{home / 'primum.db'}",
                    keys_dir=keys, user=env.get("PRIMUM_USER") or getpass.getuser(),
-                   estate=env.get("PRIMUM_ESTATE") or None,
+                   estate=env.get("PRIMUM_ESTATE") or None, key_file=personal_key_path(env),
                    witness_dir=None if witness == "off" else Path(witness).expanduser().resolve())
+
+
+def personal_key_path(env: Mapping[str, str]) -> Path:
+    """``$PRIMUM_KEY``, else ``$XDG_CONFIG_HOME/primum/key.pem`` (default ``~/.config``)."""
+    if env.get("PRIMUM_KEY"):
+        return Path(env["PRIMUM_KEY"]).expanduser().resolve()
+    config = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser()
+    return (config / "primum" / "key.pem").resolve()
 
 
 @dataclass
@@ -121,6 +132,15 @@ class Primum:
         from primum.app.evidence import EvidenceService
 
         return EvidenceService(self.store, self.clock)
+
+    def caller(self, key_file: Path | None = None, asserted: str | None = None) -> Caller:
+        """Who runs this command: the key in ``key_file`` (default: the settings' ``key_file``) and the
+        name asserted with ``--as`` (checked against the key, never trusted on its own)."""
+        from primum.adapters.evidence.personal import load_personal_key
+        from primum.app.identity import Caller
+
+        path = key_file or self.settings.key_file or personal_key_path(os.environ)
+        return Caller(load_personal_key(Path(path).expanduser().resolve()), asserted)
 
     def close(self) -> None:
         while self._closers:

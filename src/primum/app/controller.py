@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from primum.adapters.store.records import Lease, NewEvent
+from primum.adapters.store.records import Lease, NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
 from primum.adapters.targets.base import StaleFenceError, Target, TargetError
 from primum.adapters.targets.registry import Targets
@@ -185,8 +185,7 @@ class Controller:
                 preview = isinstance(step, Probe) and step.when == "before"
                 probes[key] = gather.probe(estate, item, want.probes, self._router_url(target, spec),
                                            preview=preview)
-        commands = [Command(id=c.id, kind=c.kind, actor=c.actor)
-                    for c in self.store.pending_commands(record.id) if c.kind in ("promote", "abort")]
+        commands, dropped, dropped_events = self._signed_commands(record)
         blocked = []
         if status.phase.value == "pending":
             blocked = [r.id for r in self.store.earlier_active(record)]
@@ -195,12 +194,12 @@ class Controller:
                                                gates=gates, early=early))
         new_status = decision.status
         interval = FAR_FUTURE_S if decision.next_due_in is None else decision.next_due_in
-        events = new_events(gate_events) + route_events + [
+        events = new_events(gate_events) + route_events + dropped_events + [
             NewEvent(kind=e.kind, message=e.message, env=e.env, service=e.service, data=e.data)
             for e in decision.events]
         held = self.store.persist(lease, status=new_status.model_dump(mode="json"), phase=new_status.phase.value,
                                   next_due_at=now + interval, now=now, ttl=self.lease_ttl, events=events,
-                                  consumed_commands=decision.consumed)
+                                  consumed_commands=[*decision.consumed, *dropped])
         if held is None:
             log.warning("rollout %s: lease lost before acting; another controller owns it", record.id)
             self.record_lease_lost(lease, now)
@@ -237,6 +236,26 @@ class Controller:
             return True
         windows = estate.environment(env).windows
         return windows is not None and windows.in_flight.value == "hold"
+
+    def _signed_commands(self, record: RolloutRecord) -> tuple[list[Command], list[int], list[NewEvent]]:
+        """The pending promote and abort commands an enrolled operator signed; the others are consumed
+        unobeyed, each with a ``record_ignored`` event saying why (``app.identity.unsigned_command``)."""
+        from primum.app.identity import unsigned_command
+
+        obeyed: list[Command] = []
+        dropped: list[int] = []
+        events: list[NewEvent] = []
+        for c in self.store.pending_commands(record.id):
+            if c.kind not in ("promote", "abort"):
+                continue
+            why = unsigned_command(record, c)
+            if why is None:
+                obeyed.append(Command(id=c.id, kind=c.kind, actor=c.actor))
+                continue
+            dropped.append(c.id)
+            events.append(NewEvent(kind="record_ignored", message=f"{c.kind} #{c.id} by {c.actor} not obeyed: {why}",
+                                   data={"record": "command", "id": c.id, "actor": c.actor, "reason": why}))
+        return obeyed, dropped, events
 
     @staticmethod
     def _router_url(target: Target, spec: ServiceRuntimeSpec) -> str | None:

@@ -12,13 +12,15 @@ from typing import Any
 
 import httpx
 
+from primum.adapters.store.facts import load_gate_facts
 from primum.adapters.store.records import BreakGlassRecord, NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
 from primum.app.gate import Gatekeeper
-from primum.app.releases import current_user
+from primum.app.identity import Caller, identify, sign
 from primum.core.errors import NotAllowed, NotFound
 from primum.core.governance.approvals import ineligible, may_break_glass, may_review
 from primum.core.governance.identities import APPROVING_ROLES, Identities, Role, load_identities
+from primum.core.governance.signatures import Claim, signed_data
 from primum.core.model.estate import EnvironmentClass, Estate
 from primum.core.model.rollout import ItemPhase, RolloutStatus
 
@@ -70,10 +72,12 @@ class GovernanceService:
 
     # ------------------------------------------------------------- approvals
 
-    def record_decision(self, rollout_id: str, decision: str, *, actor: str | None = None, env: str | None = None,
-                        comment: str = "", digest: str | None = None) -> str:
-        """Record an approve or reject decision; returns a sentence saying what was recorded."""
-        actor = actor or current_user()
+    def record_decision(self, rollout_id: str, decision: str, *, caller: Caller | None = None,
+                        env: str | None = None, comment: str = "", digest: str | None = None) -> str:
+        """Record a signed approve or reject decision; returns a sentence saying what was recorded.
+
+        The actor is the enrolled holder of ``caller``'s key in the identities in force when the release
+        was submitted; their roles are the ones they had then."""
         record = self._record(rollout_id)
         if record.phase in ("promoted", "rolled_back", "failed", "denied"):
             raise NotAllowed(f"release {rollout_id} already {record.phase}; nothing to {decision}")
@@ -88,9 +92,8 @@ class GovernanceService:
         if env is None or env not in status.environments:
             raise NotAllowed(f"release {rollout_id} does not go to {env!r}; its environments: "
                              f"{', '.join(status.environments)}")
-        identities = identities_of(estate)
-        if identities.user(actor) is None:
-            raise NotAllowed(f"{actor} is not in the identities file {estate.governance.identities}")
+        actor, identities = identify(record.release, caller, record.id)
+        assert caller is not None  # identify refused a missing caller
         roles = sorted(r.value for r in identities.roles_of(actor))
         owned = sorted(identities.owned_services(actor))
         production = estate.environment(env).class_ is EnvironmentClass.prod
@@ -100,15 +103,16 @@ class GovernanceService:
             raise NotAllowed(f"{actor} may not {decision} {rollout_id} in {env}: {why}")
         now = self.clock()
         expires = now + estate.governance.approval_ttl if decision == "approve" else None
-        self.store.add_approval(record.id, env=env, digest=record.digest, actor=actor, decision=decision,
-                                comment=comment, roles=roles, owned_services=owned, at=now, expires_at=expires)
+        envelope = sign(caller, Claim(record.id, decision, actor, record.digest, now, env=env))
         verb = "approved" if decision == "approve" else "rejected"
         message = f"{actor} ({', '.join(r for r in roles if Role(r) in APPROVING_ROLES)}) {verb} " \
                   f"{rollout_id} {record.digest[:19]} for {env}" + (f": {comment}" if comment else "")
-        self.store.add_events(record.id, [NewEvent(kind="approval" if decision == "approve" else "rejection",
-                                                   message=message, env=env,
-                                                   data={"actor": actor, "roles": roles, "digest": record.digest,
-                                                         "comment": comment, "expires_at": expires})], now)
+        event = NewEvent(kind="approval" if decision == "approve" else "rejection", message=message, env=env,
+                         data={"actor": actor, "roles": roles, "digest": record.digest, "comment": comment,
+                               "expires_at": expires, **signed_data(envelope)})
+        self.store.add_approval(record.id, env=env, digest=record.digest, actor=actor, decision=decision,
+                                comment=comment, roles=roles, owned_services=owned, at=now, expires_at=expires,
+                                envelope=envelope, event=event)
         return message
 
     def waiting(self) -> list[Waiting]:
@@ -122,17 +126,18 @@ class GovernanceService:
                 continue
             estate = estate_of(record)
             gate, _unrecorded = self.gatekeeper.gate(estate, record, item.env, starting=True, now=now)  # read-only
+            facts = load_gate_facts(self.store, record, item.env)
             decided = [{"actor": a.actor, "decision": a.decision, "at": a.at, "comment": a.comment,
-                        "expires_at": a.expires_at, "current": a.digest == record.digest}
-                       for a in self.store.approvals(record.id) if a.env == item.env]
+                        "expires_at": a.expires_at, "current": a.digest == record.digest,
+                        "not_counted": facts.why_not_counted(a)}
+                       for a in facts.approvals if a.env == item.env]
             rows.append(Waiting(record.id, record.digest, item.env, gate.change_class,
                                 gate.reason, None if gate.allowed else gate.blocked_by, decided))
         return rows
 
     # ----------------------------------------------------------- break-glass
 
-    def break_glass(self, rollout_id: str, *, actor: str | None = None, justification: str) -> BreakGlassRecord:
-        actor = actor or current_user()
+    def break_glass(self, rollout_id: str, *, caller: Caller | None = None, justification: str) -> BreakGlassRecord:
         record = self._record(rollout_id)
         if record.phase in ("promoted", "rolled_back", "failed", "denied"):
             raise NotAllowed(f"release {rollout_id} already {record.phase}; break-glass cannot change that")
@@ -140,23 +145,24 @@ class GovernanceService:
             raise NotAllowed(f"break-glass needs a justification of at least {MIN_JUSTIFICATION} characters that "
                              "a reviewer can act on (what is broken, why it cannot wait)")
         estate = estate_of(record)
-        identities = identities_of(estate)
+        actor, identities = identify(record.release, caller, record.id)
+        assert caller is not None  # identify refused a missing caller
         refused = may_break_glass(r.value for r in identities.roles_of(actor))
         if refused is not None:
             raise NotAllowed(f"{actor} {refused}")
         now = self.clock()
         due = now + estate.governance.review_deadline
+        envelope = sign(caller, Claim(record.id, "break_glass", actor, record.digest, now))
         notice = {"event": "break_glass", "estate": estate.name, "release": record.id, "digest": record.digest,
                   "actor": actor, "justification": justification, "at": now, "review_due_at": due}
         notified = notify(estate.governance.webhook, notice)
         use_id = self.store.add_break_glass(record.id, digest=record.digest, actor=actor,
                                             justification=justification, at=now, review_due_at=due,
-                                            notified=notified)
-        self.store.add_events(record.id, [NewEvent(
+                                            notified=notified, envelope=envelope, event=NewEvent(
             kind="break_glass", message=f"break-glass by {actor}: {justification} (approvals and change windows "
-            f"bypassed; analysis and rollback still apply; review #{use_id} due "
+            f"bypassed; analysis and rollback still apply; review #{{review}} due "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(due))}; webhook: {notified})",
-            data={**notice, "review": use_id, "notified": notified})], now)
+            data={**notice, "notified": notified, **signed_data(envelope)}))
         return next(u for u in self.store.break_glass_uses(record.id) if u.id == use_id)
 
     def reviews(self) -> list[tuple[BreakGlassRecord, str]]:
@@ -168,25 +174,27 @@ class GovernanceService:
             out.append((use, state))
         return out
 
-    def complete_review(self, use_id: int, *, actor: str | None = None, notes: str) -> str:
-        actor = actor or current_user()
+    def complete_review(self, use_id: int, *, caller: Caller | None = None, notes: str) -> str:
         use = next((u for u in self.store.break_glass_uses() if u.id == use_id), None)
         if use is None:
             raise NotFound(f"no break-glass use #{use_id}; `primum reviews` lists them")
         if not notes.strip():
             raise NotAllowed("a review needs notes: what happened, and what follows from it")
-        identities = identities_of(estate_of(self._record(use.rollout_id)))
+        record = self._record(use.rollout_id)
+        actor, identities = identify(record.release, caller, record.id)
+        assert caller is not None  # identify refused a missing caller
         refused = may_review(actor, (r.value for r in identities.roles_of(actor)), use.actor)
         if refused is not None:
             raise NotAllowed(f"{actor} {refused} (#{use_id})")
         now = self.clock()
+        envelope = sign(caller, Claim(record.id, "review", actor, use.digest, now, subject=str(use_id)))
         if not self.store.complete_review(use_id, by=actor, notes=notes, at=now):
             raise NotAllowed(f"break-glass use #{use_id} was already reviewed")
         late = " (after its deadline)" if now > use.review_due_at else ""
         message = f"break-glass #{use_id} on {use.rollout_id} reviewed by {actor}{late}: {notes}"
         self.store.add_events(use.rollout_id, [NewEvent(kind="review", message=message,
                                                         data={"review": use_id, "actor": actor, "notes": notes,
-                                                              "late": bool(late)})], now)
+                                                              "late": bool(late), **signed_data(envelope)})], now)
         return message
 
 

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from primum.adapters.store.records import EventRecord, NewEvent, NewRollout, RolloutRecord
 from primum.adapters.store.repository import Store
+from primum.app.identity import Caller, identify, may_operate, sign, snapshot
 from primum.core.errors import NotAllowed, NotFound
+from primum.core.governance.signatures import Claim, signed_data
 from primum.core.model.errors import InputError
 from primum.core.model.rollout import TERMINAL, RolloutPhase, RolloutStatus
 from primum.core.model.summary import release_summary
@@ -53,20 +55,38 @@ class ReleaseService:
     # ---------------------------------------------------------------- submit
 
     def submit(self, release_file: str | Path, estate: Estate, until_env: str | None = None,
-               actor: str | None = None, scan: Sequence[str | Path] = ()) -> Submitted:
+               actor: str | None = None, scan: Sequence[str | Path] = (), caller: Caller | None = None) -> Submitted:
         """Submit a release. Its file (and ``scan``: the estate file, infrastructure files) is scanned for
         committed secrets; findings go into the stored release, where the policy denies it."""
         from primum.core.model.validate import load_release
 
         loaded = load_release(release_file, estate)
-        return self.submit_loaded(loaded, estate, until_env, actor, secrets=scan_for_secrets([release_file, *scan]))
+        return self.submit_loaded(loaded, estate, until_env, actor, secrets=scan_for_secrets([release_file, *scan]),
+                                  caller=caller)
 
     def submit_loaded(self, loaded: LoadedRelease, estate: Estate, until_env: str | None = None,
-                      actor: str | None = None, secrets: Sequence[dict[str, Any]] = ()) -> Submitted:
+                      actor: str | None = None, secrets: Sequence[dict[str, Any]] = (),
+                      caller: Caller | None = None) -> Submitted:
+        """Submit a loaded release. With an identities file, the submitter is the enrolled user whose key
+        (``caller``) signs, and the file's content is recorded with the release (the identities in force
+        for every later decision on it); without one, nobody can approve or operate it."""
         from primum.core.engine.planner import plan, promotion_path
         from primum.core.model.release import canonical_digest
 
         now = self.clock()
+        identities, recorded = snapshot(estate.governance.identities)
+        proof: dict[str, Any] = {}
+        if identities is not None and recorded is not None:
+            if caller is None:
+                raise NotAllowed(f"estate {estate.name} has an identities file, so a release is submitted by a "
+                                 "person who signs: pass --key FILE or set $PRIMUM_KEY")
+            who = identities.identify(caller.key.keyid, caller.asserted or actor,
+                                      source=f"the identities file {recorded['file']}")
+            proof = {"identities_digest": recorded["digest"], **signed_data(sign(
+                caller, Claim(loaded.release.id, "submit", who, loaded.digest, now)))}
+        else:
+            who = actor or current_user()
+            proof = {"proven": False}
         path = promotion_path(estate, until_env)
         status = plan(estate, loaded.release, loaded.digest, loaded.versions, path, now)
         new = NewRollout(
@@ -75,15 +95,16 @@ class ReleaseService:
             estate=estate.model_dump(mode="json", by_alias=True),
             release={"release": loaded.release.model_dump(mode="json", by_alias=True),
                      "versions": {k: v.model_dump(mode="json") for k, v in loaded.versions.items()},
-                     "environments": path, "file": loaded.file, "secrets": list(secrets)},
+                     "environments": path, "file": loaded.file, "secrets": list(secrets),
+                     **({"identities": recorded} if recorded is not None else {})},
             status=status.model_dump(mode="json"),
         )
         record, created = self.store.create_rollout(new, now)
         if created:
             self.store.add_events(record.id, [NewEvent(
                 kind="submitted", message=f"release {record.id} ({record.digest[:19]}) submitted by "
-                f"{actor or current_user()} for {' -> '.join(path)}",
-                data={"actor": actor or current_user(), "digest": record.digest})], now)
+                f"{who} for {' -> '.join(path)}",
+                data={"actor": who, "digest": record.digest, **proof})], now)
         return Submitted(record, created)
 
     # -------------------------------------------------------------- commands
@@ -94,19 +115,35 @@ class ReleaseService:
             raise NotFound(f"no release with id {rollout_id!r}; `primum history` lists them")
         return record
 
-    def command(self, rollout_id: str, kind: str, actor: str | None = None) -> None:
+    def command(self, rollout_id: str, kind: str, caller: Caller | None = None) -> None:
+        """Queue a signed promote or abort, by an operator or release manager of the release's services."""
         record = self.get(rollout_id)
         if record.phase in {p.value for p in TERMINAL}:
             raise NotAllowed(f"release {rollout_id} already {record.phase}; nothing to {kind}")
-        self.store.add_command(rollout_id, kind, actor or current_user(), self.clock())
+        now = self.clock()
+        actor, envelope = self.authorized(record, kind, caller, now)
+        self.store.add_command(rollout_id, kind, actor, now, payload={"envelope": envelope}, event=NewEvent(
+            kind="command", message=f"{kind} requested by {actor}",
+            data={"actor": actor, "command": kind, "digest": record.digest, **signed_data(envelope)}))
 
-    def promote(self, rollout_id: str, actor: str | None = None) -> None:
-        self.command(rollout_id, "promote", actor)
+    def authorized(self, record: RolloutRecord, kind: str, caller: Caller | None, now: float
+                   ) -> tuple[str, dict[str, Any]]:
+        """The proven actor of ``kind`` on ``record`` (refused unless they may operate it) and their envelope
+        over the command at ``now``."""
+        actor, identities = identify(record.release, caller, record.id)
+        refused = may_operate(identities, actor, record.services)
+        if refused is not None:
+            raise NotAllowed(f"{actor} may not {kind} {record.id}: {actor} {refused}")
+        assert caller is not None  # identify refused a missing caller
+        return actor, sign(caller, Claim(record.id, kind, actor, record.digest, now))
 
-    def abort(self, rollout_id: str, actor: str | None = None) -> None:
-        self.command(rollout_id, "abort", actor)
+    def promote(self, rollout_id: str, caller: Caller | None = None) -> None:
+        self.command(rollout_id, "promote", caller)
 
-    def retry(self, rollout_id: str, actor: str | None = None) -> RolloutRecord:
+    def abort(self, rollout_id: str, caller: Caller | None = None) -> None:
+        self.command(rollout_id, "abort", caller)
+
+    def retry(self, rollout_id: str, caller: Caller | None = None) -> RolloutRecord:
         """Start a finished (rolled back or failed) release again from its first environment.
 
         Environments and services that already run the release's versions are
@@ -125,9 +162,10 @@ class ReleaseService:
         release = Release.model_validate(record.release["release"])
         versions = {k: VersionRef.model_validate(v) for k, v in record.release["versions"].items()}
         now = self.clock()
+        who, envelope = self.authorized(record, "retry", caller, now)
         status = plan(estate, release, record.digest, versions, record.release["environments"], now)
-        who = actor or current_user()
-        event = NewEvent(kind="retried", message=f"retried by {who}", data={"actor": who})
+        event = NewEvent(kind="retried", message=f"retried by {who}",
+                         data={"actor": who, "digest": record.digest, **signed_data(envelope)})
         return self.store.reset(rollout_id, status=status.model_dump(mode="json"), phase="pending", now=now,
                                 event=event)
 

@@ -38,7 +38,10 @@ class Output(StrEnum):
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for programs")]
 WideOption = Annotated[bool, typer.Option("--wide", help="one full table instead of one block per row "
                                           "(needs a wide terminal; nothing is cut)")]
-As = Annotated[str | None, typer.Option("--as", help="who decides (default: $PRIMUM_USER)")]
+As = Annotated[str | None, typer.Option("--as", help="who you say you are: must be the user your key is "
+                                        "enrolled for (your identity comes from the key)")]
+KeyOption = Annotated[Path | None, typer.Option("--key", help="your personal signing key (default: $PRIMUM_KEY, "
+                                                "else ~/.config/primum/key.pem)")]
 EstateOption = Annotated[str | None, typer.Option(help="estate file (default: the one `primum up` runs)")]
 
 
@@ -95,6 +98,11 @@ def long_running() -> None:
     is frozen out of its scans."""
     gc.freeze()
     gc.enable()
+
+
+def caller(key: Path | None, asserted: str | None) -> Any:
+    """The person running a state-changing command (``app.identity.Caller``): their key, and ``--as``."""
+    return primum().caller(key, asserted)
 
 
 def home() -> Path:

@@ -71,7 +71,8 @@ def init(
         raise InputError.single(str(directory), "directory is not empty", "choose a new or empty directory")
     files = write_demo(directory, fast=fast)
     console.print(f"wrote {files.estate}, {files.baseline.parent}/, {files.root / 'artifacts'}/ and "
-                  f"{files.root / 'primum.env'} (settings)\n"
+                  f"{files.root / 'primum.env'} (settings), and a key for each fictional person in "
+                  f"{files.root / '.primum' / 'people'}/ (enrolled in identities.yaml)\n"
                   f"next: primum up {files.estate}   (in another terminal)\n"
                   f"      primum release apply {files.baseline} --estate {files.estate}")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from primum.cli.common import EXIT_RELEASE_FAILED, As, Output, OutputOption, handled, primum
+from primum.cli.common import EXIT_RELEASE_FAILED, As, KeyOption, Output, OutputOption, caller, handled, primum
 from primum.cli.output import console, print_json
 
 commands = typer.Typer()
@@ -22,10 +22,12 @@ def approve(
     env: Annotated[str | None, typer.Option(help="the environment (default: the one the release waits for)")] = None,
     comment: Annotated[str, typer.Option(help="why")] = "",
     digest: Annotated[str | None, typer.Option(help="the digest you reviewed; refused if the release differs")] = None,
+    key: KeyOption = None,
 ) -> None:
-    """Approve a release for one environment (bound to its digest; separation of duties applies)."""
-    said = primum().governance.record_decision(release_id, "approve", actor=actor, env=env, comment=comment,
-                                               digest=digest)
+    """Approve a release for one environment (signed by your key; bound to its digest; separation of duties
+    applies)."""
+    said = primum().governance.record_decision(release_id, "approve", caller=caller(key, actor), env=env,
+                                               comment=comment, digest=digest)
     console.print(escape(said))
 
 
@@ -36,9 +38,11 @@ def reject(
     comment: Annotated[str, typer.Option(help="the reason (required)")],
     actor: As = None,
     env: Annotated[str | None, typer.Option(help="the environment (default: the one the release waits for)")] = None,
+    key: KeyOption = None,
 ) -> None:
-    """Reject a release for one environment, with a reason; it waits until that person approves."""
-    said = primum().governance.record_decision(release_id, "reject", actor=actor, env=env, comment=comment)
+    """Reject a release for one environment, with a reason (signed); it waits until that person approves."""
+    said = primum().governance.record_decision(release_id, "reject", caller=caller(key, actor), env=env,
+                                               comment=comment)
     console.print(escape(said))
 
 
@@ -58,6 +62,8 @@ def approvals(output: OutputOption = Output.table) -> None:
                       f"{escape(row.reason)}")
         for a in row.approvals:
             void = "" if a["current"] else " [dim](void: another digest)[/]"
+            if a["current"] and a["not_counted"]:
+                void = f" [red](not counted: {escape(a['not_counted'])})[/]"
             console.print(f"    {a['decision']} by {escape(a['actor'])}{void}"
                           + (f": {escape(a['comment'])}" if a["comment"] else ""))
 
@@ -68,10 +74,11 @@ def break_glass_cmd(
     release_id: Annotated[str, typer.Argument(metavar="ID")],
     justification: Annotated[str, typer.Option(help="what is broken and why it cannot wait (required)")],
     actor: As = None,
+    key: KeyOption = None,
 ) -> None:
     """Emergency path: bypass approvals and change windows (never analysis or rollback); recorded,
     notified, and reviewed afterwards."""
-    use = primum().governance.break_glass(release_id, actor=actor, justification=justification)
+    use = primum().governance.break_glass(release_id, caller=caller(key, actor), justification=justification)
     due = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(use.review_due_at))
     console.print(f"break-glass #{use.id} recorded for {escape(release_id)} by {escape(use.actor)}; "
                   f"review due {due}; {escape(use.notified)}")
@@ -104,7 +111,8 @@ def review(
     use_id: Annotated[int, typer.Argument(metavar="USE", help="the break-glass use number (`primum reviews`)")],
     notes: Annotated[str, typer.Option(help="what happened and what follows from it (required)")],
     actor: As = None,
+    key: KeyOption = None,
 ) -> None:
-    """Complete the retrospective review of a break-glass use."""
-    console.print(escape(primum().governance.complete_review(use_id, actor=actor, notes=notes)))
+    """Complete the retrospective review of a break-glass use (signed)."""
+    console.print(escape(primum().governance.complete_review(use_id, caller=caller(key, actor), notes=notes)))
 

@@ -86,3 +86,40 @@ def keys_list() -> None:
     _print_keyring(keyring, directory)
 
 
+
+
+personal_app = typer.Typer(no_args_is_help=True, help="Your own signing key: who you are to primum.")
+keys_app.add_typer(personal_app, name="personal")
+
+KeyFile = Annotated[Path | None, typer.Option("--key", help="the key file (default: $PRIMUM_KEY, else "
+                                              "~/.config/primum/key.pem)")]
+Comment = Annotated[str, typer.Option("--comment", help="the name at the end of the line (e.g. your user id)")]
+
+
+def _personal_path(key: Path | None) -> Path:
+    return (key or primum().settings.key_file or Path("key.pem")).expanduser().resolve()
+
+
+@personal_app.command("init")
+@handled
+def personal_init(key: KeyFile = None, comment: Comment = "") -> None:
+    """Generate your personal Ed25519 key (0600) and print the line to enrol under keys: in identities.yaml."""
+    from primum.adapters.evidence.personal import generate_personal_key, public_line
+
+    path = _personal_path(key)
+    signing = generate_personal_key(path)
+    err_console.print(f"wrote {path} (keep it to yourself); enrol this line under keys: of your user:",
+                      highlight=False)
+    sys.stdout.write(public_line(signing.public_key, comment) + "\n")
+
+
+@personal_app.command("show")
+@handled
+def personal_show(key: KeyFile = None, comment: Comment = "") -> None:
+    """Print the public line of your personal key (what identities.yaml enrols), and its key id."""
+    from primum.adapters.evidence.personal import load_personal_key, public_line
+
+    path = _personal_path(key)
+    signing = load_personal_key(path)
+    err_console.print(f"{path}: key id {signing.keyid}", highlight=False)
+    sys.stdout.write(public_line(signing.public_key, comment) + "\n")

@@ -13,9 +13,11 @@ from primum.cli.common import (
     EXIT_RELEASE_FAILED,
     As,
     EstateOption,
+    KeyOption,
     Output,
     OutputOption,
     WideOption,
+    caller,
     handled,
     home,
     long_running,
@@ -34,13 +36,16 @@ def release_apply(
     wait: Annotated[bool, typer.Option(help="follow progress until the release ends")] = True,
     estate: EstateOption = None,
     timeout: Annotated[float, typer.Option(help="give up waiting after this many seconds (0: never)")] = 0,
+    as_: As = None,
+    key: KeyOption = None,
 ) -> None:
     """Submit a release; with --wait (default) follow it and exit 0 if promoted, 1 if not."""
     from primum.app.releases import resolve_estate
 
     est, estate_path = resolve_estate(estate, home())
     service = primum().releases
-    submitted = service.submit(file, est, env, scan=[estate_path])
+    who = caller(key, as_) if est.governance.identities is not None else None
+    submitted = service.submit(file, est, env, scan=[estate_path], actor=as_, caller=who)
     record = submitted.record
     verb = "submitted" if submitted.created else "already submitted (same digest)"
     console.print(f"release [bold]{record.id}[/] {record.digest} {verb}")
@@ -130,27 +135,28 @@ def history(
 
 @commands.command()
 @handled
-def promote(release_id: Annotated[str, typer.Argument(metavar="ID")], as_: As = None) -> None:
-    """End the current pause or inconclusive analysis of a release: continue it."""
-    primum().releases.promote(release_id, as_)
+def promote(release_id: Annotated[str, typer.Argument(metavar="ID")], as_: As = None, key: KeyOption = None) -> None:
+    """End the current pause or inconclusive analysis of a release: continue it (signed; operator or
+    release-manager of its services)."""
+    primum().releases.promote(release_id, caller(key, as_))
     console.print(f"promote requested for {release_id}")
 
 
 @commands.command()
 @handled
-def abort(release_id: Annotated[str, typer.Argument(metavar="ID")], as_: As = None) -> None:
-    """Roll a release back now."""
-    primum().releases.abort(release_id, as_)
+def abort(release_id: Annotated[str, typer.Argument(metavar="ID")], as_: As = None, key: KeyOption = None) -> None:
+    """Roll a release back now (signed; operator or release-manager of its services)."""
+    primum().releases.abort(release_id, caller(key, as_))
     console.print(f"abort requested for {release_id}")
 
 
 @commands.command()
 @handled
-def retry(release_id: Annotated[str, typer.Argument(metavar="ID")], as_: As = None,
+def retry(release_id: Annotated[str, typer.Argument(metavar="ID")], as_: As = None, key: KeyOption = None,
           wait: Annotated[bool, typer.Option(help="follow progress")] = False) -> None:
     """Start a rolled back or failed release again (services already updated are skipped)."""
     service = primum().releases
-    service.retry(release_id, as_)
+    service.retry(release_id, caller(key, as_))
     console.print(f"{release_id} queued again")
     if wait:
         raise typer.Exit(follow(service, release_id))

@@ -38,6 +38,7 @@ class DemoFiles:
     vulnerable: Path  # release D: billing-sync whose scan finds a critical vulnerability
     # release file -> its artifacts' CI evidence: (ARTIFACT for `primum evidence add`, file)
     ci: dict[Path, list[tuple[str, Path]]] = field(default_factory=dict)
+    people: dict[str, Path] = field(default_factory=dict)  # person -> their private key file
 
 
 # The clinic whose traffic release C breaks (a synthetic tenant).
@@ -50,9 +51,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-IDENTITIES = """\
+IDENTITIES_HEAD = """\
 # Who is who at St Elsewhere General (fictional people; synthetic only).
-# `primum approve|reject ID --as USER` checks separation of duties against this file.
+# Each person is known by the key they hold: `primum approve ID --key THEIR_KEY` is checked against the
+# key enrolled below (keys: public halves only). The private keys are made at run time, never committed:
+# `primum init` writes them to .primum/people/, `primum demo` to its state directory's people/.
 apiVersion: primum/v1
 kind: Identities
 groups:
@@ -63,19 +66,44 @@ groups:
   cab: {roles: [cab]}
   release-managers: {roles: [release-manager]}
   platform: {roles: [platform-admin]}
-  on-call: {roles: [operator, break-glass]}
+  on-call:
+    roles: [operator, break-glass]
+    services: [scheduling-api, fhir-gateway, hl7-interface, patient-portal, billing-sync]
   audit: {roles: [auditor]}
 users:
-  - {id: sam-rivera, name: Sam Rivera (synthetic), groups: [team-scheduling]}
-  - {id: dr-okafor, name: Dr Ada Okafor (synthetic), groups: [team-integration]}
-  - {id: lee-chen, name: Lee Chen (synthetic), groups: [release-managers]}
-  - {id: cab-chair, name: Morgan Blake (synthetic), groups: [cab]}
-  - {id: pat-admin, name: Pat Admin (synthetic), groups: [platform]}
-  - {id: kim-oncall, name: Kim Osei (synthetic), groups: [on-call]}
-  - {id: ngozi-audit, name: Ngozi Eze (synthetic), groups: [audit]}
 """
+PEOPLE = (  # id, name, groups
+    ("sam-rivera", "Sam Rivera (synthetic)", "team-scheduling"),
+    ("dr-okafor", "Dr Ada Okafor (synthetic)", "team-integration"),
+    ("lee-chen", "Lee Chen (synthetic)", "release-managers"),
+    ("cab-chair", "Morgan Blake (synthetic)", "cab"),
+    ("pat-admin", "Pat Admin (synthetic)", "platform"),
+    ("kim-oncall", "Kim Osei (synthetic)", "on-call"),
+    ("ngozi-audit", "Ngozi Eze (synthetic)", "audit"),
+)
+
+
+def identities_text(keys: dict[str, str]) -> str:
+    """The demo's identities file, each person with the public key line enrolled for them."""
+    lines = [IDENTITIES_HEAD]
+    for user, name, group in PEOPLE:
+        enrolled = f", keys: ['{keys[user]}']" if user in keys else ""
+        lines.append(f"  - {{id: {user}, name: {name}, groups: [{group}]{enrolled}}}\n")
+    return "".join(lines)
+
+
+def enrol_people(people_dir: Path) -> dict[str, Path]:
+    """A fresh key for every fictional person, written (0600) under ``people_dir``: never committed, made
+    on each run. Returns each person's key file."""
+    from primum.adapters.evidence.personal import generate_personal_key
+
+    return {user: (generate_personal_key(people_dir / f"{user}.pem"), people_dir / f"{user}.pem")[1]
+            for user, _, _ in PEOPLE}
+
+
 AUTHOR = "sam-rivera"  # submits the demo's releases
 APPROVERS = ("lee-chen", "cab-chair")  # a release manager and the CAB chair approve them
+OPERATOR = "kim-oncall"  # aborts a release the demo did not expect to pause
 
 
 # The demo's prod minimum of analysis (seconds) for normal and high-impact changes: its policy's
@@ -263,8 +291,9 @@ def _release(release_id: str, description: str, ticket: str, pins: dict[str, tup
     return doc
 
 
-def write_demo(root: Path, fast: bool = False) -> DemoFiles:
-    """Write the demo estate, three releases and their artifacts under ``root``."""
+def write_demo(root: Path, fast: bool = False, people_dir: Path | None = None) -> DemoFiles:
+    """Write the demo estate, three releases and their artifacts under ``root``, and a key for each person
+    under ``people_dir`` (default ``root/.primum/people``, the example's state directory)."""
     root.mkdir(parents=True, exist_ok=True)
     artifacts = root / "artifacts"
     releases = root / "releases"
@@ -330,7 +359,12 @@ def write_demo(root: Path, fast: bool = False) -> DemoFiles:
                 script.append(f"primum evidence add {ref} {ci_file.relative_to(root)}")
     (root / "ci" / "add-evidence.sh").write_text("\n".join(script) + "\n")
     (root / "primum.env").write_text(SETTINGS)
-    (root / "identities.yaml").write_text(IDENTITIES)
+    people = enrol_people(people_dir or root / ".primum" / "people")
+    files.people.update(people)
+    from primum.adapters.evidence.personal import load_personal_key, public_line
+
+    (root / "identities.yaml").write_text(identities_text(
+        {user: public_line(load_personal_key(path).public_key, user) for user, path in people.items()}))
     (root / "policy").mkdir(exist_ok=True)
     (root / "policy" / "params.rego").write_text(demo_policy_params())
     (root / "policy" / "st_elsewhere_test.rego").write_text(DEMO_POLICY_TEST)
@@ -344,8 +378,9 @@ SETTINGS = """\
 PRIMUM_HOME=./.primum
 # The estate `primum release apply` and `primum validate` use when --estate is not given:
 PRIMUM_ESTATE=./estate.yaml
-# Who issues promote / abort / retry / approve (recorded with every command; see identities.yaml):
-PRIMUM_USER=sam-rivera
+# Who you are: the personal key that signs promote / abort / retry / approve (see identities.yaml;
+# each fictional person's key is in .primum/people/, e.g. --key ./.primum/people/lee-chen.pem to approve):
+PRIMUM_KEY=./.primum/people/sam-rivera.pem
 # Several controller replicas share one PostgreSQL database instead of SQLite:
 # PRIMUM_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/primum
 """

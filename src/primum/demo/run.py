@@ -26,16 +26,18 @@ from typing import Any, Protocol
 
 from rich.markup import escape
 
+from primum.adapters.evidence.personal import load_personal_key
 from primum.adapters.store.records import EventRecord
 from primum.adapters.store.repository import Store
 from primum.adapters.targets.local.runtime import LocalRuntime
 from primum.app.bootstrap import Primum
 from primum.app.controller import Controller
 from primum.app.governance import GovernanceService
+from primum.app.identity import Caller
 from primum.app.releases import ReleaseService
 from primum.core.model.rollout import TERMINAL, Event, RolloutStatus
 from primum.core.model.validate import load_estate
-from primum.demo.files import APPROVERS, AUTHOR, FAULT_TENANT, DemoFiles, write_demo
+from primum.demo.files import APPROVERS, AUTHOR, FAULT_TENANT, OPERATOR, DemoFiles, write_demo
 from primum.demo.state import demo_settings, explore_hint, fresh_last_demo, last_demo_dir
 
 RELEASE_TIMEOUT_S = 150.0
@@ -91,7 +93,7 @@ def run_demo(out: DemoOutput, fast: bool = False, keep: Path | None = None) -> i
 
 def _run(fast: bool, scratch: Path) -> int:
     started = time.time()
-    files = write_demo(scratch / "files", fast=fast)
+    files = write_demo(scratch / "files", fast=fast, people_dir=scratch / "people")
     estate = load_estate(files.estate)
     app = Primum(demo_settings(scratch))  # what the CLI builds with PRIMUM_HOME=scratch
     store, targets, service = app.store, app.targets, app.releases
@@ -189,7 +191,7 @@ def _export_evidence(store: Store, release_ids: list[str], directory: Path) -> B
 def _release(service: ReleaseService, files: DemoFiles, path: Path, estate, title: str, expected: str) -> Outcome:
     console.rule(title)
     _attach_ci_evidence(service.store, files.ci.get(path, []))
-    submitted = service.submit(path, estate, actor=AUTHOR)
+    submitted = service.submit(path, estate, caller=_person(files, AUTHOR))
     governance = GovernanceService(service.store)
     approved: set[str] = set()
     deadline = time.time() + RELEASE_TIMEOUT_S
@@ -203,15 +205,20 @@ def _release(service: ReleaseService, files: DemoFiles, path: Path, estate, titl
         if item is not None and item.env not in approved and "waiting for approval" in waiting:
             approved.add(item.env)  # the people a hospital would page: a release manager and the CAB chair
             for person in APPROVERS:
-                said = governance.record_decision(record.id, "approve", actor=person, env=item.env,
-                                                 comment="reviewed in the demo")
+                said = governance.record_decision(record.id, "approve", caller=_person(files, person),
+                                                  env=item.env, comment="reviewed in the demo")
                 console.print(f"[dim]{escape(said)}[/]")
         if status.phase.value == "paused" or time.time() > deadline:
             # a person would decide here; the demo expects no pause, so it aborts and reports it
-            service.abort(record.id, actor="primum-demo")
+            service.abort(record.id, caller=_person(files, OPERATOR))
             deadline = time.time() + 60
         time.sleep(0.25)
     return Outcome(title, record.id, expected, status)
+
+
+def _person(files: DemoFiles, user: str) -> Caller:
+    """The fictional person, by the key the demo generated for them."""
+    return Caller(load_personal_key(files.people[user]))
 
 
 def _attach_ci_evidence(store: Store, ci: list[tuple[str, Path]]) -> None:

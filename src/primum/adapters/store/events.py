@@ -83,7 +83,7 @@ class EventsPart(StorePart):
             self._insert_events(conn, rollout_id, events, now)
 
     def _insert_events(self, conn: Connection, rollout_id: str, events: Sequence[NewEvent], now: float,
-                       record: RolloutRecord | None = None) -> None:
+                       record: RolloutRecord | None = None) -> list[int]:
         """Insert the events and, in the same transaction, their signed statements in the evidence log.
 
         An ``item_succeeded`` event (or ``item_skipped``: the target confirmed the environment
@@ -95,7 +95,7 @@ class EventsPart(StorePart):
         from primum.core.evidence.events import event_to_statement, plain
 
         if not events:
-            return
+            return []
         events = redact_events(events)
         subjects = self.evidence.cached_subjects(rollout_id)
         release: dict[str, Any] = {}
@@ -136,6 +136,7 @@ class EventsPart(StorePart):
                   for e in events if e.kind in PASSING_KINDS and e.env and e.service in pins]
         if passed:
             conn.execute(insert(artifact_promotions), passed)
+        return [int(i) for i in ids]
 
     def events(self, rollout_id: str, after_id: int = 0) -> list[EventRecord]:
         """Events of a rollout with id greater than ``after_id``, in order."""

@@ -25,6 +25,8 @@ from primum.adapters.store.tables import (
 )
 from primum.core.governance.approvals import Decision
 from primum.core.governance.gate import BreakGlassUse, GateFacts
+from primum.core.governance.identities import identities_from_record
+from primum.core.governance.signatures import logged_digest
 from primum.core.model.rollout import RolloutStatus
 
 if TYPE_CHECKING:
@@ -50,14 +52,13 @@ def load_gate_facts(store: Store, record: RolloutRecord, env: str) -> GateFacts:
         with conn.begin():
             author = _author(conn, record.id)
             decisions = tuple(_approvals(conn, record.id))
-            uses = tuple(BreakGlassUse(actor=r.actor, digest=r.digest) for r in conn.execute(
-                select(break_glass.c.actor, break_glass.c.digest)
-                .where(break_glass.c.rollout_id == record.id).order_by(break_glass.c.id)))
+            uses = tuple(_break_glass(conn, record.id))
             passed = _passed(conn, entering)
             evidence = _evidence(conn, pins)
             last = conn.execute(
                 select(_E.data).where(_E.rollout_id == record.id, _E.kind == "policy_decision", _E.env == env)
                 .order_by(_E.id.desc()).limit(1)).scalar()
+            reported = frozenset(_reported(conn, record.id))
             overridden = conn.execute(
                 select(_E.id).where(_E.rollout_id == record.id, _E.kind == "freeze_override", _E.env == env)
                 .limit(1)).first() is not None
@@ -66,7 +67,8 @@ def load_gate_facts(store: Store, record: RolloutRecord, env: str) -> GateFacts:
                      started_at=status.started_at, author=author, approvals=decisions, break_glass=uses,
                      entering=entering, passed=passed, evidence=evidence,
                      last_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
-                     freeze_overridden=overridden)
+                     freeze_overridden=overridden, identities=identities_from_record(record.release.get("identities")),
+                     reported=reported)
 
 
 def _author(conn: Connection, rollout_id: str) -> str | None:
@@ -78,11 +80,45 @@ def _author(conn: Connection, rollout_id: str) -> str | None:
 
 
 def _approvals(conn: Connection, rollout_id: str) -> list[Decision]:
+    """The approval rows, each with its envelope and the envelope digest its evidence entry logged (or None)."""
     c = approvals.c
-    rows = conn.execute(select(approvals).where(c.rollout_id == rollout_id).order_by(c.id))
+    rows = conn.execute(select(approvals).where(c.rollout_id == rollout_id).order_by(c.id)).all()
+    logged = _logged(conn, [r.event_id for r in rows if r.event_id is not None])
     return [Decision(actor=r.actor, decision=r.decision, env=r.env, digest=r.digest, at=r.at,
                      roles=tuple(r.roles or ()), owned_services=tuple(r.owned_services or ()), comment=r.comment,
-                     expires_at=r.expires_at, id=r.id) for r in rows]
+                     expires_at=r.expires_at, id=r.id, envelope=r.envelope, logged=logged.get(r.event_id))
+            for r in rows]
+
+
+def _break_glass(conn: Connection, rollout_id: str) -> list[BreakGlassUse]:
+    c = break_glass.c
+    rows = conn.execute(select(c.id, c.actor, c.digest, c.at, c.envelope, c.event_id)
+                        .where(c.rollout_id == rollout_id).order_by(c.id)).all()
+    logged = _logged(conn, [r.event_id for r in rows if r.event_id is not None])
+    return [BreakGlassUse(actor=r.actor, digest=r.digest, at=r.at, id=r.id, envelope=r.envelope,
+                          logged=logged.get(r.event_id)) for r in rows]
+
+
+def _logged(conn: Connection, event_ids: Sequence[int]) -> dict[int, str]:
+    """For each event id: the digest of the signed envelope its evidence entry records (absent: no entry)."""
+    if not event_ids:
+        return {}
+    c = evidence_entries.c
+    out: dict[int, str] = {}
+    for event_id, envelope in conn.execute(select(c.event_id, c.envelope).where(c.event_id.in_(sorted(event_ids)))):
+        found = logged_digest(envelope)
+        if found is not None:
+            out[int(event_id)] = found
+    return out
+
+
+def _reported(conn: Connection, rollout_id: str) -> list[tuple[str, int]]:
+    """The records already reported as not counting (``record_ignored`` events): (table, id)."""
+    out = []
+    for data in conn.execute(select(_E.data).where(_E.rollout_id == rollout_id, _E.kind == "record_ignored")).scalars():
+        if isinstance(data, dict) and isinstance(data.get("id"), int):
+            out.append((str(data.get("record")), data["id"]))
+    return out
 
 
 def _passed(conn: Connection, entering: Sequence[tuple[str, str]]) -> dict[tuple[str, str], frozenset[str]]:

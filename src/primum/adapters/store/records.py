@@ -108,6 +108,8 @@ class ApprovalRecord:
     owned_services: tuple[str, ...]
     at: float
     expires_at: float | None
+    envelope: dict[str, Any] | None = None  # the approver's signed DSSE envelope
+    event_id: int | None = None  # the event that logged it
 
 
 @dataclass(frozen=True)
@@ -123,3 +125,5 @@ class BreakGlassRecord:
     reviewed_at: float | None
     reviewed_by: str | None
     review_notes: str | None
+    envelope: dict[str, Any] | None = None
+    event_id: int | None = None

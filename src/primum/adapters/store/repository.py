@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["PASSING_KINDS", "ReleaseConflict", "RolloutLeased", "RolloutNotFound", "Store"]
 
 
-class Store(RolloutsPart, EventsPart, ApprovalsPart, AuditPart):
+class Store(RolloutsPart, ApprovalsPart, EventsPart, AuditPart):
     """Persistence of rollouts for the service layer and the controllers."""
 
     def __init__(self, url: str | None = None, *, migrate: bool = True,

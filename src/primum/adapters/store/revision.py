@@ -4,4 +4,4 @@ Every command opens the store; when the schema is already here, Alembic (0.4 s t
 and no write lock is taken. ``tests/store/test_store_db.py`` checks this equals Alembic's head.
 """
 
-HEAD_REVISION = "0004_logcheck"
+HEAD_REVISION = "0005_identities"

@@ -492,8 +492,10 @@ class RolloutsPart(EventsPart):
         actor: str,
         now: float,
         payload: dict[str, Any] | None = None,
+        event: NewEvent | None = None,
     ) -> CommandRecord:
-        """Queue an operator command and make the rollout due at once."""
+        """Queue an operator command and make the rollout due at once; ``event`` (the signed request) is
+        recorded in the same transaction."""
         payload = dict(payload or {})
         with self._engine.begin() as conn:
             found = conn.execute(
@@ -516,6 +518,8 @@ class RolloutsPart(EventsPart):
                 )
                 .returning(rollout_commands.c.id)
             ).scalar_one()
+            if event is not None:
+                self._insert_events(conn, rollout_id, [event], now)
         return CommandRecord(command_id, rollout_id, kind, actor, now, payload)
 
     def pending_commands(self, rollout_id: str) -> list[CommandRecord]:

@@ -158,6 +158,8 @@ approvals = Table(
     Column("owned_services", JSONDoc, nullable=False),
     Column("at", Float, nullable=False),
     Column("expires_at", Float),
+    Column("envelope", JSONDoc),  # the approver's signed DSSE envelope (core/governance/signatures.py)
+    Column("event_id", AutoId),  # the event (and so the evidence entry) that logged it
     CheckConstraint("decision IN ('approve', 'reject')", name="decision"),
 )
 
@@ -177,6 +179,8 @@ break_glass = Table(
     Column("reviewed_at", Float),
     Column("reviewed_by", String),
     Column("review_notes", RedactedText),
+    Column("envelope", JSONDoc),  # the user's signed DSSE envelope
+    Column("event_id", AutoId),  # the event (and so the evidence entry) that logged it
 )
 
 

@@ -17,8 +17,9 @@ so a release changed after it was approved has no approvals. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from primum.core.governance.identities import Role
 
@@ -37,6 +38,8 @@ class Decision:
     comment: str = ""
     expires_at: float | None = None
     id: int = 0
+    envelope: Mapping[str, Any] | None = None  # the approver's signed DSSE envelope, as the record holds it
+    logged: str | None = None  # the envelope digest its evidence entry logged (None: no entry)
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from primum.core.governance import approvals as approvals_mod
 from primum.core.governance.approvals import ApprovalStatus, Decision
+from primum.core.governance.identities import Identities
 from primum.core.governance.policy import PolicyDecision
 from primum.core.governance.promotion import unpromoted
+from primum.core.governance.signatures import Claim, recorded_and_logged, verify_signed
 from primum.core.governance.windows import WindowStatus, may_continue, may_start
 from primum.core.model.estate import EnvironmentClass, Estate
 from primum.core.model.release import canonical_json
@@ -40,10 +42,14 @@ CLOCK_FIELD = "now_ns"  # the one part of the policy input that changes every ti
 
 @dataclass(frozen=True)
 class BreakGlassUse:
-    """Who used break-glass on which release digest."""
+    """Who used break-glass on which release digest, with the envelope they signed and the one logged."""
 
     actor: str
     digest: str
+    at: float = 0.0
+    id: int = 0
+    envelope: Mapping[str, Any] | None = None
+    logged: str | None = None  # the envelope digest its evidence entry logged (None: no entry)
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,42 @@ class GateFacts:
     evidence: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     last_fingerprint: str | None = None
     freeze_overridden: bool = False
+    identities: Identities | str = "no identities were read"  # in force at submission, or why none
+    reported: frozenset[tuple[str, int]] = frozenset()  # records already reported as not counting
 
     @property
     def emergency_by(self) -> str | None:
-        """Who used break-glass on this exact release digest, if anyone (the first use)."""
-        uses = [u for u in self.break_glass if u.digest == self.digest]
+        """Who used break-glass on this exact release digest, if anyone (the first use whose signature
+        verifies and whose evidence entry is in the log)."""
+        uses = [u for u in self.break_glass if u.digest == self.digest and self.why_not_counted(u) is None]
         return uses[0].actor if uses else None
+
+    def why_not_counted(self, record: Decision | BreakGlassUse) -> str | None:
+        """Why a governance record does not count (its signature, or its evidence entry), or None."""
+        if isinstance(record, BreakGlassUse):
+            claim = Claim(self.rollout_id, "break_glass", record.actor, record.digest, record.at)
+        else:
+            claim = Claim(self.rollout_id, record.decision, record.actor, record.digest, record.at, env=record.env)
+        check = verify_signed(claim, record.envelope, self.identities)
+        if not check.valid:
+            return check.reason
+        return recorded_and_logged(record.envelope, record.logged)
+
+    def counted_approvals(self) -> tuple[tuple[Decision, ...], tuple[tuple[Decision, str], ...]]:
+        """The approvals that count, with the roles their approvers had at submission, and those that do
+        not, with why."""
+        counted: list[Decision] = []
+        ignored: list[tuple[Decision, str]] = []
+        for d in self.approvals:
+            why = self.why_not_counted(d)
+            if why is not None:
+                ignored.append((d, why))
+                continue
+            identities = self.identities
+            assert not isinstance(identities, str)  # a signature verified against them
+            counted.append(replace(d, roles=tuple(sorted(r.value for r in identities.roles_of(d.actor))),
+                                   owned_services=tuple(sorted(identities.owned_services(d.actor)))))
+        return tuple(counted), tuple(ignored)
 
 
 @dataclass(frozen=True)
@@ -152,16 +188,40 @@ def evaluate_gate(facts: GateFacts, estate: Estate, *, now: float, starting: boo
     window = may_start(environment.windows, env_class, now)
     if by is not None and not window.open and policy.allowed:
         events += _freeze_override(facts, by, window.reason)
+    counted, not_counted = facts.counted_approvals()
+    events += _ignored_events(facts, not_counted)
     approval = None
     if policy.allowed and policy.requirements is not None:
         req = policy.requirements
         requirement = approvals_mod.Requirement(approvals=req.approvals, cab_approvals=req.cab_approvals,
                                                 production=env_class is EnvironmentClass.prod)
-        approval = approvals_mod.evaluate(facts.approvals, digest=facts.digest, env=facts.env, author=facts.author,
+        approval = approvals_mod.evaluate(counted, digest=facts.digest, env=facts.env, author=facts.author,
                                           services=list(facts.services), requirement=requirement, now=now)
+        unsigned = [(d, why) for d, why in not_counted if d.env == facts.env and d.digest == facts.digest]
+        if unsigned and not approval.satisfied:
+            said = "; ".join(f"#{d.id} by {d.actor}: {why}" for d, why in unsigned)
+            approval = replace(approval, reason=f"{approval.reason}; not counted: {said}")
     gate = starting_gate(decision=policy, window=window, approvals=approval, emergency=by is not None,
                          emergency_by=by)
     return GateOutcome(gate, tuple(events))
+
+
+def _ignored_events(facts: GateFacts, not_counted: Sequence[tuple[Decision, str]]) -> list[GateEvent]:
+    """Once per record: an approval or break-glass use in the database that does not count, and why."""
+    events = []
+    for d, why in not_counted:
+        if ("approval", d.id) not in facts.reported:
+            events.append(GateEvent(kind="record_ignored", env=d.env,
+                                    message=f"{d.decision} #{d.id} by {d.actor} does not count: {why}",
+                                    data={"record": "approval", "id": d.id, "actor": d.actor, "reason": why}))
+    for use in facts.break_glass:
+        refused = facts.why_not_counted(use)
+        if refused is not None and ("break_glass", use.id) not in facts.reported:
+            events.append(GateEvent(kind="record_ignored", env=facts.env,
+                                    message=f"break-glass #{use.id} by {use.actor} does not count: {refused}",
+                                    data={"record": "break_glass", "id": use.id, "actor": use.actor,
+                                          "reason": refused}))
+    return events
 
 
 def _freeze_override(facts: GateFacts, by: str, reason: str) -> Sequence[GateEvent]:

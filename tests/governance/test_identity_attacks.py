@@ -1,0 +1,166 @@
+"""Identities are proven, not typed: each attack of issue 13 (point 2, and the gate part of point 3) through
+the real store, controller and policy bundle. Each fails on a build where ``--as``/``PRIMUM_USER`` were
+believed and database rows were trusted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, insert, update
+
+from primum.adapters.store.tables import approvals, break_glass, evidence_entries
+from primum.core.errors import NotAllowed
+from primum.core.governance.signatures import Claim, sign_claim, verify_signed
+from tests.governance.test_flow import IDENTITIES, World, waiting
+from tests.governance.test_flow import world as world  # the fixture
+
+
+def test_the_author_cannot_submit_under_another_name_nor_approve_as_someone_else(world: World) -> None:
+    with pytest.raises(NotAllowed, match="--as owen does not match your key, which is enrolled for alice"):
+        world.releases.submit(_release(world, "rel-x"), world.estate, caller=world.people("alice", asserted="owen"))
+    rid = world.submit(author="alice")
+    world.run(rid, until=waiting("staging"))
+    with pytest.raises(NotAllowed, match="does not match your key"):
+        world.gov.record_decision(rid, "approve", caller=world.people("alice", asserted="owen"))
+    with pytest.raises(NotAllowed, match="the author of a release cannot approve it"):
+        world.gov.record_decision(rid, "approve", caller=world.people("alice"))
+    [submitted] = world.store.events_of_kind(rid, "submitted")
+    assert submitted.data["actor"] == "alice" and submitted.data["identities_digest"].startswith("sha256:")
+    claim = Claim(rid, "submit", "alice", submitted.data["digest"], submitted.at)
+    recorded = world.store.get_rollout(rid).release["identities"]  # type: ignore[union-attr]
+    from primum.core.governance.identities import identities_from_record
+
+    assert verify_signed(claim, submitted.data["envelope"], identities_from_record(recorded)).valid
+
+
+def test_an_unknown_key_or_name_is_refused_for_every_state_changing_command(world: World) -> None:
+    rid = world.submit()
+    world.run(rid, until=waiting("staging"))
+    mallory = world.people("mallory")  # a key nobody enrolled
+    for act in (lambda: world.releases.abort(rid, mallory), lambda: world.releases.promote(rid, mallory),
+                lambda: world.gov.record_decision(rid, "approve", caller=mallory),
+                lambda: world.gov.break_glass(rid, caller=mallory, justification="x" * 40),
+                lambda: world.releases.abort(rid, world.people("mallory", asserted="kim"))):
+        with pytest.raises(NotAllowed, match="is not enrolled in the identities in force when rel-1 was submitted"):
+            act()
+    with pytest.raises(NotAllowed, match="must be signed"):
+        world.releases.abort(rid, None)
+    assert world.store.pending_commands(rid) == []
+
+
+def test_abort_promote_and_retry_take_an_operator_of_the_service_or_a_release_manager(world: World) -> None:
+    rid = world.submit()
+    world.run(rid, until=waiting("staging"))
+    with pytest.raises(NotAllowed, match="otto may not abort rel-1: otto is an operator, but not of api"):
+        world.releases.abort(rid, world.people("otto"))
+    with pytest.raises(NotAllowed, match="audrey may not promote rel-1: audrey holds neither role"):
+        world.releases.promote(rid, world.people("audrey"))
+    with pytest.raises(NotAllowed, match="alice may not abort"):
+        world.releases.abort(rid, world.people("alice"))  # the author, a release-author only
+    world.releases.abort(rid, world.people("kim"))  # the on-call operator of api
+    assert world.run(rid).phase.value == "rolled_back"
+    with pytest.raises(NotAllowed, match="otto may not retry"):
+        world.releases.retry(rid, world.people("otto"))
+    world.releases.retry(rid, world.people("rita"))  # a release manager
+    [command] = world.store.events_of_kind(rid, "command")
+    assert command.data["actor"] == "kim" and command.data["command"] == "abort"
+    [retried] = world.store.events_of_kind(rid, "retried")
+    assert retried.data["actor"] == "rita" and retried.data["envelope"]["payloadType"]
+
+
+def test_a_person_added_to_the_identities_file_after_submission_cannot_approve(world: World) -> None:
+    rid = world.submit()
+    world.run(rid, until=waiting("staging"))
+    later = IDENTITIES.replace("users:", "users:\n  - {id: dave, groups: [cab]}")
+    (world.tmp / "identities.yaml").write_text(world.people.enrol(later))
+    with pytest.raises(NotAllowed, match="not enrolled in the identities in force when rel-1 was submitted"):
+        world.gov.record_decision(rid, "approve", caller=world.people("dave"))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
+    world.run(rid, until=waiting("prod"))
+    # owen, made CAB after submission, still has only his roles of then
+    promoted = IDENTITIES.replace("{id: owen, groups: [team-sched]}", "{id: owen, groups: [team-sched, cab]}")
+    (world.tmp / "identities.yaml").write_text(world.people.enrol(promoted))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
+    world.gov.record_decision(rid, "approve", caller=world.people("rita"))
+    status = world.run(rid, ticks=5)
+    assert "has 2 (owen, rita), 0 from CAB" in (status.pause_reason or ""), status.pause_reason
+
+
+def test_an_approval_row_inserted_by_hand_is_ignored_and_reported(world: World) -> None:
+    rid = world.submit()
+    world.run(rid, until=waiting("staging"))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
+    status = world.run(rid, until=waiting("prod"))
+    record = world.store.get_rollout(rid)
+    assert record is not None
+    with world.store._engine.begin() as conn:  # the attacker with database access
+        for actor, roles in (("carol", ["cab"]), ("rita", ["release-manager"])):
+            conn.execute(insert(approvals).values(
+                rollout_id=rid, env="prod", digest=record.digest, actor=actor, decision="approve", comment="",
+                roles=roles, owned_services=[], at=world.clock.now, expires_at=None))
+    status = world.run(rid, ticks=20)
+    assert status.items[1].phase.value == "pending", status
+    assert "has 0, 0 from CAB" in (status.pause_reason or "") and "not counted" in (status.pause_reason or "")
+    assert "no signature" in (status.pause_reason or "")
+    ignored = world.store.events_of_kind(rid, "record_ignored")
+    assert sorted(e.data["actor"] for e in ignored) == ["carol", "rita"]  # reported once each, not per tick
+    assert all("no signature" in e.data["reason"] for e in ignored)
+    [row] = world.gov.waiting()  # `primum approvals` shows them as not counted
+    assert [(a["actor"], "no signature" in (a["not_counted"] or "")) for a in row.approvals] == [
+        ("carol", True), ("rita", True)]
+
+
+def test_a_signed_approval_altered_or_unlogged_does_not_count(world: World) -> None:
+    rid = world.submit()
+    world.run(rid, until=waiting("staging"))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
+    world.run(rid, until=waiting("prod"))
+    world.gov.record_decision(rid, "approve", caller=world.people("carol"))
+    world.gov.record_decision(rid, "approve", caller=world.people("rita"))
+    carol, rita = [a for a in world.store.approvals(rid) if a.env == "prod"]
+    with world.store._engine.begin() as conn:
+        # carol's row now claims to be owen's (her envelope is kept): the signature is not owen's
+        conn.execute(update(approvals).where(approvals.c.id == carol.id).values(actor="alice"))
+        # rita's evidence entry is deleted from the log: the row alone proves nothing
+        conn.execute(delete(evidence_entries).where(evidence_entries.c.event_id == rita.event_id))
+    status = world.run(rid, ticks=20)
+    assert status.items[1].phase.value == "pending", status
+    reasons = {e.data["actor"]: e.data["reason"] for e in world.store.events_of_kind(rid, "record_ignored")}
+    assert "does not verify under alice's enrolled key" in reasons["alice"], reasons
+    assert "evidence entry is not in the log" in reasons["rita"], reasons
+
+
+def test_a_forged_break_glass_row_opens_nothing(world: World) -> None:
+    rid = world.submit()
+    world.run(rid, until=waiting("staging"))
+    record = world.store.get_rollout(rid)
+    assert record is not None
+    envelope = sign_claim(Claim(rid, "break_glass", "kim", record.digest, world.clock.now),
+                          world.people.key("mallory"))  # signed, but not by kim's key
+    with world.store._engine.begin() as conn:
+        conn.execute(insert(break_glass).values(rollout_id=rid, digest=record.digest, actor="kim",
+                                                justification="x" * 30, at=world.clock.now,
+                                                review_due_at=world.clock.now + 60, notified="", envelope=envelope))
+    status = world.run(rid, ticks=20)
+    assert status.items[0].phase.value == "pending" and "waiting for approval" in (status.pause_reason or "")
+    [ignored] = world.store.events_of_kind(rid, "record_ignored")
+    assert ignored.data["record"] == "break_glass" and "does not verify under kim's" in ignored.data["reason"]
+
+
+def _release(world: World, rid: str) -> Path:
+    from tests.controller.noop_estate import write_release
+
+    return write_release(world.tmp, rid, ["api"])
+
+
+def test_a_command_row_inserted_by_hand_is_not_obeyed(world: World) -> None:
+    rid = world.submit()
+    world.run(rid, until=waiting("staging"))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
+    world.store.add_command(rid, "abort", "kim", now=world.clock.now)  # no envelope: nobody signed it
+    status = world.run(rid, until=waiting("prod"))
+    assert status.items[0].phase.value == "succeeded", status  # not rolled back
+    [ignored] = world.store.events_of_kind(rid, "record_ignored")
+    assert ignored.data["record"] == "command" and "no signature" in ignored.data["reason"]
+    assert world.store.pending_commands(rid) == []  # consumed, not left to be obeyed later
