@@ -73,8 +73,11 @@ def problems_from_validation(doc: LocatedDocument, exc: ValidationError, schema:
         elif kind == "string_pattern_mismatch":
             message = f"{err['input']!r} does not match {err['ctx']['pattern']}"
             fix = _PATTERN_FIX.get(str(name), "use lowercase letters, digits and '-' (a DNS-style name)")
-        else:
+        elif kind == "out_of_range":  # a constrained number of core.model.types: the message names the range
             message = err["msg"]
+            fix = "give a value in that range"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
             fix = f"correct the value (see `primum schema {schema}`)"
         problems.append(doc.problem(loc, message, fix))
     return problems
