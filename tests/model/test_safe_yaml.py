@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -129,3 +130,14 @@ def test_a_directory_and_bad_utf8_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="not UTF-8"):
         load_estate(path)
 
+
+
+def test_the_documented_limits_are_the_module_constants():
+    from primum.core.model.jsonfile import MAX_INT_DIGITS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "FILES.md").read_text()
+    section = docs[docs.index("## Limits and ranges"):]
+    for row, value in ((f"| {MAX_BYTES // 1024 // 1024} MiB ({MAX_BYTES // 1024} KiB) |", "MAX_BYTES"),
+                       (f"| {MAX_DEPTH} levels |", "MAX_DEPTH"), (f"| {MAX_ALIASES} |", "MAX_ALIASES"),
+                       (f"| {MAX_NODES} |", "MAX_NODES"), (f"| {MAX_INT_DIGITS} |", "MAX_INT_DIGITS")):
+        assert row in section and value in section, (row, value)
