@@ -60,13 +60,16 @@ SLOWEST: dict[str, float] = {"seconds": 0.0, "bytes": 0.0}
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def demo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("fuzz") / "demo"
     write_demo(root, fast=True)
     yield root
-    print(f"\nfuzz inputs: {sum(RUN.values())} cases ({dict(sorted(RUN.items()))}), "
-          f"{sum(REFUSED.values())} refused as user errors, 0 tracebacks; slowest case "
-          f"{SLOWEST['seconds']:.3f} s, largest peak {SLOWEST['bytes'] / 1e6:.1f} MB")
+    line = (f"fuzz inputs: {sum(RUN.values())} cases ({dict(sorted(RUN.items()))}), "
+            f"{sum(REFUSED.values())} refused as user errors; slowest case {SLOWEST['seconds']:.3f} s, "
+            f"largest peak {SLOWEST['bytes'] / 1e6:.1f} MB")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:  # shown even when output is captured, so CI's log has the count
+        reporter.write_line("\n" + line)
     shutil.rmtree(root, ignore_errors=True)
 
 
