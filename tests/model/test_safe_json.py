@@ -74,3 +74,14 @@ def test_deep_junit_xml_is_refused(tmp_path: Path):
 def test_a_deep_dsse_envelope_is_a_format_error_not_a_recursion_error():
     with pytest.raises(EnvelopeFormatError, match="levels deep"):
         Envelope.from_json("[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.parametrize("marker", ["{not json", '{"pid": 1}', "[" * 5000 + "]" * 5000])
+def test_a_damaged_up_marker_is_an_input_error(tmp_path: Path, marker: str, monkeypatch: pytest.MonkeyPatch):
+    from primum.app.releases import resolve_estate
+
+    monkeypatch.delenv("PRIMUM_ESTATE", raising=False)
+    (tmp_path / "up.json").write_text(marker)
+    with pytest.raises(InputError) as info:
+        resolve_estate(None, tmp_path)
+    assert info.value.problems[0].file == str(tmp_path / "up.json")
