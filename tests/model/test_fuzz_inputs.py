@@ -68,8 +68,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
             f"{sum(REFUSED.values())} refused as user errors; slowest case {SLOWEST['seconds']:.3f} s, "
             f"largest peak {SLOWEST['bytes'] / 1e6:.1f} MB")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:  # shown even when output is captured, so CI's log has the count
-        reporter.write_line("\n" + line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:  # shown even when output is captured: CI's log has it
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\n" + line)
     shutil.rmtree(root, ignore_errors=True)
 
 
