@@ -76,7 +76,7 @@ def test_the_valid_estate_loads_and_templates_apply(tmp_path):
      "dependency cycle"),
     ("template: web-api", "template: webapi", 14, "services.sched.template", "unknown template"),
     ("ports: {prod: 28080}", "ports: {qa: 28080}", 23, "services.portal.target.ports.qa", "unknown environment"),
-    ("{replicas: 2,", "{replicas: 0,", 23, "services.portal.target.replicas", "greater than or equal"),
+    ("{replicas: 2,", "{replicas: 0,", 23, "services.portal.target.replicas", "from 1 to 20"),
     ("  - {name: prod, class: prod}", "  - {name: prod, class: production}", 6, "environments[1].class",
      "not allowed"),
     ("  - {name: prod, class: prod}", "  - {name: staging, class: prod}", 6, "environments[1].name", "unique"),

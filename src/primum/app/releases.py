@@ -4,7 +4,6 @@ abort, retry, status, history. No business decisions here: those live in the eng
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from primum.app.identity import Caller, identify, may_operate, sign, snapshot
 from primum.core.errors import NotAllowed, NotFound
 from primum.core.governance.signatures import Claim, signed_data
 from primum.core.model.errors import InputError
+from primum.core.model.jsonfile import parse_json
 from primum.core.model.rollout import TERMINAL, RolloutPhase, RolloutStatus
 from primum.core.model.summary import release_summary
 
@@ -216,8 +216,12 @@ def resolve_estate(explicit: str | None, home: Path) -> tuple[Estate, str]:
     path = explicit or os.environ.get("PRIMUM_ESTATE")
     if not path:
         up = home / "up.json"
-        if up.is_file():
-            path = json.loads(up.read_text())["estate"]
+        if up.is_file():  # written by `primum up`; a damaged one is an input error, not a crash
+            marker = parse_json(up.read_bytes(), str(up), "stop `primum up` and start it again, or pass --estate")
+            path = marker.get("estate") if isinstance(marker, dict) else None
+            if not isinstance(path, str) or not path:
+                raise InputError.single(str(up), "names no estate file", "stop `primum up` and start it again, "
+                                        "or pass --estate FILE", path="estate")
     path = path or "estate.yaml"
     if not Path(path).is_file():
         raise InputError.single(str(path), "estate file not found",

@@ -56,7 +56,7 @@ def test_body_assertion(local_http: LocalHttp) -> None:
 
 def test_every_problem_is_named(local_http: LocalHttp) -> None:
     url = local_http.base_url + "/status/500"
-    result = run_probe(HttpProbe(url=url, body_contains="fine", max_latency=0), ProbeContext())
+    result = run_probe(HttpProbe(url=url, body_contains="fine", max_latency=1e-9), ProbeContext())
     assert not result.ok
     assert "answered 500, expected 200" in result.reason
     assert "without 'fine'" in result.reason

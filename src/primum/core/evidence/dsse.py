@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from primum.core.model import jsonfile
+
 PAYLOAD_TYPE_IN_TOTO = "application/vnd.in-toto+json"
 
 _ENVELOPE_FIELDS = frozenset({"payload", "payloadType", "signatures"})
@@ -109,7 +111,7 @@ class Envelope:
     @classmethod
     def from_json(cls, text: bytes | str) -> Envelope:
         try:
-            data = json.loads(text)
+            data = jsonfile.loads(text)  # strict and depth-limited: an envelope is user input
         except (ValueError, UnicodeDecodeError) as exc:
             raise EnvelopeFormatError(f"envelope: not valid JSON ({exc})") from exc
         return cls.from_dict(data)

@@ -27,6 +27,7 @@ from primum.core.evidence.dsse import (
     sign,
     verify,
 )
+from primum.core.model import jsonfile
 from primum.core.model.release import Release, canonical_digest
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -135,7 +136,7 @@ def open_statement(envelope: Envelope | Mapping[str, Any] | bytes | str,
     """Verify the envelope, then parse its payload as a Statement v1 (fails closed)."""
     payload = verify(envelope, keyring, PAYLOAD_TYPE_IN_TOTO)
     try:
-        stmt = json.loads(payload)
+        stmt = jsonfile.loads(payload)  # strict and depth-limited: a signed payload can still be hostile
     except ValueError as exc:
         raise VerificationError(f"payload: not JSON ({exc})") from exc
     if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:

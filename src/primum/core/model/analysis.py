@@ -20,7 +20,28 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from primum.core.model.plugins import PluginSpec, SpecKind
-from primum.core.model.types import Duration, Name
+from primum.core.model.types import (
+    AboveOne,
+    Alpha,
+    Attempts,
+    Bound,
+    Confidence,
+    Count,
+    Days,
+    Duration,
+    Fraction,
+    Multiple,
+    Name,
+    NonNegative,
+    OpenFraction,
+    Port,
+    PositiveCount,
+    PositiveDuration,
+    Ratio,
+    Retries,
+    Score,
+    StatusCode,
+)
 
 
 class Strict(BaseModel):
@@ -92,9 +113,9 @@ class PrometheusSource(SourceSpec):
     query: str = Field(min_length=1)
     total_query: str | None = None
     range: bool = True
-    step: Duration = 1.0
-    timeout: Duration = 5.0
-    retries: int = Field(default=2, ge=0, le=10)
+    step: PositiveDuration = 1.0
+    timeout: PositiveDuration = 5.0
+    retries: Retries = 2
     headers: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -117,8 +138,8 @@ class WebSource(SourceSpec):
     body: str | None = None
     jsonpath: str = "$"
     total_jsonpath: str | None = None  # proportion metrics: the number of all events
-    timeout: Duration = 5.0
-    retries: int = Field(default=2, ge=0, le=10)
+    timeout: PositiveDuration = 5.0
+    retries: Retries = 2
 
     @model_validator(mode="after")
     def _placeholders(self) -> WebSource:
@@ -137,8 +158,8 @@ class CommandSource(SourceSpec):
     type: Literal["command"] = "command"
     argv: list[str] = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration = 10.0
-    retries: int = Field(default=1, ge=0, le=10)
+    timeout: PositiveDuration = 10.0
+    retries: Retries = 1
 
     @model_validator(mode="after")
     def _placeholders(self) -> CommandSource:
@@ -188,16 +209,16 @@ class EffectSize(Strict):
     metric fails the whole measurement even if it is not marked critical."""
 
     measure: EffectMeasure = EffectMeasure.mean_ratio
-    allowed_increase: float = Field(default=1.0, gt=0)
-    critical_increase: float | None = Field(default=None, gt=0)
-    allowed_decrease: float = Field(default=1.0, gt=0)
-    critical_decrease: float | None = Field(default=None, gt=0)
+    allowed_increase: Ratio = 1.0
+    critical_increase: Ratio | None = None
+    allowed_decrease: Ratio = 1.0
+    critical_decrease: Ratio | None = None
     # primum mode: the smallest absolute shift (Hodges-Lehmann estimate, in the metric's unit) that
     # matters. A significant shift smaller than this is practically harmless (e.g. +3 ms on 7 ms).
-    min_shift: float = Field(default=0.0, ge=0)
+    min_shift: NonNegative = 0.0
     # primum mode: the same floor relative to the baseline's median (0.1: a shift under 10% of it is harmless);
     # the larger of the two applies, so noise that grows with the latency does not read as a regression.
-    min_shift_ratio: float = Field(default=0.0, ge=0)
+    min_shift_ratio: NonNegative = 0.0
 
 
 class TailCheck(Strict):
@@ -206,20 +227,20 @@ class TailCheck(Strict):
     quantiles are taken with their sampling error (order-statistic confidence
     bounds), see ``primum.core.analysis.judge.tail``."""
 
-    quantile: float = Field(default=0.99, gt=0.5, lt=1.0)
-    max_ratio: float = Field(default=1.5, ge=1.0)
-    slack: float = Field(default=0.05, ge=0)  # absolute allowance, in the metric's unit (s for latency)
+    quantile: Confidence = 0.99
+    max_ratio: Multiple = 1.5
+    slack: NonNegative = 0.05  # absolute allowance, in the metric's unit (s for latency)
     # observations expected above the quantile on each side (n x (1 - q)); fewer: the check is Nodata
     # (shown, not judged), since a p99 from a few dozen samples is the maximum, not a p99
-    min_tail_samples: int = Field(default=5, ge=1)
+    min_tail_samples: PositiveCount = 5
 
 
 class Threshold(Strict):
     """An absolute bound on the canary (an SLO): the canary's statistic must stay within it."""
 
     statistic: Literal["mean", "median", "p95", "p99", "rate"] = "mean"
-    max: float | None = None
-    min: float | None = None
+    max: Bound | None = None
+    min: Bound | None = None
 
 
 class MetricSpec(Strict):
@@ -239,7 +260,7 @@ class MetricSpec(Strict):
     slices: bool = True  # judge each tenant's traffic on its own too (primum mode)
     # Proportion metrics (errors, proportion): the smallest absolute increase of the
     # canary's rate over the baseline's that matters, even when significant.
-    min_rate_increase: float = Field(default=0.01, ge=0, le=1)
+    min_rate_increase: Fraction = 0.01
 
     @model_validator(mode="after")
     def _kind_fits_source(self) -> MetricSpec:
@@ -318,14 +339,14 @@ class EarlySettings(Strict):
     (always-valid confidence sequences; see docs/ANALYSIS.md, "Early decisions")."""
 
     enabled: bool = True
-    alpha: float = Field(default=0.001, gt=0, lt=0.5)  # per analysis step, split among its looks' checks
-    min_samples: int = Field(default=20, ge=1)  # canary (and, for latency, baseline) samples before a look
+    alpha: Alpha = 0.001  # per analysis step, split among its looks' checks
+    min_samples: PositiveCount = 20  # canary (and, for latency, baseline) samples before a look
     # errors: the canary's rate is proven above the larger of these two (and above the baseline's rate)
-    error_rate: float = Field(default=0.05, gt=0, lt=1)
-    slo_multiple: float = Field(default=5.0, ge=1)  # times the service's SLO error rate
+    error_rate: OpenFraction = 0.05
+    slo_multiple: Multiple = 5.0  # times the service's SLO error rate
     # latency: the canary's median is proven above this many times the baseline's median (2: where the
     # window's default critical_increase fails a version anyway, so an early look only decides sooner)
-    latency_ratio: float = Field(default=2.0, gt=1)
+    latency_ratio: AboveOne = 2.0
 
 
 class AnalysisSettings(Strict):
@@ -334,21 +355,21 @@ class AnalysisSettings(Strict):
     # judge
     mode: JudgeMode = JudgeMode.primum
     metrics: list[MetricSpec] = Field(default_factory=default_metrics, min_length=1)
-    confidence: float = Field(default=0.98, gt=0.5, lt=1.0)
-    tolerance: float = Field(default=0.25, ge=0)  # Kayenta: fraction of the baseline treated as no change
-    pass_score: float = Field(default=75.0, ge=0, le=100)
-    marginal_score: float = Field(default=50.0, ge=0, le=100)
-    groups: dict[str, float] = Field(default_factory=dict)  # group weights; unnamed groups share the rest
-    min_samples: int = Field(default=20, ge=1)  # per version and metric (primum mode); fewer: no data
-    min_slice_samples: int = Field(default=15, ge=1)  # per tenant slice; fewer: the slice is not judged
+    confidence: Confidence = 0.98
+    tolerance: NonNegative = 0.25  # Kayenta: fraction of the baseline treated as no change
+    pass_score: Score = 75.0
+    marginal_score: Score = 50.0
+    groups: dict[str, Score] = Field(default_factory=dict)  # group weights; unnamed groups share the rest
+    min_samples: PositiveCount = 20  # per version and metric (primum mode); fewer: no data
+    min_slice_samples: PositiveCount = 15  # per tenant slice; fewer: the slice is not judged
     slo_checks: bool = True  # primum mode: hold the canary to the service's SLOs too
     # measurement (Argo Rollouts' semantics)
-    count: int = Field(default=1, ge=1)  # measurements per analysis step
+    count: PositiveCount = 1  # measurements per analysis step
     initial_delay: Duration = 1.0  # after a traffic shift, before the first interval (cold starts)
-    failure_limit: int = Field(default=0, ge=0)  # more failed measurements than this: roll back
-    inconclusive_limit: int = Field(default=0, ge=0)  # more inconclusive ones: pause for a person
-    consecutive_error_limit: int = Field(default=4, ge=0)  # more provider errors in a row: roll back
-    outage_limit: int = Field(default=3, ge=0)  # more metrics outages within one analysis step: roll back
+    failure_limit: Count = 0  # more failed measurements than this: roll back
+    inconclusive_limit: Count = 0  # more inconclusive ones: pause for a person
+    consecutive_error_limit: Count = 4  # more provider errors in a row: roll back
+    outage_limit: Count = 3  # more metrics outages within one analysis step: roll back
     # early decisions by a sequential test at every look (gross failures only; never an early pass)
     early: EarlySettings = Field(default_factory=EarlySettings)
 
@@ -385,10 +406,10 @@ class HttpProbe(PluginSpec):
     url: str | None = None  # default: the service's router in the environment, plus ``path``
     method: Literal["GET", "HEAD", "POST"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
-    expect_status: list[int] = Field(default_factory=lambda: [200])
-    max_latency: Duration = 2.0
+    expect_status: list[StatusCode] = Field(default_factory=lambda: [200], min_length=1)
+    max_latency: PositiveDuration = 2.0
     body_contains: str | None = None
-    timeout: Duration = 5.0
+    timeout: PositiveDuration = 5.0
 
 
 @PROBES.register
@@ -399,7 +420,7 @@ class FhirProbe(PluginSpec):
     base: str | None = None  # default: the service's router in the environment
     fhir_version: str = "4.0.1"
     resources: dict[str, list[str]] = Field(default_factory=dict)  # type -> required interactions
-    timeout: Duration = 5.0
+    timeout: PositiveDuration = 5.0
 
 
 @PROBES.register
@@ -408,9 +429,9 @@ class MllpProbe(PluginSpec):
 
     type: Literal["mllp"] = "mllp"
     host: str = "127.0.0.1"
-    port: int | None = Field(default=None, ge=1, le=65535)  # default: the service's MLLP port
+    port: Port | None = None  # default: the service's MLLP port
     message_type: str = "ADT^A01"
-    timeout: Duration = 5.0
+    timeout: PositiveDuration = 5.0
 
 
 @PROBES.register
@@ -419,8 +440,8 @@ class TcpProbe(PluginSpec):
 
     type: Literal["tcp"] = "tcp"
     host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
-    timeout: Duration = 3.0
+    port: Port
+    timeout: PositiveDuration = 3.0
 
 
 @PROBES.register
@@ -429,11 +450,11 @@ class TlsProbe(PluginSpec):
 
     type: Literal["tls"] = "tls"
     host: str
-    port: int = Field(default=443, ge=1, le=65535)
+    port: Port = 443
     server_name: str | None = None
-    min_days: float = Field(default=14.0, ge=0)
+    min_days: Days = 14.0
     ca_file: str | None = None  # trust this CA bundle instead of the system's
-    timeout: Duration = 5.0
+    timeout: PositiveDuration = 5.0
 
 
 # A probe gate's probe: any registered kind.
@@ -457,6 +478,6 @@ class ProbeGate(Strict):
     name: Name
     probe: ProbeSpec
     when: list[GateTime] = Field(default_factory=_after, min_length=1)
-    attempts: int = Field(default=3, ge=1, le=20)  # a gate passes on the first passing attempt
-    interval: Duration = 1.0
+    attempts: Attempts = 3  # a gate passes on the first passing attempt
+    interval: PositiveDuration = 1.0
 

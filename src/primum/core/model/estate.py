@@ -15,7 +15,20 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from primum.core.model.analysis import AnalysisSettings, ProbeGate, with_tier_defaults
 from primum.core.model.plugins import PluginSpec, SpecKind
-from primum.core.model.types import Duration, EnvName, EnvValue, Name
+from primum.core.model.types import (
+    Duration,
+    EnvName,
+    EnvValue,
+    Fraction,
+    Name,
+    Port,
+    PositiveCount,
+    PositiveDuration,
+    Ratio,
+    Replicas,
+    RequestRate,
+    Weight,
+)
 from primum.core.model.windows import ChangeWindows
 
 
@@ -46,7 +59,7 @@ class EnvironmentClass(StrEnum):
 
 
 class SetWeightStep(Strict):
-    set_weight: int = Field(ge=0, le=100)
+    set_weight: Weight
 
 
 class PauseSpec(Strict):
@@ -58,8 +71,8 @@ class PauseStep(Strict):
 
 
 class AnalysisSpec(Strict):
-    duration: Duration = 30.0
-    count: int | None = Field(default=None, ge=1)  # measurements in the step (default: the service's count)
+    duration: PositiveDuration = 30.0
+    count: PositiveCount | None = None  # measurements in the step (default: the service's count)
 
 
 class AnalysisStep(Strict):
@@ -120,7 +133,7 @@ class BlueGreenStrategy(Strict):
 
 class RollingStrategy(Strict):
     type: Literal["rolling"] = "rolling"
-    max_unavailable: int = Field(default=1, ge=1)
+    max_unavailable: PositiveCount = 1
     batch_analysis: Duration = 10.0  # analysis after each batch (0 disables)
 
 
@@ -134,9 +147,9 @@ Strategy = Annotated[
 class Slo(Strict):
     """Service level objectives the analysis gate holds every version to."""
 
-    error_rate: float = Field(default=0.01, ge=0, le=1)  # max fraction of 5xx responses
-    p95_ms: float = Field(default=500.0, gt=0)  # max 95th percentile latency
-    p99_ms: float | None = Field(default=None, gt=0)  # max 99th percentile latency (none: not held)
+    error_rate: Fraction = 0.01  # max fraction of 5xx responses
+    p95_ms: Ratio = 500.0  # max 95th percentile latency
+    p99_ms: Ratio | None = None  # max 99th percentile latency (none: not held)
 
     @property
     def p95_s(self) -> float:
@@ -148,16 +161,16 @@ class Slo(Strict):
 
 
 class TrafficSettings(Strict):
-    rate: float = Field(default=5.0, gt=0, le=500)
+    rate: RequestRate = 5.0
     paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
-    preview_share: float = Field(default=0.2, ge=0, le=1)
+    preview_share: Fraction = 0.2
     environments: list[Name] | None = None  # None: every environment
 
 
 class TargetSpec(PluginSpec):
     """Base of a target's settings: how many instances of a version it runs."""
 
-    replicas: int = Field(default=1, ge=1)
+    replicas: PositiveCount = 1
 
 
 TARGETS = SpecKind("target", "target", default="local", base=TargetSpec)
@@ -170,12 +183,12 @@ class LocalTargetSettings(TargetSpec):
     type: Literal["local"] = "local"
     command: list[str] = Field(default_factory=lambda: ["{python}", "{artifact}", "--port", "{port}"])
     health_path: str = "/healthz"
-    replicas: int = Field(default=1, ge=1, le=20)
+    replicas: Replicas = 1
     # literal settings, or references to secrets (never a secret's value: ``validate`` refuses one)
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
-    ports: dict[Name, int] = Field(default_factory=dict)  # router port per environment
-    mllp_ports: dict[Name, int] = Field(default_factory=dict)  # HL7 MLLP listener per environment ({mllp_port})
-    startup_timeout: Duration = 30.0
+    ports: dict[Name, Port] = Field(default_factory=dict)  # router port per environment
+    mllp_ports: dict[Name, Port] = Field(default_factory=dict)  # HL7 MLLP listener per environment ({mllp_port})
+    startup_timeout: PositiveDuration = 30.0
 
 
 @TARGETS.register
@@ -183,7 +196,7 @@ class NoopTargetSettings(TargetSpec):
     """A target that acts on nothing: for tests and benchmarks only."""
 
     type: Literal["noop"] = "noop"
-    replicas: int = Field(default=1, ge=1)
+    replicas: PositiveCount = 1
 
 
 # A service's target: any registered kind (see ``primum.core.model.plugins``).
@@ -244,8 +257,8 @@ class GovernanceSettings(Strict):
 
     policy_dir: str | None = None  # the organisation's Rego, added to (or replacing files of) the baseline
     identities: str | None = None  # users, groups and roles (default: identities.yaml next to the estate)
-    approval_ttl: Duration = 7 * 86400.0  # an approval expires after this long
-    review_deadline: Duration = 24 * 3600.0  # a break-glass use must be reviewed within this
+    approval_ttl: PositiveDuration = 7 * 86400.0  # an approval expires after this long
+    review_deadline: PositiveDuration = 24 * 3600.0  # a break-glass use must be reviewed within this
     webhook: str | None = None  # POSTed a JSON notice on every break-glass use
 
 

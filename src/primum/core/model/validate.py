@@ -8,6 +8,7 @@ valid or an ``InputError`` lists everything wrong with it.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import sys
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from primum.core.model.actions import ServiceRuntimeSpec, TrafficSpec, VersionRef
@@ -24,7 +24,7 @@ from primum.core.model.errors import InputError, Problem
 from primum.core.model.estate import CanaryStrategy, Estate, LocalTargetSettings, ProbeStep, RollingStrategy, Service
 from primum.core.model.release import Release, canonical_digest
 from primum.core.model.types import EnvValue
-from primum.core.model.yamlfile import Loc, LocatedDocument, dotted, load_yaml
+from primum.core.model.yamlfile import Loc, LocatedDocument, dotted, load_yaml, parse_yaml
 from primum.core.sensitive.secrets import ENV_REFERENCE, is_reference, literal_secret
 
 # Discriminator tags pydantic puts into error locations; they are not YAML keys.
@@ -75,8 +75,11 @@ def problems_from_validation(doc: LocatedDocument, exc: ValidationError, schema:
         elif kind == "string_pattern_mismatch":
             message = f"{err['input']!r} does not match {err['ctx']['pattern']}"
             fix = _PATTERN_FIX.get(str(name), "use lowercase letters, digits and '-' (a DNS-style name)")
-        else:
+        elif kind == "out_of_range":  # a constrained number of core.model.types: the message names the range
             message = err["msg"]
+            fix = "give a value in that range"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
             fix = f"correct the value (see `primum schema {schema}`)"
         problems.append(doc.problem(loc, message, fix))
     return problems
@@ -86,8 +89,14 @@ def problems_from_validation(doc: LocatedDocument, exc: ValidationError, schema:
 
 
 def shipped_templates() -> dict[str, Any]:
+    """The golden-path templates shipped with primum (a fresh copy: callers add the estate's own)."""
+    return copy.deepcopy(_shipped_templates())
+
+
+@functools.cache
+def _shipped_templates() -> dict[str, Any]:
     text = resources.files("primum.core.model").joinpath("templates.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = parse_yaml(text, "templates.yaml").data  # the same safe loader as every estate (and libyaml's speed)
     assert isinstance(data, dict)
     return data
 

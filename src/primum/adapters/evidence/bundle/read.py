@@ -7,7 +7,6 @@ Both fail closed with ``BundleFormatError`` naming the member or the manifest fi
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 import tarfile
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from primum.adapters.evidence.bundle.base import FORMAT, HEX64, MANIFEST, TOP_PREFIX, BundleFormatError
+from primum.core.model import jsonfile
 
 MAX_MEMBERS = 100_000
 MAX_UNCOMPRESSED = 1 << 30  # bytes of the uncompressed tar stream
@@ -146,7 +146,7 @@ def _hex_hash(text: str, where: str) -> bytes:
 
 def parse_manifest(data: bytes) -> Manifest:
     try:
-        doc = json.loads(data)
+        doc = jsonfile.loads(data)  # strict and depth-limited: a bundle comes from elsewhere
     except ValueError as exc:
         raise BundleFormatError(f"{MANIFEST}: not JSON ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:

@@ -8,7 +8,6 @@ and only a walk that ran to its end without a problem is ``ok``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from primum.adapters.evidence.bundle.read import Manifest, ManifestEntry, parse_
 from primum.core.evidence import checkpoint as cp
 from primum.core.evidence import dsse, tlog
 from primum.core.evidence import statements as st
+from primum.core.model import jsonfile
 
 IN_TOTO_MISSING = "in-toto-attestation not installed: statements checked by primum's own parser only"
 
@@ -133,7 +133,7 @@ def _check_files(files: Mapping[str, bytes], signed: Mapping[str, str], check: _
 def _proof_document(data: bytes) -> tuple[dict[str, Any], list[bytes]] | str:
     """A proof file's JSON object and its ``hashes``, or what is wrong with it."""
     try:
-        doc = json.loads(data)
+        doc = jsonfile.loads(data)  # strict and depth-limited: a bundle comes from elsewhere
     except ValueError as exc:
         return f"not JSON ({exc})"
     if not isinstance(doc, dict):

@@ -8,7 +8,6 @@ what the caller asked) and returns the statement and the summary; it declares it
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,9 @@ from defusedxml import DefusedXmlException
 from primum.core.evidence import statements as st
 from primum.core.evidence.dsse import PublicKeys
 from primum.core.evidence.redact import Redaction
+from primum.core.model import jsonfile
 from primum.core.model.errors import InputError, Problem
+from primum.core.model.yamlfile import MAX_DEPTH
 
 MAX_BYTES = 20 * 1024 * 1024
 # The fix of an unrecognised file: one sentence naming every format (extend it with a new format).
@@ -115,42 +116,19 @@ def read_text(path: Path) -> tuple[bytes, str]:
     return data, text.removeprefix("\ufeff")
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json(path: Path, text: str) -> Any:
-    """Strict JSON: duplicate keys (read differently by different parsers) and NaN are refused."""
+    """Strict JSON (``core.model.jsonfile``): duplicate keys (read differently by different parsers), NaN,
+    overflowing numbers and deep nesting are refused."""
     fix = "give the file exactly as the CI tool wrote it (valid JSON)"
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except _DuplicateKey as exc:
-        raise IngestError(path, f"not valid JSON: the key {exc.args[0]!r} appears twice in one object", fix,
-                          field=str(exc.args[0])) from exc
-    except json.JSONDecodeError as exc:
-        raise IngestError(path, f"not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})", fix,
-                          line=exc.lineno) from exc
-    except RecursionError as exc:
-        raise IngestError(path, "not valid JSON: nested too deeply", fix) from exc
-    except ValueError as exc:
-        raise IngestError(path, f"not valid JSON: {exc}", fix) from exc
+        return jsonfile.loads(text)
+    except jsonfile.JsonRefused as exc:
+        raise IngestError(path, f"not valid JSON: {exc.message}", fix, field=exc.key, line=exc.line) from exc
 
 
 def parse_xml(path: Path, text: str) -> Element:
-    """XML through defusedxml: entity expansion and external references are refused."""
+    """XML through defusedxml: entity expansion and external references are refused; nesting is limited
+    like YAML's and JSON's (``MAX_DEPTH``)."""
     try:
         root: Element = SafeET.fromstring(text)
     except DefusedXmlException as exc:
@@ -160,6 +138,13 @@ def parse_xml(path: Path, text: str) -> Element:
         line = exc.position[0] if getattr(exc, "position", None) else None
         raise IngestError(path, f"not valid XML: {exc}", "give the file exactly as the test runner wrote it",
                           line=line) from exc
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise IngestError(path, f"XML nested more than {MAX_DEPTH} levels deep (limit {MAX_DEPTH})",
+                              "give the report as the test runner wrote it; no report nests that deep")
+        stack.extend((child, depth + 1) for child in element)
     return root
 
 
