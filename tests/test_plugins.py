@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 
@@ -26,6 +26,7 @@ from primum.adapters.targets.registry import TARGETS, Targets
 from primum.core.analysis.data import ProbeResult, Samples
 from primum.core.model.actions import VersionRef
 from primum.core.model.analysis import MetricSpec, SourceSpec
+from primum.core.model.capabilities import TRAFFIC, Capability
 from primum.core.model.errors import InputError
 from primum.core.model.estate import Estate, TargetSpec
 from primum.core.model.plugins import PluginSpec
@@ -72,6 +73,7 @@ class ToySettings(TargetSpec):
     """An in-memory target (a toy target for tests)."""
 
     type: Literal["toy"] = "toy"
+    capabilities: ClassVar[frozenset[Capability]] = TRAFFIC
     colour: str = "blue"
 
 
@@ -148,6 +150,34 @@ def test_schema_and_errors_list_registered_kinds(registered: None) -> None:
     assert "'kubernetes' is not a known target" in problem.render()
     assert "use one of: local, noop, toy" in problem.render()
     assert problem.path == "services.api.target.type"
+
+
+class ApplyOnlySettings(TargetSpec):
+    """A target that can only apply a version and revert it (a toy for tests, like an SSH host)."""
+
+    type: Literal["apply-only-toy"] = "apply-only-toy"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.apply})
+
+
+def test_a_strategy_the_target_cannot_carry_out_is_a_validation_error_naming_the_field(registered: None) -> None:
+    TARGETS.add(ApplyOnlySettings, lambda home, estate: ToyTarget())
+    try:
+        with pytest.raises(InputError) as caught:
+            _estate(ESTATE.replace("type: toy, colour: green, replicas: 2", "type: apply-only-toy"))
+        [problem] = caught.value.problems
+        assert problem.path == "services.api.strategy.type"
+        assert problem.line == 17  # the line of `strategy:`
+        assert "strategy canary needs a target that can do weighted-split; target apply-only-toy can do apply" \
+            in problem.message
+        assert "use a strategy target apply-only-toy supports (apply)" in problem.fix
+        for strategy in ("blue_green", "rolling"):
+            with pytest.raises(InputError) as caught:
+                _estate(ESTATE.replace("type: toy, colour: green, replicas: 2", "type: apply-only-toy")
+                        .replace("{type: canary, steps: [{set_weight: 50}, {analysis: {duration: 5s}}]}",
+                                 f"{{type: {strategy}}}"))
+            assert caught.value.problems[0].path == "services.api.strategy.type"
+    finally:
+        TARGETS.remove("apply-only-toy")
 
 
 def test_an_unregistered_kind_is_a_validation_error_naming_the_field() -> None:

@@ -9,11 +9,12 @@ overrides field by field (see ``primum.core.model.templates``).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from primum.core.model.analysis import AnalysisSettings, ProbeGate, with_tier_defaults
+from primum.core.model.capabilities import TRAFFIC, Capability
 from primum.core.model.plugins import PluginSpec, SpecKind
 from primum.core.model.types import (
     Duration,
@@ -168,8 +169,10 @@ class TrafficSettings(Strict):
 
 
 class TargetSpec(PluginSpec):
-    """Base of a target's settings: how many instances of a version it runs."""
+    """Base of a target's settings: how many instances of a version it runs, and (a class attribute) what the
+    target can do, which decides the strategies a service on it may use (``core/model/capabilities.py``)."""
 
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
     replicas: PositiveCount = 1
 
 
@@ -181,6 +184,7 @@ class LocalTargetSettings(TargetSpec):
     """Settings of the embedded local runtime (the default target)."""
 
     type: Literal["local"] = "local"
+    capabilities: ClassVar[frozenset[Capability]] = TRAFFIC
     command: list[str] = Field(default_factory=lambda: ["{python}", "{artifact}", "--port", "{port}"])
     health_path: str = "/healthz"
     replicas: Replicas = 1
@@ -196,6 +200,7 @@ class NoopTargetSettings(TargetSpec):
     """A target that acts on nothing: for tests and benchmarks only."""
 
     type: Literal["noop"] = "noop"
+    capabilities: ClassVar[frozenset[Capability]] = TRAFFIC
     replicas: PositiveCount = 1
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from primum.core.model.actions import ServiceRuntimeSpec, TrafficSpec, VersionRef
 from primum.core.model.analysis import MllpProbe
+from primum.core.model.capabilities import missing_capability, strategies_for
 from primum.core.model.errors import InputError, Problem
 from primum.core.model.estate import CanaryStrategy, Estate, LocalTargetSettings, ProbeStep, RollingStrategy, Service
 from primum.core.model.release import Release, canonical_digest
@@ -221,6 +222,7 @@ def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
                                             "include {port} so the service listens where primum routes"))
         problems += _check_probes(doc, base, svc)
         problems += _check_headers(doc, base, svc.model_dump(mode="json", by_alias=True))
+        problems += _check_capability(doc, (*base, "strategy", "type"), svc, svc.strategy.type)
         replicas = svc.target.replicas
         if isinstance(svc.strategy, RollingStrategy) and svc.strategy.max_unavailable >= replicas:
             problems.append(doc.problem(
@@ -244,6 +246,19 @@ def _check_estate(doc: LocatedDocument, estate: Estate) -> list[Problem]:
 
 _ENV_FIX = ("keep the secret out of the estate: write {from_env: NAME} (a variable of the controller's environment), "
             "{from_file: /absolute/path} (a file the controller reads) or \"${NAME}\" instead of the value")
+
+
+def _check_capability(doc: LocatedDocument, loc: Loc, svc: Service, strategy: str) -> list[Problem]:
+    """A strategy the service's target cannot carry out (``core/model/capabilities.py``)."""
+    capabilities = type(svc.target).capabilities
+    need = missing_capability(strategy, capabilities)
+    if need is None:
+        return []
+    can, has = strategies_for(capabilities), ", ".join(sorted(c.value for c in capabilities)) or "nothing"
+    return [doc.problem(loc, f"strategy {strategy} needs a target that can do {need.value}; target "
+                             f"{svc.target.type} can do {has}",
+                        f"use a strategy target {svc.target.type} supports ({', '.join(can) or 'none'}), "
+                        "or a target that can do " + need.value)]
 
 
 def _check_env(doc: LocatedDocument, base: Loc, env: dict[str, EnvValue]) -> list[Problem]:
@@ -446,6 +461,8 @@ def load_release(path: str | Path, estate: Estate | None = None) -> LoadedReleas
     if estate is not None:
         for name, pin in release.services.items():
             svc = estate.services.get(name)
+            if svc and pin.strategy is not None:
+                problems += _check_capability(doc, (*loc_of(name), "strategy", "type"), svc, pin.strategy.type)
             if svc and isinstance(pin.strategy, RollingStrategy) and \
                     pin.strategy.max_unavailable >= svc.target.replicas:
                 problems.append(doc.problem((*loc_of(name), "strategy", "max_unavailable"),
