@@ -14,6 +14,7 @@ from typing import Any
 from primum.adapters.evidence.ingest import evidence_summary
 from primum.core.model.estate import (
     AnalysisStep,
+    ApplyStrategy,
     BlueGreenStrategy,
     CanaryStrategy,
     Estate,
@@ -23,10 +24,13 @@ from primum.core.model.estate import (
 from primum.core.model.release import Release
 
 
-def analysis_seconds(strategy: CanaryStrategy | BlueGreenStrategy | RollingStrategy, replicas: int = 1) -> float:
+def analysis_seconds(strategy: CanaryStrategy | BlueGreenStrategy | RollingStrategy | ApplyStrategy,
+                     replicas: int = 1) -> float:
     """Total seconds of analysis the strategy runs (as the engine compiles it):
     canary: its analysis steps; blue-green: preview plus post analysis; rolling:
-    the batch analysis after every batch but the last."""
+    the batch analysis after every batch but the last; apply: its post-apply analysis."""
+    if isinstance(strategy, ApplyStrategy):
+        return float(strategy.post_analysis)
     if isinstance(strategy, CanaryStrategy):
         return float(sum(step.analysis.duration for step in strategy.steps if isinstance(step, AnalysisStep)))
     if isinstance(strategy, BlueGreenStrategy):

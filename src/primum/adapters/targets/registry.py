@@ -12,6 +12,7 @@ from pathlib import Path
 
 from primum.adapters.registry import Registry
 from primum.adapters.targets.base import Target
+from primum.adapters.targets.ssh.settings import SshTargetSettings
 from primum.core.model.estate import TARGETS as TARGET_SPECS
 from primum.core.model.estate import Estate, LocalTargetSettings, NoopTargetSettings
 
@@ -30,9 +31,16 @@ def _noop(home: Path, estate: str) -> Target:
     return NoopTarget()
 
 
+def _ssh(home: Path, estate: str) -> Target:
+    from primum.adapters.targets.ssh.target import SshTarget  # asyncssh is imported only when used
+
+    return SshTarget(home, estate)
+
+
 TARGETS: Registry[TargetFactory] = Registry(TARGET_SPECS)
 TARGETS.add(LocalTargetSettings, _local)
 TARGETS.add(NoopTargetSettings, _noop)
+TARGETS.add(SshTargetSettings, _ssh)
 
 
 class Targets:

@@ -384,6 +384,11 @@ class _Tick:
     # ------------------------------------------------------------ rollback
 
     def start_rollback(self, item: ServiceRollout, reason: str) -> None:
+        if item.forward_only and item.phase is ItemPhase.progressing and item.new_count > 0:
+            # the target cannot revert what it applied (no revert command): hold for a person, never guess
+            self.pause(item, f"{reason}; the target is forward-only (no revert), so the release holds "
+                             "for a person: fix forward and `primum promote`, or revert by hand")
+            return
         self.s.reason = f"{item.service} in {item.env}: {reason}"
         index = self.s.items.index(item)
         self.start_env_rollback(index, reason, include_failing=True)
@@ -409,7 +414,8 @@ class _Tick:
         item.failure = reason
         item.phase = ItemPhase.rolling_back
         item.pause_reason = None
-        took_traffic = self.took_traffic(item)
+        # an apply-only target holds one version at a time: its rollback is one revert (Scale stable=N new=0)
+        took_traffic = self.took_traffic(item) and item.strategy != "apply"
         item.steps = rollback_steps(item.replicas, item.stable is not None, took_traffic=took_traffic)
         item.step_index = 0
         self.event("rollback_started", f"rolling back {item.service} in {item.env}: {reason}", item,

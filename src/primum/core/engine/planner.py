@@ -70,6 +70,7 @@ def plan(
                     analysis=svc.analysis,
                     probes=list(svc.probes),
                     progress_deadline_s=max(60.0, startup * 2),
+                    forward_only=svc.target.forward_only,
                     new=versions[name],
                 )
             )

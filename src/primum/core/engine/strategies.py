@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from primum.core.model.analysis import ProbeGate
 from primum.core.model.estate import (
     AnalysisStep,
+    ApplyStrategy,
     BlueGreenStrategy,
     CanaryStrategy,
     PauseStep,
@@ -43,6 +44,8 @@ def compile_steps(spec: dict[str, Any], replicas: int, has_stable: bool, count: 
         steps = _canary(strategy, replicas, count)
     elif isinstance(strategy, BlueGreenStrategy):
         steps = _blue_green(strategy, replicas, count)
+    elif isinstance(strategy, ApplyStrategy):
+        steps = _apply(strategy, replicas, count)
     else:
         steps = _rolling(strategy, replicas, count)
     return _with_gates(steps, gates)
@@ -88,6 +91,18 @@ def _blue_green(strategy: BlueGreenStrategy, replicas: int, count: int) -> list[
     if strategy.scale_down_delay > 0:
         steps.append(Wait(duration=strategy.scale_down_delay, reason="scale-down delay"))
     steps.append(Scale(stable=0))
+    return steps
+
+
+def _apply(strategy: ApplyStrategy, replicas: int, count: int) -> list[Step]:
+    """Apply-only targets, in the existing step kinds so rollback, evidence and governance are unchanged:
+    ``Scale new=N stable=0`` is "the new version is applied (and passed the target's verify)", ``Route
+    100`` records that it now serves (the target has no traffic control; it reports the applied version as
+    taking all traffic), an optional ``Analyze`` is the post-apply window. The rollback's ``Scale
+    stable=N`` is "revert to the stable version"."""
+    steps: list[Step] = [Scale(new=replicas, stable=0), Route(weight=100)]
+    if strategy.post_analysis > 0:
+        steps.append(Analyze(duration=strategy.post_analysis, count=count, baseline="before"))
     return steps
 
 

@@ -67,6 +67,7 @@ class ServiceRuntimeSpec(Frozen):
     router_port: int | None = None  # None: the target picks a free port
     startup_timeout_s: float = 30.0
     traffic: TrafficSpec | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)  # a non-local target's own settings (JSON form)
 
     @property
     def key(self) -> str:

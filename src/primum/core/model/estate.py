@@ -138,8 +138,17 @@ class RollingStrategy(Strict):
     batch_analysis: Duration = 10.0  # analysis after each batch (0 disables)
 
 
+class ApplyStrategy(Strict):
+    """For targets with no traffic control (an SSH host, a vendor's API): apply the new version, verify it
+    (the target's own verify, the service's probe gates, and an optional post-apply analysis window of
+    absolute checks), and on failure revert to the stable version (docs/ENGINE.md "The apply strategy")."""
+
+    type: Literal["apply"] = "apply"
+    post_analysis: Duration = 0.0  # analysis after the apply (0: none); absolute checks / SLOs only
+
+
 Strategy = Annotated[
-    CanaryStrategy | BlueGreenStrategy | RollingStrategy, Field(discriminator="type")
+    CanaryStrategy | BlueGreenStrategy | RollingStrategy | ApplyStrategy, Field(discriminator="type")
 ]
 
 # ----------------------------------------------------------- service parts
@@ -174,6 +183,12 @@ class TargetSpec(PluginSpec):
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     replicas: PositiveCount = 1
+
+    @property
+    def forward_only(self) -> bool:
+        """Whether the target cannot revert an applied version (no revert command): a failure after the
+        apply then holds the release for a person instead of rolling back."""
+        return False
 
 
 TARGETS = SpecKind("target", "target", default="local", base=TargetSpec)

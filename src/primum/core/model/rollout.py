@@ -168,6 +168,7 @@ class ServiceRollout(Model):
     analysis: AnalysisSettings
     probes: list[ProbeGate] = Field(default_factory=list)
     progress_deadline_s: float = 120.0
+    forward_only: bool = False  # the target cannot revert: a failure after the apply holds for a person
     new: VersionRef
     stable: VersionRef | None = None  # captured from the target when the item begins
     phase: ItemPhase = ItemPhase.pending
