@@ -148,7 +148,7 @@ def test_schema_and_errors_list_registered_kinds(registered: None) -> None:
         _estate(ESTATE.replace("type: toy", "type: kubernetes"))
     [problem] = caught.value.problems
     assert "'kubernetes' is not a known target" in problem.render()
-    assert "use one of: local, noop, ssh, toy" in problem.render()
+    assert "use one of: local, noop, ssh, command, toy" in problem.render()
     assert problem.path == "services.api.target.type"
 
 

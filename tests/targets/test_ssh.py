@@ -248,3 +248,54 @@ def test_a_relative_known_hosts_or_a_key_value_is_an_estate_error(sshd: Host) ->
     with pytest.raises(InputError) as caught:
         _estate(sshd, known_hosts=Path("known_hosts"))
     assert "known_hosts" in caught.value.problems[0].render()
+
+
+def _command_estate(root: Path, verify: str = "grep -q healthy {artifact}", deploy_timeout: str = "10s",
+                    deploy: str = "cp {artifact} $R/current"):
+    text = f"""
+apiVersion: primum/v1
+kind: Estate
+name: command-hospital
+environments: [{{name: staging, class: nonprod}}]
+services:
+  legacy:
+    owner: integration
+    tier: business
+    data_class: none
+    strategy: {{type: apply}}
+    target:
+      type: command
+      deploy: {{run: 'R={root}; cp $R/current $R/was 2>/dev/null; {deploy}', timeout: {deploy_timeout}}}
+      verify: {{run: '{verify}', timeout: 10s}}
+      revert: {{run: 'R={root}; cp $R/was $R/current', timeout: 10s}}
+"""
+    return estate_from_document(parse_yaml(text, "estate.yaml"))
+
+
+def _local_version(root: Path, label: str, body: str) -> VersionRef:
+    path = root / f"legacy-{label}.txt"
+    path.write_text(body)
+    return VersionRef(digest="sha256:" + hashlib.sha256(body.encode()).hexdigest(), artifact=str(path), label=label)
+
+
+def test_the_command_variant_promotes_and_reverts_locally(tmp_path: Path) -> None:
+    root = tmp_path / "host"
+    root.mkdir()
+    estate = _command_estate(root)
+    target = SshTarget(tmp_path, estate.name, kind="command")
+    assert _drive(estate, target, _local_version(root, "1.0", "healthy v1\n")).phase is RolloutPhase.promoted
+    assert _drive(estate, target, _local_version(root, "2.0", "healthy v2\n")).phase is RolloutPhase.promoted
+    status = _drive(estate, target, _local_version(root, "3.0", "bad\n"))
+    assert status.phase is RolloutPhase.rolled_back and "verify command exited 1" in (status.reason or "")
+    assert (root / "current").read_text() == "healthy v2\n"
+
+
+def test_the_command_variant_kills_a_command_past_its_timeout(tmp_path: Path) -> None:
+    root = tmp_path / "host"
+    root.mkdir()
+    estate = _command_estate(root, deploy="sleep 30", deploy_timeout="1s")
+    target = SshTarget(tmp_path, estate.name, kind="command")
+    start = time.monotonic()
+    status = _drive(estate, target, _local_version(root, "1.0", "healthy v1\n"))
+    assert time.monotonic() - start < 15
+    assert "deploy command timed out after 1s (killed)" in (status.reason or "")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from primum.adapters.registry import Registry
 from primum.adapters.targets.base import Target
-from primum.adapters.targets.ssh.settings import SshTargetSettings
+from primum.adapters.targets.ssh.settings import CommandTargetSettings, SshTargetSettings
 from primum.core.model.estate import TARGETS as TARGET_SPECS
 from primum.core.model.estate import Estate, LocalTargetSettings, NoopTargetSettings
 
@@ -37,10 +37,17 @@ def _ssh(home: Path, estate: str) -> Target:
     return SshTarget(home, estate)
 
 
+def _command(home: Path, estate: str) -> Target:
+    from primum.adapters.targets.ssh.target import SshTarget
+
+    return SshTarget(home, estate, kind="command")
+
+
 TARGETS: Registry[TargetFactory] = Registry(TARGET_SPECS)
 TARGETS.add(LocalTargetSettings, _local)
 TARGETS.add(NoopTargetSettings, _noop)
 TARGETS.add(SshTargetSettings, _ssh)
+TARGETS.add(CommandTargetSettings, _command)
 
 
 class Targets:

@@ -51,3 +51,17 @@ class SshTargetSettings(TargetSpec):
     @property
     def forward_only(self) -> bool:
         return self.revert is None
+
+
+class CommandTargetSettings(TargetSpec):
+    """The same deploy, verify and revert commands, run on the controller's machine (no SSH)."""
+
+    type: Literal["command"] = "command"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.apply})
+    deploy: SshCommand
+    verify: SshCommand | None = None
+    revert: SshCommand | None = None  # none: forward-only (a failure after the apply holds for a person)
+
+    @property
+    def forward_only(self) -> bool:
+        return self.revert is None

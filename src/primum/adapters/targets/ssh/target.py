@@ -1,4 +1,5 @@
-"""The SSH target: apply a version by running the declared commands on the host through ``asyncssh``.
+"""The SSH target: apply a version by running the declared commands on the host through ``asyncssh``
+(and its ``command`` variant, which runs them on the controller's machine, no SSH).
 
 ``apply`` never blocks the controller's tick: a deploy (then verify) or a revert runs in a background
 thread and ``observe`` reports it (starting, ready, or failed with the exit code and the redacted, bounded
@@ -10,9 +11,11 @@ run again (the declared commands must be idempotent: docs/TARGETS.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ import asyncssh
 
 from primum.adapters.secrets import SecretUnavailable, resolve_env
 from primum.adapters.targets.base import StaleFenceError
-from primum.adapters.targets.ssh.settings import SshCommand, SshTargetSettings
+from primum.adapters.targets.ssh.settings import CommandTargetSettings, SshCommand, SshTargetSettings
 from primum.core.evidence.redact import redact_text
 from primum.core.model.actions import (
     Action,
@@ -110,13 +113,37 @@ async def run_commands(settings: SshTargetSettings, commands: list[tuple[str, Ss
     return output
 
 
+async def run_local(settings: CommandTargetSettings, commands: list[tuple[str, SshCommand]],
+                    version: VersionRef) -> str:
+    """Run ``commands`` in order through ``sh -c`` here; the last one's output, or :class:`CommandFailed`."""
+    output = ""
+    for name, command in commands:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh", "-c", render(command, version), stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            raise CommandFailed(f"{name} command could not start: {exc.strerror or exc}") from None
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), command.timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: a child must not keep the pipe open
+            await proc.wait()
+            raise CommandFailed(f"{name} command timed out after {command.timeout:g}s (killed)") from None
+        output = _bounded(_text(out))
+        if proc.returncode != 0:
+            raise CommandFailed(f"{name} command exited {proc.returncode}" + (f"; output: {output}" if output else ""))
+    return output
+
+
 class SshTarget:
-    """One per (estate, type): the state of every service on an SSH host, and its background jobs."""
+    """One per (estate, type): the state of every service on an SSH host (or, for ``kind="command"``, on
+    the controller's machine), and its background jobs."""
 
-    name = "ssh"
-
-    def __init__(self, home: Path, estate: str):
-        self._dir = home / "targets" / "ssh" / estate
+    def __init__(self, home: Path, estate: str, kind: str = "ssh"):
+        self.name = kind
+        self._dir = home / "targets" / kind / estate
         self._lock = threading.Lock()
         self._threads: dict[str, threading.Thread] = {}
         self._routes: dict[str, RouteObservation] = {}
@@ -191,7 +218,11 @@ class SshTarget:
         thread.start()
 
     def _run(self, spec: ServiceRuntimeSpec, op: str, version: VersionRef) -> None:
-        settings = SshTargetSettings.model_validate(spec.settings)
+        settings: SshTargetSettings | CommandTargetSettings
+        if self.name == "command":
+            settings = CommandTargetSettings.model_validate(spec.settings)
+        else:
+            settings = SshTargetSettings.model_validate(spec.settings)
         commands: list[tuple[str, SshCommand]]
         if op == "deploy":
             commands = [("deploy", settings.deploy)] + ([("verify", settings.verify)] if settings.verify else [])
@@ -205,11 +236,14 @@ class SshTarget:
             error = f"{spec.key}: the target has no revert command (forward-only); revert by hand"
         else:
             try:
-                output = asyncio.run(run_commands(settings, commands, version))
+                if isinstance(settings, SshTargetSettings):
+                    output = asyncio.run(run_commands(settings, commands, version))
+                else:
+                    output = asyncio.run(run_local(settings, commands, version))
             except CommandFailed as exc:
                 error = str(exc)
             except Exception as exc:  # a fault of the job is reported, never a pass
-                error = f"{op} failed on {settings.host}: {type(exc).__name__}"
+                error = f"{spec.key}: {op} failed: {type(exc).__name__}"
         with self._lock:
             state = self._load(spec)
             job = state["job"]
@@ -247,7 +281,7 @@ class SshTarget:
         if route is None:
             route = RouteObservation(weights={current.key: 100} if current else {})
         return ServiceObservation(env=spec.env, service=spec.service, versions=versions, route=route,
-                                  metrics=None, metrics_error="the ssh target has no router metrics"
+                                  metrics=None, metrics_error=f"the {self.name} target has no router metrics"
                                   if metrics else None)
 
     def router_url(self, spec: ServiceRuntimeSpec) -> str | None:
