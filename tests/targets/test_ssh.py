@@ -19,6 +19,7 @@ import asyncssh
 import pytest
 
 import primum.adapters.targets.registry  # noqa: F401 - registers the ssh kind with the estate model
+from primum.adapters.targets.base import StaleFenceError, TargetError
 from primum.adapters.targets.ssh.target import SshTarget
 from primum.core.engine.decide import Observations, decide, wanted_observations
 from primum.core.engine.planner import plan
@@ -86,6 +87,10 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         proc.wait(timeout=10)
 
 
+def _key(path: Path) -> str:
+    return f"{{from_file: {path}}}" if path.is_absolute() else str(path)
+
+
 def _estate(host: Host, verify: str = "grep -q healthy {artifact}", revert: bool = True,
             deploy: str = "cp {artifact} $R/current && echo deployed {version}",
             deploy_timeout: str = "10s", key: Path | None = None, known_hosts: Path | None = None):
@@ -108,7 +113,7 @@ services:
       host: 127.0.0.1
       port: {host.port}
       user: {os.environ.get('USER', 'root') if os.getuid() else 'root'}
-      key: {{from_file: {key or host.key_file}}}
+      key: {_key(key or host.key_file)}
       known_hosts: {known_hosts or host.known_hosts}
       deploy: {{run: 'R={r}; cp $R/current $R/was 2>/dev/null; {deploy}', timeout: {deploy_timeout}}}
       verify: {{run: '{verify}', timeout: 10s}}
@@ -248,6 +253,9 @@ def test_a_relative_known_hosts_or_a_key_value_is_an_estate_error(sshd: Host) ->
     with pytest.raises(InputError) as caught:
         _estate(sshd, known_hosts=Path("known_hosts"))
     assert "known_hosts" in caught.value.problems[0].render()
+    with pytest.raises(InputError) as caught:  # the key itself, not a reference to it: refused
+        _estate(sshd, key=Path("SYNTHETIC-NOT-A-KEY"))
+    assert "key" in caught.value.problems[0].render()
 
 
 def _command_estate(root: Path, verify: str = "grep -q healthy {artifact}", deploy_timeout: str = "10s",
@@ -299,3 +307,39 @@ def test_the_command_variant_kills_a_command_past_its_timeout(tmp_path: Path) ->
     status = _drive(estate, target, _local_version(root, "1.0", "healthy v1\n"))
     assert time.monotonic() - start < 15
     assert "deploy command timed out after 1s (killed)" in (status.reason or "")
+
+
+def test_a_restarted_controller_finishes_a_deploy_that_was_in_flight(tmp_path: Path) -> None:
+    root = tmp_path / "host"
+    root.mkdir()
+    estate = _command_estate(root, deploy="sleep 1; cp {artifact} $R/current; echo x >> $R/deploys")
+    spec = runtime_spec(estate, "staging", "legacy")
+    v = _local_version(root, "1.0", "healthy v1\n")
+    first = SshTarget(tmp_path, estate.name, kind="command")
+    first.apply(EnsureInstances(env="staging", service="legacy", version=v, count=1), spec, 1)
+    # a new controller over the same home, while the job runs: it knows the job, and runs it (idempotent)
+    second = SshTarget(tmp_path, estate.name, kind="command")
+    assert second.observe(spec).versions[v.key].starting == 1
+    second.apply(EnsureInstances(env="staging", service="legacy", version=v, count=1), spec, 2)
+    for _ in range(100):
+        if second.observe(spec).versions[v.key].ready:
+            break
+        time.sleep(0.05)
+    assert second.observe(spec).versions[v.key].ready == 1
+    time.sleep(1.2)
+    deploys = (root / "deploys").read_text().count("x")
+    second.apply(EnsureInstances(env="staging", service="legacy", version=v, count=1), spec, 2)  # finished: no-op
+    time.sleep(1.2)
+    assert (root / "deploys").read_text().count("x") == deploys
+    with pytest.raises(StaleFenceError):  # the old controller lost its lease
+        first.apply(EnsureInstances(env="staging", service="legacy", version=v, count=1), spec, 1)
+
+
+def test_unreadable_state_is_a_target_error_never_a_guess(tmp_path: Path) -> None:
+    estate = _command_estate(tmp_path)
+    target = SshTarget(tmp_path, estate.name, kind="command")
+    path = tmp_path / "targets" / "command" / estate.name / "staging--legacy.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{half")
+    with pytest.raises(TargetError, match="cannot be read"):
+        target.observe(runtime_spec(estate, "staging", "legacy"))

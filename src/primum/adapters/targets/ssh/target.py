@@ -23,7 +23,7 @@ from typing import Any
 import asyncssh
 
 from primum.adapters.secrets import SecretUnavailable, resolve_env
-from primum.adapters.targets.base import StaleFenceError
+from primum.adapters.targets.base import StaleFenceError, TargetError
 from primum.adapters.targets.ssh.settings import CommandTargetSettings, SshCommand, SshTargetSettings
 from primum.core.evidence.redact import redact_text
 from primum.core.model.actions import (
@@ -160,6 +160,9 @@ class SshTarget:
             return data
         except FileNotFoundError:
             return {"current": None, "previous": None, "job": None, "fence": 0}
+        except (OSError, ValueError) as exc:  # never guess what the host runs
+            raise TargetError(f"{path}: the {self.name} target's state cannot be read ({type(exc).__name__}); "
+                              "fix: restore it, or delete it and check by hand what the host runs") from None
 
     def _save(self, spec: ServiceRuntimeSpec, state: dict[str, Any]) -> None:
         path = self._path(spec)
