@@ -13,7 +13,7 @@ from primum.core.engine.strategies import compile_steps
 from primum.core.model.actions import RouteObservation, ServiceObservation, VersionObservation
 from primum.core.model.errors import InputError
 from primum.core.model.release import ArtifactPin, Release, canonical_digest
-from primum.core.model.rollout import Analyze, Gate, ItemPhase, RolloutPhase, Route, Scale
+from primum.core.model.rollout import Analyze, Command, Gate, ItemPhase, RolloutPhase, Route, Scale
 from primum.core.model.validate import estate_from_document
 from primum.core.model.yamlfile import parse_yaml
 
@@ -97,3 +97,17 @@ def test_a_forward_only_target_holds_for_a_person_with_the_reason() -> None:
     assert status.phase is RolloutPhase.paused and status.items[0].phase is ItemPhase.paused
     assert "forward-only" in (status.pause_reason or "") and "verify command exited 1" in (status.pause_reason or "")
     assert not status.rollback_queue
+
+
+def test_aborting_a_forward_only_hold_tries_the_revert_and_fails_for_a_person() -> None:
+    decision = _run_to_failure(revert=False)
+    stable, new = ref("legacy", "1.0"), ref("legacy", "2.0")
+    gates = {"staging": Gate(allowed=True, reason="test")}
+    no_revert = _observation(stable, new, failed="verify command exited 1")
+    no_revert = no_revert.model_copy(update={"versions": {
+        **no_revert.versions,
+        stable.key: VersionObservation(version=stable, desired=1, failed=1, error="no revert command")}})
+    status = decide(decision.status, Observations(now=103.0, services={"staging/legacy": no_revert}, gates=gates,
+                                                  commands=[Command(id=1, kind="abort", actor="ops")])).status
+    assert status.items[0].phase is ItemPhase.failed  # the revert was asked for, and the target cannot run it
+    assert status.phase is RolloutPhase.failed and "no revert command" in (status.reason or "")

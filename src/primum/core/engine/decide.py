@@ -386,8 +386,8 @@ class _Tick:
     def start_rollback(self, item: ServiceRollout, reason: str) -> None:
         if item.forward_only and item.phase is ItemPhase.progressing and item.new_count > 0:
             # the target cannot revert what it applied (no revert command): hold for a person, never guess
-            self.pause(item, f"{reason}; the target is forward-only (no revert), so the release holds "
-                             "for a person: fix forward and `primum promote`, or revert by hand")
+            self.pause(item, f"{reason}; the target is forward-only (no revert command), so the release "
+                             "holds for a person: check the host, then `primum abort` (or fix forward)")
             return
         self.s.reason = f"{item.service} in {item.env}: {reason}"
         index = self.s.items.index(item)
