@@ -72,13 +72,14 @@ def test_bad_settings_name_the_field(change: str, field: str, says: str) -> None
     ({"a": 4, "b": 4}, {"a": 75, "b": 25}, {"a": 4, "b": 1}),  # 1 of 5 pods: 20%
     ({"a": 10, "b": 10}, {"a": 90, "b": 10}, {"a": 10, "b": 1}),
     ({"a": 3, "b": 3}, {"a": 50, "b": 50}, {"a": 3, "b": 3}),  # equal weights: nothing trimmed
+    ({"a": 4, "b": 4}, {"a": 25, "b": 75}, {"a": 4, "b": 4}),  # the stable side is never trimmed: 50% at most
     ({"a": 4, "b": 4}, {"a": 0, "b": 100}, {"a": 4, "b": 4}),  # one version routed: the engine's counts
     ({"a": 2, "b": 1}, {"a": 67, "b": 33}, {"a": 2, "b": 1}),  # rolling: the weights are the instance shares
     ({"a": 1, "b": 1}, {"a": 99, "b": 1}, {"a": 1, "b": 1}),  # never trimmed to nothing: one pod is the grain
 ])
 def test_serving_replicas_approximate_the_weights(instances: dict[str, int], weights: dict[str, int],
                                                   replicas: dict[str, int]) -> None:
-    assert serving_replicas(instances, weights) == replicas
+    assert serving_replicas(instances, weights, newest="b") == replicas
 
 
 def test_primum_validate_knows_the_kubernetes_kind(tmp_path: Path) -> None:

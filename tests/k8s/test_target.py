@@ -129,8 +129,12 @@ def test_canary_weights_are_approximated_by_replicas(emulator: Emulator, k8s: Ku
     assert obs.route_changes[-1].effective == {OLD.key: 80, NEW.key: 20}  # what the pod ratio gives
     k8s.apply(ensure(NEW, 4), spec, fence=2)  # the engine re-asserts its count: the trim holds
     assert emulator.deployment(NS, DEP_NEW)["spec"]["replicas"] == 1
+    k8s.apply(route({OLD.key: 25, NEW.key: 75}), spec, fence=2)  # the old side is never trimmed: a rollback
+    deps = emulator.deployments(NS)                                # never waits for it to grow back
+    assert deps[DEP_NEW]["spec"]["replicas"] == 4 and deps[DEP_OLD]["spec"]["replicas"] == 4
+    assert k8s.observe(spec).route_changes[-1].effective == {OLD.key: 50, NEW.key: 50}  # said as it is
     k8s.apply(route({OLD.key: 0, NEW.key: 100}), spec, fence=2)
-    assert emulator.deployment(NS, DEP_NEW)["spec"]["replicas"] == 4  # all traffic: all the instances back
+    assert emulator.deployment(NS, DEP_NEW)["spec"]["replicas"] == 4  # all traffic: all the instances
 
 
 def test_gateway_api_weights_are_exact(gateway_emulator: Emulator, k8s: KubernetesTarget) -> None:

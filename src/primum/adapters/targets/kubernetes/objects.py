@@ -32,6 +32,7 @@ A_INSTANCES = "primum.dev/instances"  # the engine's count; replicas may be fewe
 A_WEIGHTS = "primum.dev/weights"
 A_PREVIEW = "primum.dev/preview"
 A_FENCE = "primum.dev/fence"
+A_ORDER = "primum.dev/order"  # 1 for the service's first Deployment, then one more for each new version
 
 GATEWAY_GROUP, GATEWAY_VERSION, HTTPROUTES = "gateway.networking.k8s.io", "v1", "httproutes"
 
@@ -69,7 +70,7 @@ def _labels(spec: ServiceRuntimeSpec, settings: KubernetesTargetSettings, key: s
 
 
 def deployment(spec: ServiceRuntimeSpec, settings: KubernetesTargetSettings, version: VersionRef, instances: int,
-               replicas: int, fence: int) -> dict[str, Any]:
+               replicas: int, fence: int, order: int) -> dict[str, Any]:
     """The Deployment of ``version``: ``replicas`` pods of the image pinned by the version's digest."""
     labels = _labels(spec, settings, version.key)
     return {
@@ -80,7 +81,7 @@ def deployment(spec: ServiceRuntimeSpec, settings: KubernetesTargetSettings, ver
             "namespace": settings.namespace(spec.env),
             "labels": labels,
             "annotations": {A_DIGEST: version.digest, A_ARTIFACT: version.artifact, A_LABEL: version.label,
-                            A_INSTANCES: str(instances), A_FENCE: str(fence)},
+                            A_INSTANCES: str(instances), A_FENCE: str(fence), A_ORDER: str(order)},
         },
         "spec": {
             "replicas": replicas,
@@ -140,25 +141,40 @@ def route_annotations(weights: dict[str, int], preview: str | None, fence: int) 
     return {A_WEIGHTS: json.dumps(dict(sorted(weights.items()))), A_PREVIEW: preview or "", A_FENCE: str(fence)}
 
 
-def serving_replicas(instances: dict[str, int], weights: dict[str, int]) -> dict[str, int]:
+def serving_replicas(instances: dict[str, int], weights: dict[str, int], newest: str | None) -> dict[str, int]:
     """Replicas per version that approximate ``weights`` by the ratio of pods behind one Service selector.
 
-    The version with the most weight keeps all the instances the engine asked for; a version with less
-    weight (but some) is trimmed to ``round(instances_of_the_heaviest * its_weight / heaviest_weight)``,
-    at least 1 and never more than it was asked for. A route that gives all traffic to one version, or
-    versions with equal weights, trims nothing. The granularity is one pod: with R replicas the smallest
-    share is about 1/(R+1).
+    Only the ``newest`` version (the canary) is ever trimmed, and only while it has less weight than the
+    heaviest other version: to ``round(instances_of_the_heaviest * its_weight / heaviest_weight)``, at
+    least 1 and never more than the engine asked for. The older (stable) version always keeps all its
+    instances, so a rollback's "stable back at R" never waits on a trim; the price is that a canary weight
+    above 50% gives the new version at most its share of pods (R of 2R: 50%) until the switch. The grain
+    is one pod: with R stable replicas the smallest share is 1/(R+1). Trims nothing when one version takes
+    all traffic, or when weights and instances already agree (a rolling update's batches).
     """
     routed = {k: w for k, w in weights.items() if w > 0 and instances.get(k, 0) > 0}
     out = dict(instances)
-    if len(routed) < 2:
+    if len(routed) < 2 or newest not in routed:
         return out
-    heaviest = max(routed, key=lambda k: (routed[k], k))
-    top = routed[heaviest]
-    for key, weight in routed.items():
-        if weight < top:
-            out[key] = min(instances[key], max(1, round(instances[heaviest] * weight / top)))
+    others = {k: w for k, w in routed.items() if k != newest}
+    heaviest = max(others, key=lambda k: (others[k], k))
+    top, weight = others[heaviest], routed[newest]
+    if weight < top:
+        out[newest] = min(instances[newest], max(1, round(instances[heaviest] * weight / top)))
     return out
+
+
+def order_of(obj: dict[str, Any]) -> int:
+    notes = (obj.get("metadata") or {}).get("annotations") or {}
+    try:
+        return int(notes.get(A_ORDER) or 0)
+    except ValueError:
+        return 0
+
+
+def newest(deployments: dict[str, dict[str, Any]]) -> str | None:
+    """The version whose Deployment was made last (the canary), if any."""
+    return max(deployments, key=lambda k: (order_of(deployments[k]), k)) if deployments else None
 
 
 def effective_weights(ready: dict[str, int]) -> dict[str, int]:

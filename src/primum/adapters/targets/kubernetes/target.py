@@ -191,12 +191,16 @@ class KubernetesTarget:
             if settings.traffic == "gateway-api":
                 cluster.delete_service(ns, o.version_service_name(spec.service, key))
             return
+        existing = deployments.get(key)
+        order = o.order_of(existing) if existing is not None else 1 + max(
+            (o.order_of(d) for d in deployments.values()), default=0)
         instances = {k: o.instances_of(d) for k, d in deployments.items()}
         instances[key] = action.count
         replicas = action.count
         if settings.traffic == "service":
-            replicas = o.serving_replicas(instances, weights).get(key, action.count)
-        cluster.apply_deployment(o.deployment(spec, settings, action.version, action.count, replicas, fence))
+            newest = key if existing is None else o.newest(deployments)
+            replicas = o.serving_replicas(instances, weights, newest).get(key, action.count)
+        cluster.apply_deployment(o.deployment(spec, settings, action.version, action.count, replicas, fence, order))
         if settings.traffic == "gateway-api":
             cluster.apply_service(o.service(spec, settings, o.version_service_name(spec.service, key),
                                             o.selector(spec, key), {o.A_FENCE: str(fence)}))
@@ -270,12 +274,13 @@ class KubernetesTarget:
               weights: dict[str, int], deployments: dict[str, dict[str, Any]], fence: int) -> dict[str, int]:
         """Scale each version to its share of the weights (``objects.serving_replicas``); the replicas."""
         instances = {k: o.instances_of(d) for k, d in deployments.items()}
-        replicas = o.serving_replicas(instances, weights)
+        replicas = o.serving_replicas(instances, weights, o.newest(deployments))
         for key, count in sorted(replicas.items()):
             obj = deployments[key]
             ref = o.version_of(obj)
             if ref is not None and int((obj.get("spec") or {}).get("replicas") or 0) != count:
-                cluster.apply_deployment(o.deployment(spec, settings, ref, instances[key], count, fence))
+                cluster.apply_deployment(o.deployment(spec, settings, ref, instances[key], count, fence,
+                                                      o.order_of(obj)))
         return replicas
 
 
