@@ -240,3 +240,27 @@ def test_an_object_deleted_behind_primums_back_is_seen(emulator: Emulator, k8s: 
     assert obs.versions == {}  # the engine sees no ready instance: no step completes on it
     k8s.apply(ensure(OLD, 3), spec, fence=1)  # the next tick's desired state makes it again
     assert emulator.deployment(NS, DEP_OLD)["spec"]["replicas"] == 3
+
+
+def test_a_conflict_is_an_error_that_says_who_to_look_for(emulator: Emulator, k8s: KubernetesTarget) -> None:
+    import kmock
+
+    spec = spec_for(emulator)
+    k8s.apply(ensure(OLD, 1), spec, fence=1)
+    emulator.react(("patch", kmock.resource("apps/v1/deployments")), 409,
+                   'Operation cannot be fulfilled on deployments.apps "pas": the object has been modified')
+    with pytest.raises(TargetError, match=r"conflict \(409\).*another writer changed the object"):
+        k8s.apply(ensure(OLD, 2), spec, fence=1)
+
+
+def test_an_api_that_hangs_times_out(emulator: Emulator, k8s: KubernetesTarget) -> None:
+    import asyncio
+
+    import kmock
+
+    spec = spec_for(emulator, timeout="0.5s")
+    emulator.in_loop(lambda km: km[kmock.resource("apps/v1/deployments")] << (lambda: asyncio.sleep(5)) << {})
+    started = __import__("time").monotonic()
+    with pytest.raises(TargetError, match="cannot reach the API"):
+        k8s.observe(spec)
+    assert __import__("time").monotonic() - started < 3
