@@ -35,12 +35,14 @@ class Clock:
         return self.now
 
 
-def estate(emu: Emulator, strategy: dict[str, Any], **target: Any) -> Estate:
+def estate(emu: Emulator, strategy: dict[str, Any], probes: list[dict[str, Any]] | None = None,
+           **target: Any) -> Estate:
     return Estate.model_validate({
         "apiVersion": "primum/v1", "kind": "Estate", "name": "k8s-hospital",
         "environments": [{"name": "staging", "class": "nonprod"}],
         "services": {"pas": {
             "owner": "integration", "tier": "internal", "data_class": "none", "strategy": strategy,
+            "probes": probes or [],
             "target": {"type": "kubernetes", "kubeconfig": str(emu.kubeconfig), "namespaces": {"staging": NS},
                        "image": "registry.example/pas", "replicas": 4, **target}}},
     })
@@ -124,3 +126,19 @@ def test_a_blue_green_release_switches_the_selector(tmp_path: Path, emulator: Em
     assert routes == [({OLD.key: 100}, None), ({OLD.key: 100}, new), ({new: 100}, new), ({new: 100}, None)]
     assert emulator.service(NS, "pas-preview") is None
     assert list(emulator.deployments(NS)) == [f"pas-{new}"]
+
+
+def test_a_failed_canary_rolls_back_to_the_untrimmed_stable_side(tmp_path: Path, emulator: Emulator,
+                                                                 store_closer: list[Store]) -> None:
+    """A probe against the service needs an address: this target has no router, so the probe fails (never a
+    pass) and the canary rolls back: the stable Deployment kept its replicas, the new one is deleted."""
+    smoke = {"name": "smoke", "probe": {"type": "http"}, "when": ["after"], "attempts": 1, "interval": 0.1}
+    e = estate(emulator, {"type": "canary", "steps": [{"set_weight": 10}, {"probe": ["smoke"]}]}, probes=[smoke])
+    phase, store, routes = run(tmp_path, emulator, e)
+    store_closer.append(store)
+    assert phase == "rolled_back", [ev.message for ev in store.events("rel-1")][-5:]
+    new = next(k for k in routes[1][0] if k != OLD.key)
+    assert [w for w, _ in routes] == [{OLD.key: 100}, {OLD.key: 90, new: 10}, {OLD.key: 100}]
+    assert list(emulator.deployments(NS)) == [f"pas-{OLD.key}"]
+    assert emulator.deployment(NS, f"pas-{OLD.key}")["spec"]["replicas"] == 4
+    assert emulator.service(NS, "pas")["spec"]["selector"]["primum.dev/version"] == OLD.key  # type: ignore[index]
