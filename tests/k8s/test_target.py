@@ -264,3 +264,18 @@ def test_an_api_that_hangs_times_out(emulator: Emulator, k8s: KubernetesTarget) 
     with pytest.raises(TargetError, match="cannot reach the API"):
         k8s.observe(spec)
     assert __import__("time").monotonic() - started < 3
+
+
+def test_a_selector_edited_behind_primums_back_is_put_back(emulator: Emulator, k8s: KubernetesTarget) -> None:
+    spec = spec_for(emulator)
+    running_old(emulator, k8s, spec)
+    k8s.apply(ensure(NEW, 3), spec, fence=1)
+    emulator.kubelet(NS, DEP_NEW)
+    k8s.observe(spec)  # the changes so far are taken
+    emulator.core.patch_namespaced_service("pas", NS, {"spec": {"selector": {"primum.dev/version": NEW.key}}},
+                                           _content_type="application/merge-patch+json")
+    seen = k8s.observe(spec).route
+    assert seen is not None and seen.weights == {NEW.key: 100}  # the selector is the truth, as it is
+    k8s.apply(route({OLD.key: 100, NEW.key: 0}), spec, fence=1)  # the engine's next tick re-asserts its route
+    assert emulator.service(NS, "pas")["spec"]["selector"]["primum.dev/version"] == OLD.key  # type: ignore[index]
+    assert [c.weights for c in k8s.observe(spec).route_changes] == [{OLD.key: 100, NEW.key: 0}]

@@ -227,8 +227,10 @@ class KubernetesTarget:
                 raise TargetError(f"{spec.key}: version {ref.describe()} would get {what} but has no ready pod")
             ready[key] = seen.ready
         if route_obj is not None and _current_route(settings, route_obj) == (weights, action.preview) \
-                and o.fence_of(route_obj) == fence:
-            # the engine re-asserts its route every tick: write (and record) only a change
+                and o.fence_of(route_obj) == fence and self._in_place(cluster, spec, settings, weights,
+                                                                     action.preview):
+            # the engine re-asserts its route every tick: write (and record) only a change; a selector or
+            # rule someone edited behind primum's back no longer matches, and is written again
             if settings.traffic == "service":
                 self._trim(cluster, spec, settings, weights, deployments, fence)
             return
@@ -268,6 +270,15 @@ class KubernetesTarget:
             cluster.delete_service(ns, preview_name)
         return o.effective_weights({k: replicas.get(k, 0) for k in routed})
 
+
+    def _in_place(self, cluster: Cluster, spec: ServiceRuntimeSpec, settings: KubernetesTargetSettings,
+                  weights: dict[str, int], preview: str | None) -> bool:
+        """Whether the cluster routes as ``weights`` and ``preview`` say (the selector or rules, as read)."""
+        seen = self._read_route(cluster, spec, settings)
+        def routed(given: dict[str, int]) -> dict[str, int]:
+            return {k: w for k, w in given.items() if w > 0}
+
+        return routed(seen.weights) == routed(weights) and seen.preview == preview
 
     @staticmethod
     def _trim(cluster: Cluster, spec: ServiceRuntimeSpec, settings: KubernetesTargetSettings,
