@@ -142,3 +142,21 @@ def test_a_failed_canary_rolls_back_to_the_untrimmed_stable_side(tmp_path: Path,
     assert list(emulator.deployments(NS)) == [f"pas-{OLD.key}"]
     assert emulator.deployment(NS, f"pas-{OLD.key}")["spec"]["replicas"] == 4
     assert emulator.service(NS, "pas")["spec"]["selector"]["primum.dev/version"] == OLD.key  # type: ignore[index]
+
+
+def test_a_canary_with_gateway_api_gets_exact_weights(tmp_path: Path, gateway_emulator: Emulator,
+                                                      store_closer: list[Store]) -> None:
+    emu = gateway_emulator
+    e = estate(emu, {"type": "canary", "steps": [{"set_weight": 15}, {"pause": {"duration": 1}}]},
+               traffic="gateway-api", gateway={"name": "public", "namespace": "gateways"})
+    phase, store, routes = run(tmp_path, emu, e)
+    store_closer.append(store)
+    assert phase == "promoted", [ev.message for ev in store.events("rel-1")][-5:]
+    new = next(k for k in emu.deployments(NS)).removeprefix("pas-")
+    assert [w for w, _ in routes] == [{OLD.key: 100}, {OLD.key: 85, new: 15}, {new: 100}]
+    split = [ev.data for ev in store.events("rel-1")
+             if ev.kind == "router_config" and ev.data["weights"].get(new) == 15]
+    assert split and split[0]["effective"] == {OLD.key: 85, new: 15}  # exact: no pod arithmetic
+    assert [(r["name"], r["weight"]) for r in emu.route(NS, "pas")["spec"]["rules"][0]["backendRefs"]] == [
+        (f"pas-{new}", 100)]
+    assert emu.service(NS, f"pas-{OLD.key}") is None  # the old version's backend Service went with it

@@ -279,3 +279,12 @@ def test_a_selector_edited_behind_primums_back_is_put_back(emulator: Emulator, k
     k8s.apply(route({OLD.key: 100, NEW.key: 0}), spec, fence=1)  # the engine's next tick re-asserts its route
     assert emulator.service(NS, "pas")["spec"]["selector"]["primum.dev/version"] == OLD.key  # type: ignore[index]
     assert [c.weights for c in k8s.observe(spec).route_changes] == [{OLD.key: 100, NEW.key: 0}]
+
+
+def test_refused_credentials_say_to_renew_them(emulator: Emulator, k8s: KubernetesTarget) -> None:
+    import kmock
+
+    spec = spec_for(emulator)
+    emulator.react((kmock.resource("apps/v1/deployments"),), 401, "Unauthorized")
+    with pytest.raises(TargetError, match=r"refused the credentials \(401 Unauthorized\): renew the token"):
+        k8s.observe(spec)
