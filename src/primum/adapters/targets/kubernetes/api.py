@@ -101,7 +101,9 @@ class Cluster:
                            self.apps.create_namespaced_deployment, self.apps.patch_namespaced_deployment)
 
     def delete_deployment(self, ns: str, name: str) -> None:
-        self._call(f"delete deployment {ns}/{name}", self.apps.delete_namespaced_deployment, name, ns)
+        # Background: the API removes the ReplicaSets and pods after the Deployment (never orphans them)
+        self._call(f"delete deployment {ns}/{name}", self.apps.delete_namespaced_deployment, name, ns,
+                   body={"propagationPolicy": "Background"})
 
     def get_service(self, ns: str, name: str) -> dict[str, Any] | None:
         return self._call(f"read service {ns}/{name}", self.core.read_namespaced_service, name, ns)
