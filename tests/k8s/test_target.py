@@ -203,6 +203,9 @@ def test_a_stale_fence_is_refused(emulator: Emulator, k8s: KubernetesTarget) -> 
     with pytest.raises(StaleFenceError, match="older than 5"):
         k8s.apply(ensure(NEW, 1), spec, fence=4)
     assert list(emulator.deployments(NS)) == [DEP_OLD]
+    k8s.apply(ensure(OLD, 2), spec, fence=7)  # a newer lease scales it: its token is on the Deployment
+    with pytest.raises(StaleFenceError, match="older than 7"):
+        k8s.apply(route({OLD.key: 100}), spec, fence=6)
 
 
 def test_an_unreachable_api_is_an_error_with_the_fix(emulator: Emulator, k8s: KubernetesTarget) -> None:

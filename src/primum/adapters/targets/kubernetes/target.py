@@ -14,10 +14,10 @@ Readiness is the Deployment's status (``readyReplicas``, ``observedGeneration``,
 the Deployment controller and kubelets write it; the emulator the tests use keeps objects but runs no
 controllers, so the tests write that status the way a kubelet would.
 
-Fencing: the newest token primum wrote is an annotation of the route object (Service or HTTPRoute); an
-action carrying an older token is refused with :class:`StaleFenceError`. The check and the write are two
-requests, not one transaction: the controller's lease is what keeps two writers apart, the annotation
-catches a controller that outlived its lease.
+Fencing: each write's token is an annotation of the object written (Deployment, Service, HTTPRoute); an
+action carrying a token older than any of the service's objects has is refused with
+:class:`StaleFenceError`. The check and the write are two requests, not one transaction: the controller's
+lease is what keeps two writers apart, the annotation catches a controller that outlived its lease.
 """
 
 from __future__ import annotations
@@ -64,16 +64,18 @@ class KubernetesTarget:
             self._cluster(settings).list_deployments(settings.namespace(spec.env), o.selector(spec))
 
     def apply(self, action: Action, spec: ServiceRuntimeSpec, fence: int) -> None:
+        """Carry out one action (idempotent, returns without waiting for pods); an older fence is refused."""
         if (action.env, action.service) != (spec.env, spec.service):
             raise TargetError(f"action for {action.env}/{action.service} applied with the spec of {spec.key}")
         settings = self._settings(spec)
         cluster = self._cluster(settings)
         ns = settings.namespace(spec.env)
         route_obj = self._route_object(cluster, spec, settings)
-        seen = o.fence_of(route_obj)
-        if fence < seen:
-            raise StaleFenceError(f"{spec.key}: fence {fence} is older than {seen} (recorded on the route object)")
         deployments = self._deployments(cluster, spec, settings)
+        seen = max([o.fence_of(route_obj), *(o.fence_of(d) for d in deployments.values())])
+        if fence < seen:
+            raise StaleFenceError(f"{spec.key}: fence {fence} is older than {seen} (recorded on the service's "
+                                  "objects in the cluster)")
         if isinstance(action, EnsureInstances):
             self._ensure(cluster, spec, settings, ns, action, deployments, route_obj, fence)
         elif isinstance(action, SetRoute):
