@@ -226,6 +226,8 @@ def resolve_estate(explicit: str | None, home: Path) -> tuple[Estate, str]:
     if not Path(path).is_file():
         raise InputError.single(str(path), "estate file not found",
                                 "pass --estate FILE, or run `primum init` to write an example")
+    from primum.app.plugins import load_plugins
     from primum.core.model.validate import load_estate
 
+    load_plugins()
     return load_estate(path), str(path)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from primum.adapters.registry import Registry
 from primum.adapters.targets.base import Target
+from primum.adapters.targets.kubernetes.settings import KubernetesTargetSettings
 from primum.core.model.estate import TARGETS as TARGET_SPECS
 from primum.core.model.estate import Estate, LocalTargetSettings, NoopTargetSettings
 
@@ -30,9 +31,16 @@ def _noop(home: Path, estate: str) -> Target:
     return NoopTarget()
 
 
+def _kubernetes(home: Path, estate: str) -> Target:
+    from primum.adapters.targets.kubernetes.target import KubernetesTarget  # the client is a large import
+
+    return KubernetesTarget(home, estate)
+
+
 TARGETS: Registry[TargetFactory] = Registry(TARGET_SPECS)
 TARGETS.add(LocalTargetSettings, _local)
 TARGETS.add(NoopTargetSettings, _noop)
+TARGETS.add(KubernetesTargetSettings, _kubernetes)
 
 
 class Targets:
