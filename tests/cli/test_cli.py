@@ -399,7 +399,7 @@ def test_apply_history_status_and_controllers_to_promotion(cli: Cli, controller,
 
 def test_pause_abort_retry_env_and_refused_commands(cli: Cli, controller, tmp_path: Path, people) -> None:
     identities = tmp_path / "identities.yaml"
-    identities.write_text(people.enrol("groups: {on-call: {roles: [operator], services: [api, web]}}\n"
+    identities.write_text(people.enrol("groups: {on-call: {roles: [operator, release-author], services: [api, web]}}\n"
                                        "users: [{id: alice, groups: [on-call]}, {id: bob}]\n"))
     cli.key = people.write_key("alice", tmp_path / "keys")
     estate = write_noop_estate(tmp_path, steps=[{"set_weight": 20}, {"pause": {}}], identities=identities)

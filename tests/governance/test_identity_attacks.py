@@ -34,6 +34,19 @@ def test_the_author_cannot_submit_under_another_name_nor_approve_as_someone_else
     assert verify_signed(claim, submitted.data["envelope"], identities_from_record(recorded)).valid
 
 
+def test_only_a_release_author_may_submit(world: World) -> None:
+    """Issue 13 point 2: any enrolled key could submit; now it takes the release-author role."""
+    for person in ("kim", "rita", "carol", "audrey"):  # operator, release manager, CAB, auditor: no authors
+        with pytest.raises(NotAllowed, match=f"{person} may not submit rel-{person}: {person} does not hold the "
+                           "release-author role"):
+            world.releases.submit(_release(world, f"rel-{person}"), world.estate, caller=world.people(person))
+        assert world.store.get_rollout(f"rel-{person}") is None  # nothing half-written
+    with pytest.raises(NotAllowed, match="is not enrolled"):
+        world.releases.submit(_release(world, "rel-m"), world.estate, caller=world.people("mallory"))
+    rid = world.submit(author="owen")  # a release author of the team
+    assert world.store.get_rollout(rid) is not None
+
+
 def test_an_unknown_key_or_name_is_refused_for_every_state_changing_command(world: World) -> None:
     rid = world.submit()
     world.run(rid, until=waiting("staging"))

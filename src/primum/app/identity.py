@@ -86,6 +86,16 @@ def may_operate(identities: Identities, actor: str, services: Sequence[str]) -> 
     return f"holds neither role that may do this ({OPERATING} of {', '.join(services)})"
 
 
+def may_submit(identities: Identities, actor: str) -> str | None:
+    """Why ``actor`` may not submit a release, or None: submitting takes the ``release-author`` role (an
+    approver, operator or auditor only is no author; that the author never approves their own release is
+    the separation of duties, checked when approving)."""
+    if Role.release_author in identities.roles_of(actor):
+        return None
+    held = ", ".join(sorted(r.value for r in identities.roles_of(actor))) or "no role"
+    return f"does not hold the release-author role (holds: {held}); add them to a group with roles: [release-author]"
+
+
 def sign(caller: Caller, claim: Claim) -> dict[str, Any]:
     """The caller's DSSE envelope over ``claim``."""
     return sign_claim(claim, caller.key)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from primum.adapters.store.records import EventRecord, NewEvent, NewRollout, RolloutRecord
 from primum.adapters.store.repository import Store
-from primum.app.identity import Caller, identify, may_operate, sign, snapshot
+from primum.app.identity import Caller, identify, may_operate, may_submit, sign, snapshot
 from primum.core.errors import NotAllowed, NotFound
 from primum.core.governance.signatures import Claim, signed_data
 from primum.core.model.errors import InputError
@@ -82,6 +82,10 @@ class ReleaseService:
                                  "person who signs: pass --key FILE or set $PRIMUM_KEY")
             who = identities.identify(caller.key.keyid, caller.asserted or actor,
                                       source=f"the identities file {recorded['file']}")
+            refused = may_submit(identities, who)
+            if refused is not None:
+                raise NotAllowed(f"{who} may not submit {loaded.release.id}: {who} {refused} (identities file "
+                                 f"{recorded['file']})")
             proof = {"identities_digest": recorded["digest"], **signed_data(sign(
                 caller, Claim(loaded.release.id, "submit", who, loaded.digest, now)))}
         else:
