@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, update
 from primum.adapters.store.tables import approvals, break_glass, evidence_entries
 from primum.core.errors import NotAllowed
 from primum.core.governance.signatures import Claim, sign_claim, verify_signed
+from primum.core.model.rollout import RolloutStatus
 from tests.governance.test_flow import IDENTITIES, World, waiting
 from tests.governance.test_flow import world as world  # the fixture
 
@@ -177,3 +178,46 @@ def test_a_command_row_inserted_by_hand_is_not_obeyed(world: World) -> None:
     [ignored] = world.store.events_of_kind(rid, "record_ignored")
     assert ignored.data["record"] == "command" and "no signature" in ignored.data["reason"]
     assert world.store.pending_commands(rid) == []  # consumed, not left to be obeyed later
+
+
+def test_pause_is_signed_by_an_operator_of_the_service_and_promote_resumes_it(world: World) -> None:
+    """Issue 13 point 2: `primum pause` did not exist; it is signed and role-checked like abort and promote."""
+    rid = world.submit()
+    with pytest.raises(NotAllowed, match="has not started; nothing to pause"):
+        world.releases.pause(rid, world.people("kim"))
+    world.run(rid, until=waiting("staging"))
+    world.gov.record_decision(rid, "approve", caller=world.people("owen"))
+    def analysing(s: RolloutStatus) -> bool:
+        step = s.items[0].current_step()
+        return s.items[0].phase.value == "progressing" and step is not None and step.kind == "analyze"
+
+    at = world.run(rid, until=analysing).items[0].step_index
+    for who, why in (("otto", "otto may not pause rel-1: otto is an operator, but not of api"),
+                     ("audrey", "audrey may not pause rel-1: audrey holds neither role"),
+                     ("alice", "alice may not pause rel-1"),  # the author: a release-author only
+                     ("mallory", "is not enrolled in the identities in force when rel-1 was submitted")):
+        with pytest.raises(NotAllowed, match=why):
+            world.releases.pause(rid, world.people(who))
+    with pytest.raises(NotAllowed, match="must be signed"):
+        world.releases.pause(rid, None)
+    assert world.store.pending_commands(rid) == []
+    world.store.add_command(rid, "pause", "kim", now=world.clock.now)  # by hand: nobody signed it
+    status = world.run(rid, ticks=5)
+    assert status.phase.value == "running", status.pause_reason
+    [ignored] = world.store.events_of_kind(rid, "record_ignored")
+    assert ignored.data["id"] and "no signature" in ignored.data["reason"]
+
+    world.releases.pause(rid, world.people("kim"))  # the on-call operator of api
+    status = world.run(rid, ticks=200)
+    assert status.phase.value == "paused" and status.items[0].step_index == at, status.pause_reason
+    assert (status.pause_reason or "").startswith(f"api in staging: paused by kim at step {at + 1}/")
+    [command] = [c for c in world.store.events_of_kind(rid, "command") if c.data["command"] == "pause"]
+    assert command.data["actor"] == "kim" and command.data["envelope"]["payloadType"]
+    [paused] = [e for e in world.store.events_of_kind(rid, "paused") if e.data.get("by_person")]
+    assert paused.data["actor"] == "kim"
+    world.releases.promote(rid, world.people("rita"))  # a release manager resumes it, at the same step
+    status = world.run(rid, until=waiting("prod"))
+    assert status.items[0].phase.value == "succeeded"
+    [resumed] = world.store.events_of_kind(rid, "resumed")
+    assert resumed.message == "api in staging: resumed by rita (paused by kim)"
+    assert world.store.verify_evidence().ok, world.store.verify_evidence().problem

@@ -102,7 +102,7 @@ def sign(caller: Caller, claim: Claim) -> dict[str, Any]:
 
 
 def unsigned_command(record: RolloutRecord, command: CommandRecord) -> str | None:
-    """Why a queued promote or abort must not be obeyed (its signature, or its actor's roles), or None.
+    """Why a queued promote, abort or pause must not be obeyed (its signature, or its actor's roles), or None.
 
     The controller asks this of every pending command: a row inserted into ``rollout_commands`` by hand
     carries no envelope an enrolled operator signed, so it is dropped and reported, never obeyed."""

@@ -120,12 +120,15 @@ class ReleaseService:
         return record
 
     def command(self, rollout_id: str, kind: str, caller: Caller | None = None) -> None:
-        """Queue a signed promote or abort, by an operator or release manager of the release's services."""
+        """Queue a signed promote, abort or pause, by an operator or release manager of the release's services."""
         record = self.get(rollout_id)
         if record.phase in {p.value for p in TERMINAL}:
             raise NotAllowed(f"release {rollout_id} already {record.phase}; nothing to {kind}")
         now = self.clock()
-        actor, envelope = self.authorized(record, kind, caller, now)
+        actor, envelope = self.authorized(record, kind, caller, now)  # who asks comes first: no state to strangers
+        if kind == "pause" and record.phase == RolloutPhase.pending.value:
+            raise NotAllowed(f"release {rollout_id} has not started; nothing to pause (abort it, or pause it once "
+                             "it runs)")
         self.store.add_command(rollout_id, kind, actor, now, payload={"envelope": envelope}, event=NewEvent(
             kind="command", message=f"{kind} requested by {actor}",
             data={"actor": actor, "command": kind, "digest": record.digest, **signed_data(envelope)}))
@@ -146,6 +149,11 @@ class ReleaseService:
 
     def abort(self, rollout_id: str, caller: Caller | None = None) -> None:
         self.command(rollout_id, "abort", caller)
+
+    def pause(self, rollout_id: str, caller: Caller | None = None) -> None:
+        """Hold a running release at its current step (``promote`` resumes it); refused for a release that
+        has not started, so a person sees at once that there is nothing to pause."""
+        self.command(rollout_id, "pause", caller)
 
     def retry(self, rollout_id: str, caller: Caller | None = None) -> RolloutRecord:
         """Start a finished (rolled back or failed) release again from its first environment.
