@@ -221,3 +221,60 @@ def test_pause_is_signed_by_an_operator_of_the_service_and_promote_resumes_it(wo
     [resumed] = world.store.events_of_kind(rid, "resumed")
     assert resumed.message == "api in staging: resumed by rita (paused by kim)"
     assert world.store.verify_evidence().ok, world.store.verify_evidence().problem
+
+
+def test_legal_holds_and_purges_are_signed_by_the_roles_that_may(world: World) -> None:
+    """Issue 13 point 2: hold, unhold and purge took the actor from PRIMUM_USER. Now: a hold takes a release
+    manager or platform admin, unhold and purge a platform admin, each proven by their key against the
+    identities file in force now, with their signed statement in the evidence."""
+    import base64
+    import json
+
+    from primum.app.evidence import EvidenceService
+    from primum.core.governance.identities import load_identities
+
+    rid = world.submit()
+    evidence = EvidenceService(world.store, clock=world.clock)
+    ids = world.estate.governance.identities
+    for who, why in (("audrey", "audrey may not evidence hold: it takes platform-admin or release-manager"),
+                     ("kim", "kim may not evidence hold"), ("mallory", "is not enrolled in the identities file")):
+        with pytest.raises(NotAllowed, match=why):
+            evidence.hold(rid, "matter LIT-2026-014", caller=world.people(who), identities=ids)
+    with pytest.raises(NotAllowed, match="must be signed"):
+        evidence.hold(rid, "matter LIT-2026-014", caller=None, identities=ids)
+    with pytest.raises(NotAllowed, match="no identities file"):
+        evidence.hold(rid, "matter LIT-2026-014", caller=world.people("rita"), identities=None)
+    with pytest.raises(NotAllowed, match="does not match your key"):
+        evidence.hold(rid, "matter LIT-2026-014", caller=world.people("rita", asserted="pat"), identities=ids)
+    assert world.store.events_of_kind(rid, "legal_hold") == []
+    evidence.hold(rid, "matter LIT-2026-014", caller=world.people("rita"), identities=ids)
+    [held] = world.store.events_of_kind(rid, "legal_hold")
+    record = world.store.get_rollout(rid)
+    assert record is not None and held.data["actor"] == "rita"
+    current = load_identities(str(ids))
+    assert verify_signed(Claim(rid, "hold", "rita", record.digest, held.at), held.data["envelope"], current).valid
+
+    with pytest.raises(NotAllowed, match="rita may not evidence unhold: it takes platform-admin"):
+        evidence.unhold(rid, caller=world.people("rita"), identities=ids)
+    assert evidence.unhold(rid, caller=world.people("pat"), identities=ids) == 1
+    [released] = world.store.events_of_kind(rid, "legal_hold_released")
+    assert verify_signed(Claim(rid, "unhold", "pat", record.digest, released.at), released.data["envelope"],
+                         current).valid
+
+    with pytest.raises(NotAllowed, match="rita may not evidence purge: it takes platform-admin"):
+        evidence.purge("0d", allow_short=True, caller=world.people("rita"), identities=ids)
+    with pytest.raises(NotAllowed, match="must be signed"):
+        evidence.purge("0d", allow_short=True, identities=ids)
+    world.clock.now += 60
+    assert evidence.purge("0d", allow_short=True, dry_run=True)  # a dry run changes nothing: no key
+    purged = evidence.purge("0d", allow_short=True, caller=world.people("pat"), identities=ids)
+    assert purged
+    [entry] = [e for e in world.store.evidence_entries() if e.kind == "purge"]
+    assert entry.envelope is not None
+    statement = json.loads(base64.b64decode(json.loads(entry.envelope)["payload"]))
+    data = statement["predicate"]["data"]
+    root = statement["subject"][0]["digest"]["sha256"]
+    claim = Claim("", "purge", "pat", f"sha256:{root}", world.clock.now, subject=statement["subject"][0]["name"])
+    assert data["actor"] == "pat" and verify_signed(claim, data["envelope"], current).valid
+    assert world.store.verify_evidence().ok, world.store.verify_evidence().problem
+
