@@ -278,3 +278,21 @@ def test_legal_holds_and_purges_are_signed_by_the_roles_that_may(world: World) -
     assert data["actor"] == "pat" and verify_signed(claim, data["envelope"], current).valid
     assert world.store.verify_evidence().ok, world.store.verify_evidence().problem
 
+
+
+def test_evidence_verify_names_a_break_glass_row_whose_envelope_was_swapped(world: World) -> None:
+    """Issue 13 point 3: each break-glass row's own signature is checked by `evidence verify`, not only that
+    the row has a statement: kim's break-glass envelope replaced by her (validly logged) abort command's."""
+    rid = world.submit()
+    world.run(rid, until=waiting("staging"))
+    use = world.gov.break_glass(rid, caller=world.people("kim"), justification="booking is down; this is the fix")
+    world.releases.abort(rid, world.people("kim"))
+    assert world.store.verify_evidence().ok, world.store.verify_evidence().problem
+    [command] = world.store.events_of_kind(rid, "command")
+    with world.store._engine.begin() as conn:
+        conn.execute(update(break_glass).where(break_glass.c.id == use.id).values(envelope=command.data["envelope"]))
+    result = world.store.verify_evidence()
+    assert not result.ok
+    assert (result.problem or "").startswith(f"break_glass row {use.id} (kim on release {rid} at "), result.problem
+    assert "its signature does not verify: the record differs from what kim signed (decision)" in (
+        result.problem or ""), result.problem
