@@ -62,6 +62,7 @@ from primum.core.model.rollout import TERMINAL, RolloutStatus
 from primum.demo.files import APPROVERS, AUTHOR, enrol_people, identities_text
 
 ESTATE = "bench-rollouts"
+RELEASE_MANAGER = "lee-chen"  # the demo's release manager: may abort any release
 DEAD_URL = "unix:/nonexistent/primum-bench-dead.sock"  # no such socket: every connection fails
 POLL_S = 0.2
 
@@ -192,7 +193,8 @@ class Rollouts:
                         promoted_in_outage.add(rid)
                 elif status.phase.value == PAUSED and rid not in paused:
                     paused.add(rid)
-                    self.releases.abort(rid, actor="bench")  # a person would decide; the batch goes on
+                    # a person would decide; the batch goes on
+                    self.releases.abort(rid, caller=self.people[RELEASE_MANAGER])
             time.sleep(POLL_S)
         self.targets.down.clear()
         runs = {}
@@ -211,7 +213,7 @@ class Rollouts:
                             promoted_without_metrics=rid in promoted_in_outage)
         for rid in ids.values():
             if rid not in done:
-                self.releases.abort(rid, actor="bench")
+                self.releases.abort(rid, caller=self.people[RELEASE_MANAGER])
         return runs
 
     def time_to_detect(self, rid: str, case: Case, outage_at: float | None) -> float | None:

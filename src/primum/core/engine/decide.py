@@ -8,7 +8,7 @@ the time. The controller persists the new status *before* applying the
 actions, and re-applies the desired state on every tick (level-triggered),
 so a crash at any point is recovered by simply running the next tick.
 
-Why this module stays whole at ~750 lines: it is one state machine (rollout, environment, item, step),
+Why this module stays whole at ~820 lines: it is one state machine (rollout, environment, item, step),
 and its transitions read each other's helpers; split across files, a reader would have to follow one
 transition through several modules. What could stand alone already does: the step programs and their
 descriptions (``strategies.py``), the rules of a metrics outage (``outage.py``), the sequential test of
