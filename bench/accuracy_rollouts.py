@@ -48,18 +48,21 @@ from accuracy_cases import (
     version_ref,
 )
 from accuracy_faults import FaultProfile, write_faulty
+from primum.adapters.evidence.personal import load_personal_key, public_line
 from primum.adapters.targets.base import Target
 from primum.adapters.targets.registry import Targets
 from primum.app.bootstrap import Primum, Settings
 from primum.app.controller import Controller
 from primum.app.governance import GovernanceService
+from primum.app.identity import Caller
 from primum.app.releases import ReleaseService
 from primum.core.model.actions import ServiceRuntimeSpec, VersionRef
 from primum.core.model.estate import Estate
 from primum.core.model.rollout import TERMINAL, RolloutStatus
-from primum.demo.files import APPROVERS, IDENTITIES
+from primum.demo.files import APPROVERS, AUTHOR, enrol_people, identities_text
 
 ESTATE = "bench-rollouts"
+RELEASE_MANAGER = "lee-chen"  # the demo's release manager: may abort any release
 DEAD_URL = "unix:/nonexistent/primum-bench-dead.sock"  # no such socket: every connection fails
 POLL_S = 0.2
 
@@ -105,10 +108,14 @@ class Rollouts:
         self.names = {(c.name, m): service_name(c, m) for c in plan for m in MODES}
         identities = files / "identities.yaml"
         identities.parent.mkdir(parents=True, exist_ok=True)
-        identities.write_text(IDENTITIES)
+        # the demo's fictional people, each with a key made for this run (never committed)
+        self.people = {user: Caller(load_personal_key(path))
+                       for user, path in enrol_people(files / "people").items()}
+        identities.write_text(identities_text({user: public_line(caller.key.public_key, user)
+                                               for user, caller in self.people.items()}))
         self.estate = bench_estate(ESTATE, {self.names[c.name, m]: demo_service(m, window_s, rate, startup_s)
                                             for c in plan for m in MODES}, identities)
-        self.app = Primum(Settings.from_environment({"PRIMUM_HOME": str(home), "PRIMUM_USER": "bench"}))
+        self.app = Primum(Settings.from_environment({"PRIMUM_HOME": str(home)}))
         self.releases = ReleaseService(self.app.store)
         self.governance = GovernanceService(self.app.store)
         self.approved: set[str] = set()
@@ -126,7 +133,7 @@ class Rollouts:
         path = self.files / "releases" / f"{release_id}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(release_doc(release_id, {service: ref}), sort_keys=False))
-        return self.releases.submit(path, self.estate, actor="bench").record.id
+        return self.releases.submit(path, self.estate, caller=self.people[AUTHOR]).record.id
 
     def status(self, rid: str) -> RolloutStatus:
         """The rollout's status, approving it first when it waits for approval (the demo's clinical-critical
@@ -135,7 +142,8 @@ class Rollouts:
         if rid not in self.approved and "waiting for approval" in (status.pause_reason or ""):
             self.approved.add(rid)
             for person in APPROVERS:  # the demo's release manager and CAB chair (synthetic people)
-                self.governance.record_decision(rid, "approve", actor=person, env=ENV, comment="accuracy bench")
+                self.governance.record_decision(rid, "approve", caller=self.people[person], env=ENV,
+                                                comment="accuracy bench")
         return status
 
     def start(self) -> None:
@@ -185,7 +193,8 @@ class Rollouts:
                         promoted_in_outage.add(rid)
                 elif status.phase.value == PAUSED and rid not in paused:
                     paused.add(rid)
-                    self.releases.abort(rid, actor="bench")  # a person would decide; the batch goes on
+                    # a person would decide; the batch goes on
+                    self.releases.abort(rid, caller=self.people[RELEASE_MANAGER])
             time.sleep(POLL_S)
         self.targets.down.clear()
         runs = {}
@@ -204,7 +213,7 @@ class Rollouts:
                             promoted_without_metrics=rid in promoted_in_outage)
         for rid in ids.values():
             if rid not in done:
-                self.releases.abort(rid, actor="bench")
+                self.releases.abort(rid, caller=self.people[RELEASE_MANAGER])
         return runs
 
     def time_to_detect(self, rid: str, case: Case, outage_at: float | None) -> float | None:

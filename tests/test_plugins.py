@@ -145,10 +145,10 @@ def test_schema_and_errors_list_registered_kinds(registered: None) -> None:
     for tag in ("constant", "always", "toy"):
         assert f'"const": "{tag}"' in schema
     with pytest.raises(InputError) as caught:
-        _estate(ESTATE.replace("type: toy", "type: kubernetes"))
+        _estate(ESTATE.replace("type: toy", "type: mainframe"))
     [problem] = caught.value.problems
-    assert "'kubernetes' is not a known target" in problem.render()
-    assert "use one of: local, noop, ssh, command, toy" in problem.render()
+    assert "'mainframe' is not a known target" in problem.render()
+    assert "use one of: local, noop, ssh, command, kubernetes, toy" in problem.render()
     assert problem.path == "services.api.target.type"
 
 

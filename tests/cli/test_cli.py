@@ -399,7 +399,7 @@ def test_apply_history_status_and_controllers_to_promotion(cli: Cli, controller,
 
 def test_pause_abort_retry_env_and_refused_commands(cli: Cli, controller, tmp_path: Path, people) -> None:
     identities = tmp_path / "identities.yaml"
-    identities.write_text(people.enrol("groups: {on-call: {roles: [operator], services: [api, web]}}\n"
+    identities.write_text(people.enrol("groups: {on-call: {roles: [operator, release-author], services: [api, web]}}\n"
                                        "users: [{id: alice, groups: [on-call]}, {id: bob}]\n"))
     cli.key = people.write_key("alice", tmp_path / "keys")
     estate = write_noop_estate(tmp_path, steps=[{"set_weight": 20}, {"pause": {}}], identities=identities)
@@ -567,3 +567,24 @@ def test_history_status_and_analysis_are_readable_at_80_columns_and_wide_on_requ
 
     as_json = json.loads(_narrow(cli, "analysis", "show", "rel-80", "--output", "json").out)
     assert as_json["report"]["reason"] == LONG_REASON and as_json["release"] == "rel-80"
+
+
+def test_pause_is_signed_and_refused_for_callers_who_may_not(cli: Cli, tmp_path: Path, people) -> None:
+    """`primum pause ID` (issue 13 point 2): unknown, unsigned and wrong-role callers exit 2; a release that
+    has not started has nothing to pause. (Pausing a running release: tests/governance/test_identity_attacks.)"""
+    identities = tmp_path / "identities.yaml"
+    identities.write_text(people.enrol("groups: {on-call: {roles: [operator, release-author], services: [api]}}\n"
+                                       "users: [{id: alice, groups: [on-call]}, {id: bob}]\n"))
+    cli.key = people.write_key("alice", tmp_path / "keys")
+    estate = write_noop_estate(tmp_path, identities=identities)
+    applied = cli("release", "apply", write_release(tmp_path, "rel-p", ["api"]), "--estate", estate, "--no-wait")
+    assert applied.code == 0, applied
+    stranger = people.write_key("mallory", tmp_path / "keys")
+    unknown, wrong_role, impostor, pending, missing = cli.many(
+        ("pause", "rel-p", "--key", stranger), ("pause", "rel-p", "--key", people.write_key("bob", tmp_path / "keys")),
+        ("pause", "rel-p", "--as", "bob"), ("pause", "rel-p"), ("pause", "rel-nope"))
+    assert unknown.code == 2 and "is not enrolled in the identities in force" in unknown.flat_err, unknown
+    assert wrong_role.code == 2 and "bob may not pause rel-p" in wrong_role.flat_err, wrong_role
+    assert impostor.code == 2 and "--as bob does not match your key" in impostor.flat_err, impostor
+    assert pending.code == 2 and "has not started; nothing to pause" in pending.flat_err, pending
+    assert missing.code == 2 and "rel-nope" in missing.err, missing

@@ -98,18 +98,41 @@ def test_a_release_bundle_verifies_elsewhere_with_only_the_public_key(cli: Cli, 
     assert broken.code == 1 and "entry 3" in broken.flat_err, broken
 
 
-def test_legal_hold_and_purge_refuse_short_retention(cli: Cli, controller, tmp_path: Path) -> None:
-    estate = write_noop_estate(tmp_path)
+def test_legal_hold_and_purge_refuse_short_retention(cli: Cli, controller, tmp_path: Path, people) -> None:
+    identities = tmp_path / "identities.yaml"
+    identities.write_text(people.enrol(
+        "groups: {authors: {roles: [release-author]}, rm: {roles: [release-manager]}, "
+        "platform: {roles: [platform-admin]}, audit: {roles: [auditor]}}\n"
+        "users: [{id: alice, groups: [authors]}, {id: rita, groups: [rm]}, {id: pat, groups: [platform]}, "
+        "{id: audrey, groups: [audit]}]\n"))
+    keys = {who: people.write_key(who, tmp_path / "keys") for who in ("alice", "rita", "pat", "audrey", "mallory")}
+    estate = write_noop_estate(tmp_path, identities=identities)
     release = write_release(tmp_path, "rel-hold", ["api"], "2.1")
-    assert cli("release", "apply", release, "--estate", estate, "--no-wait").code == 0
-    held = cli("evidence", "hold", "rel-hold", "--reason", "matter LIT-2026-014")
+    assert cli("release", "apply", release, "--estate", estate, "--no-wait", "--key", keys["alice"]).code == 0
+    at = ("--estate", estate)
+    auditor_hold, stranger, unsigned, no_estate = cli.many(
+        ("evidence", "hold", "rel-hold", "--reason", "matter LIT-2026-014", *at, "--key", keys["audrey"]),
+        ("evidence", "hold", "rel-hold", "--reason", "matter LIT-2026-014", *at, "--key", keys["mallory"]),
+        ("evidence", "hold", "rel-hold", "--reason", "matter LIT-2026-014", *at, "--key", tmp_path / "none.pem"),
+        ("evidence", "hold", "rel-hold", "--reason", "matter LIT-2026-014", "--key", keys["rita"]))
+    assert auditor_hold.code == 2 and "audrey may not evidence hold: it takes platform-admin or release-manager" \
+        in auditor_hold.flat_err, auditor_hold
+    assert stranger.code == 2 and "is not enrolled in the identities file" in stranger.flat_err, stranger
+    assert unsigned.code == 2 and "no personal signing key" in unsigned.flat_err, unsigned
+    assert no_estate.code == 2 and "estate file not found" in no_estate.flat_err, no_estate
+    held = cli("evidence", "hold", "rel-hold", "--reason", "matter LIT-2026-014", *at, "--key", keys["rita"])
     assert held.code == 0, held
     short = cli("evidence", "purge", "--retention", "30d")
     assert short.code == 2 and "6 years" in short.flat_err, short
     dry = cli("evidence", "purge", "--retention", "0d", "--allow-short-retention", "--dry-run")
-    assert dry.code == 0 and "would purge 0 entries" in dry.out, dry  # everything is held
-    assert cli("evidence", "unhold", "rel-hold").code == 0
-    done = cli("evidence", "purge", "--retention", "0d", "--allow-short-retention")
+    assert dry.code == 0 and "would purge 0 entries" in dry.out, dry  # everything is held; a dry run needs no key
+    rm_unhold, rm_purge = cli.many(("evidence", "unhold", "rel-hold", *at, "--key", keys["rita"]),
+                                   ("evidence", "purge", "--retention", "0d", "--allow-short-retention", *at,
+                                    "--key", keys["rita"]))
+    assert rm_unhold.code == 2 and "rita may not evidence unhold: it takes platform-admin" in rm_unhold.flat_err
+    assert rm_purge.code == 2 and "rita may not evidence purge: it takes platform-admin" in rm_purge.flat_err
+    assert cli("evidence", "unhold", "rel-hold", *at, "--key", keys["pat"]).code == 0
+    done = cli("evidence", "purge", "--retention", "0d", "--allow-short-retention", *at, "--key", keys["pat"])
     assert done.code == 0 and "purged" in done.out and "purged 0" not in done.out, done
     after = cli("evidence", "verify")
     assert after.code == 0 and "purged)" in after.out, after

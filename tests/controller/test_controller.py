@@ -90,8 +90,8 @@ def test_abort_rolls_back_and_retry_starts_again(store, tmp_path, people):
     service = ReleaseService(store, clock=clock)
     identities = tmp_path / "identities.yaml"
     identities.write_text(people.enrol(
-        "groups: {on-call: {roles: [operator], services: [api]}}\n"
-        "users: [{id: nurse-informaticist, groups: [on-call]}, {id: ops, groups: [on-call]}]\n"))
+        "groups: {on-call: {roles: [operator], services: [api]}, authors: {roles: [release-author]}}\n"
+        "users: [{id: nurse-informaticist, groups: [on-call, authors]}, {id: ops, groups: [on-call]}]\n"))
     doc = estate_doc(steps=[{"set_weight": 20}, {"pause": {}}])
     doc["governance"] = {"identities": str(identities)}
     e = Estate.model_validate(doc)

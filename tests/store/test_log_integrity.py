@@ -15,10 +15,25 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from primum.adapters.evidence.witness import CHECKPOINT_FILE, read_note, unsigned_head
-from primum.adapters.store.records import NewEvent
+from primum.adapters.store.records import NewEvent, NewRollout
 from primum.adapters.store.repository import Store
 from primum.core.evidence.tlog import CompactRange
-from tests.store.test_evidence_log import T0, events, rollout
+from primum.core.governance.identities import identities_digest
+from primum.core.governance.signatures import Claim, sign_claim, signed_data
+from tests.people import People
+from tests.store.test_evidence_log import T0, events
+from tests.store.test_evidence_log import rollout as plain_rollout
+
+PEOPLE = People()
+
+
+def rollout(rid: str) -> NewRollout:
+    """A release that recorded its identities at submit (carol, a CAB member with an enrolled key)."""
+    plain = plain_rollout(rid)
+    document = {"apiVersion": "primum/v1", "kind": "Identities", "groups": {},
+                "users": [{"id": "carol", "roles": ["cab"], "keys": [PEOPLE.line("carol")]}]}
+    recorded = {"file": "identities.yaml", "digest": identities_digest(document), "document": document}
+    return NewRollout(**{**plain.__dict__, "release": {**plain.release, "identities": recorded}})
 
 
 def raw(store: Store, sql: str, **params: Any) -> None:
@@ -39,12 +54,13 @@ def witnessed(db_url: str, tmp_path: Path) -> Iterator[Store]:
 def approve(store: Store, rid: str, actor: str, at: float, env: str = "staging") -> int:
     """An approval as `GovernanceService.record_decision` records it: the row, then its event."""
     digest = "sha256:" + "a" * 64
-    row = store.add_approval(rid, env=env, digest=digest, actor=actor, decision="approve", comment="ok",
-                             roles=["cab"], owned_services=[], at=at, expires_at=at + 3600)
-    store.add_events(rid, [NewEvent(kind="approval", message=f"{actor} (cab) approved {rid}", env=env,
-                                    data={"actor": actor, "roles": ["cab"], "digest": digest, "comment": "ok",
-                                          "expires_at": at + 3600})], at)
-    return row
+    envelope = sign_claim(Claim(rid, "approve", actor, digest, at, env=env), PEOPLE.key(actor))
+    event = NewEvent(kind="approval", message=f"{actor} (cab) approved {rid}", env=env,
+                     data={"actor": actor, "roles": ["cab"], "digest": digest, "comment": "ok",
+                           "expires_at": at + 3600, **signed_data(envelope)})
+    return store.add_approval(rid, env=env, digest=digest, actor=actor, decision="approve", comment="ok",
+                              roles=["cab"], owned_services=[], at=at, expires_at=at + 3600, envelope=envelope,
+                              event=event)
 
 
 # ------------------------------------------------------------------------- rows without entries
@@ -80,6 +96,58 @@ def test_a_copied_approval_counts_once(store: Store) -> None:
                " expires_at FROM approvals")
     result = store.verify_evidence()
     assert not result.ok and "approvals row 2" in (result.problem or "")
+
+
+def test_an_approvals_row_whose_envelope_was_swapped_fails_verify_naming_it(store: Store) -> None:
+    """Issue 13 point 3: verify checked that rows have log entries, not the rows' own signatures. Carol's
+    staging approval's envelope copied onto her (also validly logged) prod approval: both rows keep their
+    statements in the log, but the prod row's envelope is not a signature over it."""
+    store.create_rollout(rollout("rel-1"), T0)
+    approve(store, "rel-1", "carol", T0 + 1, env="staging")
+    approve(store, "rel-1", "carol", T0 + 2, env="prod")
+    assert store.verify_evidence().ok, store.verify_evidence().problem
+    raw(store, "UPDATE approvals SET envelope = (SELECT envelope FROM approvals WHERE id = 1) WHERE id = 2")
+    result = store.verify_evidence()
+    assert not result.ok
+    assert result.problem == ("approvals row 2 (carol approve of release rel-1 for prod at 2023-11-14T22:13:22Z): "
+                              "its signature does not verify: the record differs from what carol signed (at, env); "
+                              "it counts for nothing"), result.problem
+
+
+def test_an_approvals_row_signed_by_another_key_or_unsigned_fails_verify(store: Store) -> None:
+    store.create_rollout(rollout("rel-1"), T0)
+    row = approve(store, "rel-1", "carol", T0 + 1)
+    forged = sign_claim(Claim("rel-1", "approve", "carol", "sha256:" + "a" * 64, T0 + 1, env="staging"),
+                        PEOPLE.key("mallory"))  # the same fields, signed by a key carol never enrolled
+    import json
+
+    raw(store, "UPDATE approvals SET envelope = :e WHERE id = :id", e=json.dumps(forged), id=row)
+    result = store.verify_evidence()
+    assert not result.ok and "approvals row 1 (carol approve" in (result.problem or "")
+    assert "does not verify under carol's enrolled key(s)" in (result.problem or ""), result.problem
+    raw(store, "UPDATE approvals SET envelope = NULL")
+    result = store.verify_evidence()
+    assert not result.ok and "approvals row 1" in (result.problem or "") and "no signature" in (result.problem or "")
+
+
+def test_an_approvals_row_whose_envelope_is_valid_but_not_the_logged_one_fails_verify(store: Store) -> None:
+    """The same claim signed again by carol (a valid signature over the row's fields) is still not the
+    envelope its evidence entry logged: the row was changed after it was recorded."""
+    store.create_rollout(rollout("rel-1"), T0)
+    row = approve(store, "rel-1", "carol", T0 + 1)
+    import json
+
+    from primum.core.evidence.dsse import sign
+
+    claim = Claim("rel-1", "approve", "carol", "sha256:" + "a" * 64, T0 + 1, env="staging")
+    resigned = sign(json.dumps(claim.statement(), indent=1).encode(),  # the same fields, other bytes
+                    "application/vnd.primum.decision+json", PEOPLE.key("carol"))
+    raw(store, "UPDATE approvals SET envelope = :e WHERE id = :id", e=json.dumps(resigned.to_dict()), id=row)
+    result = store.verify_evidence()
+    assert not result.ok
+    assert result.problem == ("approvals row 1 (carol approve of release rel-1 for staging at "
+                              "2023-11-14T22:13:21Z): its envelope is not the one its evidence entry logged"), \
+        result.problem
 
 
 def test_event_and_break_glass_rows_without_entries_fail_verify(store: Store) -> None:

@@ -115,7 +115,8 @@ def test_a_governed_release_leaves_no_planted_identifier_anywhere(tmp_path: Path
         use = w.gov.break_glass(rid, caller=w.people("kim"), justification=f"outage for {PLANTED}")
         w.run(rid)
         w.gov.complete_review(use.id, caller=w.people("carol"), notes=f"reviewed, {PLANTED}")
-        evidence.hold(rid, f"litigation about {PLANTED}", actor="carol")
+        evidence.hold(rid, f"litigation about {PLANTED}", caller=w.people("rita"),
+                      identities=w.estate.governance.identities)
         logging.getLogger("primum.test").warning("admitted %s", PLANTED)
         bundle = evidence.export(rid, tmp_path / "bundle.tar.gz")
 

@@ -238,7 +238,7 @@ class Controller:
         return windows is not None and windows.in_flight.value == "hold"
 
     def _signed_commands(self, record: RolloutRecord) -> tuple[list[Command], list[int], list[NewEvent]]:
-        """The pending promote and abort commands an enrolled operator signed; the others are consumed
+        """The pending promote, abort and pause commands an enrolled operator signed; the others are consumed
         unobeyed, each with a ``record_ignored`` event saying why (``app.identity.unsigned_command``)."""
         from primum.app.identity import unsigned_command
 
@@ -246,7 +246,7 @@ class Controller:
         dropped: list[int] = []
         events: list[NewEvent] = []
         for c in self.store.pending_commands(record.id):
-            if c.kind not in ("promote", "abort"):
+            if c.kind not in ("promote", "abort", "pause"):
                 continue
             why = unsigned_command(record, c)
             if why is None:

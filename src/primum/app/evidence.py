@@ -15,12 +15,13 @@ from typing import Any
 from primum.adapters.store.evidence import ConsistencyError, PendingEntry, StoredCheckpoint
 from primum.adapters.store.records import NewEvent, RolloutRecord
 from primum.adapters.store.repository import Store
-from primum.app.releases import current_user
+from primum.app.identity import Caller, administrator, sign
 from primum.core.errors import NotAllowed, NotFound
 from primum.core.evidence import checkpoint as cp
 from primum.core.evidence.events import event_to_statement
 from primum.core.evidence.statements import sha256_hex
 from primum.core.evidence.tlog import EMPTY_ROOT, consistency_proof, verify_consistency
+from primum.core.governance.signatures import Claim, signed_data
 from primum.core.model.errors import InputError
 
 # HIPAA keeps required documentation six years from its creation (45 CFR 164.316(b)(2)(i)).
@@ -250,48 +251,64 @@ class EvidenceService:
 
     # ------------------------------------------------------------------ retention
 
-    def hold(self, rollout_id: str, reason: str, actor: str | None = None) -> int:
+    def hold(self, rollout_id: str, reason: str, *, caller: Caller | None = None,
+             identities: str | None = None) -> int:
+        """Place a legal hold, signed by a release manager or platform admin enrolled in ``identities`` (the
+        identities file in force now); the signed statement and the file's digest go into the evidence."""
         if len(reason.strip()) < 5:
             raise NotAllowed("a legal hold needs a reason (the matter or ticket), e.g. --reason 'LIT-2026-014'")
-        who = actor or current_user()
-        self._record(rollout_id)
+        record = self._record(rollout_id)
+        who, recorded = administrator(caller, identities, "hold")
+        assert caller is not None  # administrator refused a missing caller
         now = self.clock()
+        envelope = sign(caller, Claim(record.id, "hold", who, record.digest, now))
         hold_id = self.store.add_legal_hold(rollout_id, reason=reason, actor=who, at=now)
         self.store.add_events(rollout_id, [NewEvent(kind="legal_hold", message=f"legal hold by {who}: {reason}",
-                                                    data={"actor": who, "reason": reason})], now)
+                                                    data={"actor": who, "reason": reason, "hold": hold_id,
+                                                          "identities_digest": recorded["digest"],
+                                                          **signed_data(envelope)})], now)
         return hold_id
 
-    def unhold(self, rollout_id: str, actor: str | None = None) -> int:
-        who = actor or current_user()
-        self._record(rollout_id)
+    def unhold(self, rollout_id: str, *, caller: Caller | None = None, identities: str | None = None) -> int:
+        """Release a release's legal holds, signed by a platform admin (its evidence may then be purged)."""
+        record = self._record(rollout_id)
+        who, recorded = administrator(caller, identities, "unhold")
+        assert caller is not None
         now = self.clock()
+        envelope = sign(caller, Claim(record.id, "unhold", who, record.digest, now))
         released = self.store.release_legal_hold(rollout_id, actor=who, at=now)
         if released == 0:
             raise NotAllowed(f"release {rollout_id} has no open legal hold")
         self.store.add_events(rollout_id, [NewEvent(kind="legal_hold_released",
                                                     message=f"legal hold released by {who}",
-                                                    data={"actor": who})], now)
+                                                    data={"actor": who, "identities_digest": recorded["digest"],
+                                                          **signed_data(envelope)})], now)
         return released
 
     def purge(self, retention: str = f"{DEFAULT_RETENTION_YEARS}y", *, dry_run: bool = False,
-              allow_short: bool = False, actor: str | None = None) -> list[int]:
+              allow_short: bool = False, caller: Caller | None = None, identities: str | None = None) -> list[int]:
         """Purge the envelopes of entries older than the retention, except under legal hold.
 
-        The purge itself is recorded in the log (subject: the log at its current tree head), so an
-        auditor sees when and by whom evidence was removed, and which entries.
+        Signed by a platform admin (a dry run changes nothing and needs no key). The purge itself is
+        recorded in the log (subject: the log at its current tree head) with the admin's signed statement
+        over that tree head, so an auditor sees when and by whom evidence was removed, and which entries.
         """
         now = self.clock()
         before = retention_cutoff(retention, now, allow_short=allow_short)
-        purged = self.store.purge_evidence(before=before, now=now, dry_run=dry_run)
-        if purged and not dry_run:
-            origin, checkpoint, _ = self.store.evidence_snapshot()
-            root = (checkpoint.root_hash if checkpoint else EMPTY_ROOT).hex()
-            who = actor or current_user()
+        if dry_run:
+            return self.store.purge_evidence(before=before, now=now, dry_run=True)
+        who, recorded = administrator(caller, identities, "purge")
+        assert caller is not None
+        origin, checkpoint, _ = self.store.evidence_snapshot()  # signed before anything is removed
+        root = (checkpoint.root_hash if checkpoint else EMPTY_ROOT).hex()
+        envelope = sign(caller, Claim("", "purge", who, f"sha256:{root}", now, subject=f"log:{origin}"))
+        purged = self.store.purge_evidence(before=before, now=now, dry_run=False)
+        if purged:
             statement = event_to_statement(
                 [{"name": f"log:{origin}", "digest": {"sha256": root}}], kind="purge",
                 message=f"{len(purged)} evidence entries older than {retention} purged by {who}", at=now,
                 data={"actor": who, "retention": retention, "before": before, "count": len(purged),
-                      "indices": _ranges(purged)})
+                      "indices": _ranges(purged), "identities_digest": recorded["digest"], **signed_data(envelope)})
             self.store.append_evidence([PendingEntry(statement=statement, kind="purge")], now)
         return purged
 

@@ -86,13 +86,55 @@ def may_operate(identities: Identities, actor: str, services: Sequence[str]) -> 
     return f"holds neither role that may do this ({OPERATING} of {', '.join(services)})"
 
 
+def may_submit(identities: Identities, actor: str) -> str | None:
+    """Why ``actor`` may not submit a release, or None: submitting takes the ``release-author`` role (an
+    approver, operator or auditor only is no author; that the author never approves their own release is
+    the separation of duties, checked when approving)."""
+    if Role.release_author in identities.roles_of(actor):
+        return None
+    held = ", ".join(sorted(r.value for r in identities.roles_of(actor))) or "no role"
+    return f"does not hold the release-author role (holds: {held}); add them to a group with roles: [release-author]"
+
+
+# Who may administer the evidence (legal holds, retention purges). Placing a hold only keeps more, so release
+# managers may; releasing one or purging lets evidence be destroyed, so only platform admins may. An auditor
+# reads everything and changes nothing.
+EVIDENCE_ROLES: dict[str, frozenset[Role]] = {
+    "hold": frozenset({Role.release_manager, Role.platform_admin}),
+    "unhold": frozenset({Role.platform_admin}),
+    "purge": frozenset({Role.platform_admin}),
+}
+
+
+def administrator(caller: Caller | None, identities_path: str | None, action: str) -> tuple[str, dict[str, Any]]:
+    """The proven actor of an evidence administration ``action`` (hold, unhold, purge) and the record of the
+    identities file in force now (content and digest), judged against that file: a legal hold may come years
+    after the release, when the people of its submission have left. ``NotAllowed`` (exit 2) for no identities
+    file, no key, an unknown key, a name that is not the key's, or a role that may not."""
+    if identities_path is None:
+        raise NotAllowed(f"evidence {action} must be signed by an enrolled person, and the estate has no identities "
+                         "file: write identities.yaml next to the estate (or set governance.identities), or pass "
+                         "--estate FILE")
+    identities, recorded = snapshot(identities_path)
+    assert identities is not None and recorded is not None
+    if caller is None:
+        raise NotAllowed(f"evidence {action} must be signed: pass --key FILE or set $PRIMUM_KEY")
+    actor = identities.identify(caller.key.keyid, caller.asserted, source=f"the identities file {identities_path}")
+    allowed = EVIDENCE_ROLES[action]
+    if not identities.roles_of(actor) & allowed:
+        held = ", ".join(sorted(r.value for r in identities.roles_of(actor))) or "no role"
+        raise NotAllowed(f"{actor} may not evidence {action}: it takes {' or '.join(sorted(r.value for r in allowed))}"
+                         f" (holds: {held})")
+    return actor, recorded
+
+
 def sign(caller: Caller, claim: Claim) -> dict[str, Any]:
     """The caller's DSSE envelope over ``claim``."""
     return sign_claim(claim, caller.key)
 
 
 def unsigned_command(record: RolloutRecord, command: CommandRecord) -> str | None:
-    """Why a queued promote or abort must not be obeyed (its signature, or its actor's roles), or None.
+    """Why a queued promote, abort or pause must not be obeyed (its signature, or its actor's roles), or None.
 
     The controller asks this of every pending command: a row inserted into ``rollout_commands`` by hand
     carries no envelope an enrolled operator signed, so it is dropped and reported, never obeyed."""

@@ -52,8 +52,10 @@ def run_up(app: Primum, estate_file: Path, *, lease_ttl: float, on_ready: Callab
     process of the runtime (also when starting failed half-way)."""
     from primum.adapters.targets.local.runtime import LocalRuntime
     from primum.app.controller import Controller
+    from primum.app.plugins import load_plugins
     from primum.core.model.validate import load_estate, runtime_spec
 
+    load_plugins()
     estate = load_estate(estate_file)
     home = app.home
     store = app.store

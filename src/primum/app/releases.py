@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from primum.adapters.store.records import EventRecord, NewEvent, NewRollout, RolloutRecord
 from primum.adapters.store.repository import Store
-from primum.app.identity import Caller, identify, may_operate, sign, snapshot
+from primum.app.identity import Caller, identify, may_operate, may_submit, sign, snapshot
 from primum.core.errors import NotAllowed, NotFound
 from primum.core.governance.signatures import Claim, signed_data
 from primum.core.model.errors import InputError
@@ -82,6 +82,10 @@ class ReleaseService:
                                  "person who signs: pass --key FILE or set $PRIMUM_KEY")
             who = identities.identify(caller.key.keyid, caller.asserted or actor,
                                       source=f"the identities file {recorded['file']}")
+            refused = may_submit(identities, who)
+            if refused is not None:
+                raise NotAllowed(f"{who} may not submit {loaded.release.id}: {who} {refused} (identities file "
+                                 f"{recorded['file']})")
             proof = {"identities_digest": recorded["digest"], **signed_data(sign(
                 caller, Claim(loaded.release.id, "submit", who, loaded.digest, now)))}
         else:
@@ -116,12 +120,15 @@ class ReleaseService:
         return record
 
     def command(self, rollout_id: str, kind: str, caller: Caller | None = None) -> None:
-        """Queue a signed promote or abort, by an operator or release manager of the release's services."""
+        """Queue a signed promote, abort or pause, by an operator or release manager of the release's services."""
         record = self.get(rollout_id)
         if record.phase in {p.value for p in TERMINAL}:
             raise NotAllowed(f"release {rollout_id} already {record.phase}; nothing to {kind}")
         now = self.clock()
-        actor, envelope = self.authorized(record, kind, caller, now)
+        actor, envelope = self.authorized(record, kind, caller, now)  # who asks comes first: no state to strangers
+        if kind == "pause" and record.phase == RolloutPhase.pending.value:
+            raise NotAllowed(f"release {rollout_id} has not started; nothing to pause (abort it, or pause it once "
+                             "it runs)")
         self.store.add_command(rollout_id, kind, actor, now, payload={"envelope": envelope}, event=NewEvent(
             kind="command", message=f"{kind} requested by {actor}",
             data={"actor": actor, "command": kind, "digest": record.digest, **signed_data(envelope)}))
@@ -142,6 +149,11 @@ class ReleaseService:
 
     def abort(self, rollout_id: str, caller: Caller | None = None) -> None:
         self.command(rollout_id, "abort", caller)
+
+    def pause(self, rollout_id: str, caller: Caller | None = None) -> None:
+        """Hold a running release at its current step (``promote`` resumes it); refused for a release that
+        has not started, so a person sees at once that there is nothing to pause."""
+        self.command(rollout_id, "pause", caller)
 
     def retry(self, rollout_id: str, caller: Caller | None = None) -> RolloutRecord:
         """Start a finished (rolled back or failed) release again from its first environment.
@@ -226,6 +238,8 @@ def resolve_estate(explicit: str | None, home: Path) -> tuple[Estate, str]:
     if not Path(path).is_file():
         raise InputError.single(str(path), "estate file not found",
                                 "pass --estate FILE, or run `primum init` to write an example")
+    from primum.app.plugins import load_plugins
     from primum.core.model.validate import load_estate
 
+    load_plugins()
     return load_estate(path), str(path)

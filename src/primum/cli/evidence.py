@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,19 @@ from rich.markup import escape
 
 from primum.adapters.evidence.ingest.registry import INGEST_FORMATS
 from primum.adapters.evidence.pem import load_public_keys
-from primum.cli.common import EXIT_OK, EXIT_RELEASE_FAILED, Output, OutputOption, handled, primum
+from primum.cli.common import (
+    EXIT_OK,
+    EXIT_RELEASE_FAILED,
+    As,
+    EstateOption,
+    KeyOption,
+    Output,
+    OutputOption,
+    caller,
+    handled,
+    home,
+    primum,
+)
 from primum.cli.output import console, err_console, print_json
 from primum.core.model.errors import InputError
 
@@ -201,23 +214,38 @@ def evidence_list(
                       + ("  (purged)" if r["purged"] else ""), highlight=False)
 
 
+def _identities(estate: str | None) -> str | None:
+    """The identities file in force now: the estate's (--estate, else $PRIMUM_ESTATE, else the one `primum up`
+    runs, else ./estate.yaml)."""
+    from primum.app.releases import resolve_estate
+
+    est, _ = resolve_estate(estate, home())
+    return est.governance.identities
+
+
 @evidence_app.command("hold")
 @handled
 def evidence_hold(
     release_id: Annotated[str, typer.Argument(metavar="RELEASE")],
     reason: Annotated[str, typer.Option("--reason", help="the matter or ticket the hold is for")],
+    as_: As = None,
+    key: KeyOption = None,
+    estate: EstateOption = None,
 ) -> None:
-    """Place a legal hold: nothing of this release's evidence is purged until the hold is released."""
-    hold_id = primum().evidence.hold(release_id, reason)
+    """Place a legal hold: nothing of this release's evidence is purged until the hold is released (signed;
+    release-manager or platform-admin)."""
+    hold_id = primum().evidence.hold(release_id, reason, caller=caller(key, as_), identities=_identities(estate))
     console.print(f"legal hold {hold_id} on {release_id}: its evidence is kept until `primum evidence unhold "
                   f"{release_id}`", highlight=False)
 
 
 @evidence_app.command("unhold")
 @handled
-def evidence_unhold(release_id: Annotated[str, typer.Argument(metavar="RELEASE")]) -> None:
-    """Release the legal holds on a release; its evidence follows the retention period again."""
-    count = primum().evidence.unhold(release_id)
+def evidence_unhold(release_id: Annotated[str, typer.Argument(metavar="RELEASE")], as_: As = None,
+                    key: KeyOption = None, estate: EstateOption = None) -> None:
+    """Release the legal holds on a release; its evidence follows the retention period again (signed;
+    platform-admin)."""
+    count = primum().evidence.unhold(release_id, caller=caller(key, as_), identities=_identities(estate))
     console.print(f"released {count} legal hold(s) on {release_id}", highlight=False)
 
 
@@ -225,13 +253,23 @@ def evidence_unhold(release_id: Annotated[str, typer.Argument(metavar="RELEASE")
 @handled
 def evidence_purge(
     retention: Annotated[str, typer.Option("--retention", help="keep this long: 6y (default) or days, 2190d")] = "6y",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say what would be purged")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say what would be purged (needs no key)")] = False,
     allow_short: Annotated[bool, typer.Option("--allow-short-retention",
                                               help="allow less than 6 years (test installations)")] = False,
+    as_: As = None,
+    key: KeyOption = None,
+    estate: EstateOption = None,
 ) -> None:
-    """Purge evidence older than the retention period (legal holds excepted); the log stays verifiable."""
-    purged = primum().evidence.purge(retention, dry_run=dry_run, allow_short=allow_short)
+    """Purge evidence older than the retention period (legal holds excepted); the log stays verifiable
+    (signed; platform-admin)."""
+    if dry_run:
+        purged = primum().evidence.purge(retention, dry_run=True, allow_short=allow_short)
+    else:
+        from primum.app.evidence import retention_cutoff
+
+        retention_cutoff(retention, time.time(), allow_short=allow_short)  # a bad --retention first: no estate needed
+        purged = primum().evidence.purge(retention, allow_short=allow_short, caller=caller(key, as_),
+                                         identities=_identities(estate))
     verb = "would purge" if dry_run else "purged"
     console.print(f"{verb} {len(purged)} entries older than {retention}"
                   + (f" (indices {purged[0]}..{purged[-1]})" if purged else ""), highlight=False)
-

@@ -27,10 +27,12 @@ def validate(
     estate: Annotated[str | None, typer.Option(help="estate to check a release against")] = None,
 ) -> None:
     """Check an estate or release file; exit 2 with every problem found."""
+    from primum.app.plugins import load_plugins
     from primum.app.releases import resolve_estate
     from primum.core.model.validate import load_estate, load_release
     from primum.core.model.yamlfile import load_yaml
 
+    load_plugins()
     doc = load_yaml(file)
     kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
     if kind == "Estate":
@@ -51,9 +53,11 @@ def validate(
 @handled
 def schema(which: Annotated[Schema, typer.Argument(help="estate or release")]) -> None:
     """Print the JSON Schema of estate or release files."""
+    from primum.app.plugins import load_plugins
     from primum.core.model.estate import Estate
     from primum.core.model.release import Release
 
+    load_plugins()
     model = Estate if which is Schema.estate else Release
     print_json(model.model_json_schema(by_alias=True))
 

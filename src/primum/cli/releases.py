@@ -1,4 +1,4 @@
-"""`primum release apply`, `status`, `history`, `promote`, `abort` and `retry` (``app.releases``)."""
+"""`primum release apply`, `status`, `history`, `promote`, `abort`, `pause` and `retry` (``app.releases``)."""
 
 from __future__ import annotations
 
@@ -148,6 +148,15 @@ def abort(release_id: Annotated[str, typer.Argument(metavar="ID")], as_: As = No
     """Roll a release back now (signed; operator or release-manager of its services)."""
     primum().releases.abort(release_id, caller(key, as_))
     console.print(f"abort requested for {release_id}")
+
+
+@commands.command()
+@handled
+def pause(release_id: Annotated[str, typer.Argument(metavar="ID")], as_: As = None, key: KeyOption = None) -> None:
+    """Hold a running release at its current step, keeping its traffic split; `primum promote` resumes it
+    (signed; operator or release-manager of its services)."""
+    primum().releases.pause(release_id, caller(key, as_))
+    console.print(f"pause requested for {release_id}; `primum promote {release_id}` resumes it")
 
 
 @commands.command()

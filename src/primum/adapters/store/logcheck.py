@@ -20,8 +20,10 @@ from sqlalchemy import Connection, select
 
 from primum.adapters.evidence import keys as keys_mod
 from primum.adapters.store.evidence import EvidenceLog, StoredEntry, verifier_keys
-from primum.adapters.store.tables import approvals, break_glass, evidence_head, rollout_events
+from primum.adapters.store.tables import approvals, break_glass, evidence_head, rollout_events, rollouts
 from primum.core.evidence import rowcheck as rc
+from primum.core.governance.identities import Identities, identities_from_record
+from primum.core.governance.signatures import Claim, recorded_and_logged, verify_signed
 
 MAX_ROW_PROBLEMS = 5  # the rest are counted
 
@@ -52,6 +54,7 @@ class _Vouched:
 
     def __init__(self) -> None:
         self.by_event: dict[int, tuple[int, str | None, bytes | None]] = {}  # event id: (index, release, print)
+        self.envelope_by_event: dict[int, str | None] = {}  # event id: the signed envelope's digest it logged
         self.ledger = rc.ClaimLedger.empty()
 
     def observe(self, entry: StoredEntry, statement: dict[str, Any] | None) -> None:
@@ -63,6 +66,7 @@ class _Vouched:
         if entry.event_id is not None:
             self.by_event[entry.event_id] = (entry.index, rc.release_of(statement),
                                              rc.statement_fingerprint(statement))
+            self.envelope_by_event[entry.event_id] = rc.logged_envelope_digest(statement)
         claim = rc.claim_of_statement(statement)
         if claim is not None:
             self.ledger.add(claim)
@@ -96,16 +100,19 @@ def _row_problems(conn: Connection, vouched: _Vouched) -> tuple[list[str], int]:
             problems.append(f"{what} differs from its log entry {index}: the row was changed after it was "
                             "recorded, or the entry's event_id was")
     rows: list[tuple[str, rc.Claim, float]] = []
+    signatures = _Signatures(conn, vouched)
     for r in conn.execute(select(approvals).order_by(approvals.c.id)):
-        rows.append((f"approvals row {r.id} ({r.actor} {r.decision} of release {r.rollout_id} for {r.env} at "
-                     f"{_when(r.at)})",
-                     rc.approval_claim(rollout_id=r.rollout_id, decision=r.decision, env=r.env, actor=r.actor,
-                                       digest=r.digest, at=r.at, roles=r.roles or (), expires_at=r.expires_at),
+        what = f"approvals row {r.id} ({r.actor} {r.decision} of release {r.rollout_id} for {r.env} at {_when(r.at)})"
+        rows.append((what, rc.approval_claim(rollout_id=r.rollout_id, decision=r.decision, env=r.env, actor=r.actor,
+                                             digest=r.digest, at=r.at, roles=r.roles or (), expires_at=r.expires_at),
                      r.at))
+        signatures.check(what, Claim(r.rollout_id, r.decision, r.actor, r.digest, r.at, env=r.env), r.envelope,
+                         r.event_id)
     for r in conn.execute(select(break_glass).order_by(break_glass.c.id)):
-        rows.append((f"break_glass row {r.id} ({r.actor} on release {r.rollout_id} at {_when(r.at)})",
-                     rc.break_glass_claim(rollout_id=r.rollout_id, use_id=r.id, actor=r.actor, digest=r.digest,
-                                          at=r.at), r.at))
+        what = f"break_glass row {r.id} ({r.actor} on release {r.rollout_id} at {_when(r.at)})"
+        rows.append((what, rc.break_glass_claim(rollout_id=r.rollout_id, use_id=r.id, actor=r.actor, digest=r.digest,
+                                                at=r.at), r.at))
+        signatures.check(what, Claim(r.rollout_id, "break_glass", r.actor, r.digest, r.at), r.envelope, r.event_id)
         if r.reviewed_at is not None:
             rows.append((f"the review of break_glass row {r.id} (by {r.reviewed_by} at {_when(r.reviewed_at)})",
                          rc.review_claim(rollout_id=r.rollout_id, use_id=r.id, actor=r.reviewed_by or "",
@@ -114,7 +121,43 @@ def _row_problems(conn: Connection, vouched: _Vouched) -> tuple[list[str], int]:
     missing, _purged = rc.unmatched_rows(rows, vouched.ledger)
     problems += [f"{m.what} has no signed statement in the log: it was not recorded by primum (inserted or "
                  "changed by hand), so it counts for nothing" for m in missing]
+    unmatched = {m.what for m in missing}  # already reported: one problem per row
+    problems += [problem for what, problem in signatures.problems if what not in unmatched]
     return problems, checked
+
+
+class _Signatures:
+    """The signature check of approval and break-glass rows: the gate's check (``verify_signed`` against the
+    identities recorded with the release at submit, and the envelope is the one its evidence entry logged),
+    so a row whose envelope was swapped, or whose signed fields differ from the row, fails verify, named."""
+
+    def __init__(self, conn: Connection, vouched: _Vouched) -> None:
+        self.conn = conn
+        self.vouched = vouched
+        self.identities: dict[str, Identities | str] = {}
+        self.problems: list[tuple[str, str]] = []
+
+    def identities_of(self, rollout_id: str) -> Identities | str:
+        if rollout_id not in self.identities:
+            release = self.conn.execute(select(rollouts.c.release).where(rollouts.c.id == rollout_id)).scalar()
+            recorded = release.get("identities") if isinstance(release, dict) else None
+            self.identities[rollout_id] = identities_from_record(recorded) if release is not None else \
+                f"release {rollout_id} is not in the store"
+        return self.identities[rollout_id]
+
+    def check(self, what: str, claim: Claim, envelope: Any, event_id: int | None) -> None:
+        verdict = verify_signed(claim, envelope, self.identities_of(claim.rollout_id))
+        if not verdict.valid:
+            self.problems.append((what, f"{what}: its signature does not verify: {verdict.reason}; it counts for "
+                                        "nothing"))
+            return
+        link = self.vouched.by_event.get(event_id) if event_id is not None else None
+        if link is not None and link[2] is None:
+            return  # its evidence entry was purged under retention: nothing left to compare the envelope with
+        logged = self.vouched.envelope_by_event.get(event_id) if event_id is not None else None
+        why = recorded_and_logged(envelope, logged)
+        if why is not None:
+            self.problems.append((what, f"{what}: {why}"))
 
 
 def _witness_problems(witness_dirs: Sequence[Path], *, origin: str, vkeys: Sequence[Any], store_size: int,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from primum.adapters.registry import Registry
 from primum.adapters.targets.base import Target
+from primum.adapters.targets.kubernetes.settings import KubernetesTargetSettings
 from primum.adapters.targets.ssh.settings import CommandTargetSettings, SshTargetSettings
 from primum.core.model.estate import TARGETS as TARGET_SPECS
 from primum.core.model.estate import Estate, LocalTargetSettings, NoopTargetSettings
@@ -43,11 +44,18 @@ def _command(home: Path, estate: str) -> Target:
     return SshTarget(home, estate, kind="command")
 
 
+def _kubernetes(home: Path, estate: str) -> Target:
+    from primum.adapters.targets.kubernetes.target import KubernetesTarget  # the client is a large import
+
+    return KubernetesTarget(home, estate)
+
+
 TARGETS: Registry[TargetFactory] = Registry(TARGET_SPECS)
 TARGETS.add(LocalTargetSettings, _local)
 TARGETS.add(NoopTargetSettings, _noop)
 TARGETS.add(SshTargetSettings, _ssh)
 TARGETS.add(CommandTargetSettings, _command)
+TARGETS.add(KubernetesTargetSettings, _kubernetes)
 
 
 class Targets:

@@ -8,7 +8,7 @@ the time. The controller persists the new status *before* applying the
 actions, and re-applies the desired state on every tick (level-triggered),
 so a crash at any point is recovered by simply running the next tick.
 
-Why this module stays whole at ~750 lines: it is one state machine (rollout, environment, item, step),
+Why this module stays whole at ~820 lines: it is one state machine (rollout, environment, item, step),
 and its transitions read each other's helpers; split across files, a reader would have to follow one
 transition through several modules. What could stand alone already does: the step programs and their
 descriptions (``strategies.py``), the rules of a metrics outage (``outage.py``), the sequential test of
@@ -202,6 +202,12 @@ class _Tick:
             else:
                 self.start_rollback(item, reason)
             return
+        if cmd.kind == "pause":
+            self.pause_by_person(item, cmd.actor)
+            return
+        if item is not None and item.paused_by is not None:
+            self.resume_from_person(item, cmd.actor)
+            return
         # promote: finish the current pause or analysis early, as a person decided
         if item is None or item.phase not in (ItemPhase.progressing, ItemPhase.paused):
             self.event("command_ignored", f"promote by {cmd.actor}: nothing is waiting to be promoted")
@@ -215,6 +221,45 @@ class _Tick:
                    pause_reason=item.pause_reason)
         self.resume(item)
         self.next_step(item)
+
+    def pause_by_person(self, item: ServiceRollout | None, actor: str) -> None:
+        """`primum pause`: hold the release where it is. A progressing item keeps its traffic split and
+        instances and its step stops advancing; an item not yet started does not start (nor is its gate
+        asked). A rollback is never held, and a release that has not started or is already paused is left."""
+        s = self.s
+        if s.rollback_queue:
+            self.event("command_ignored", f"pause by {actor}: the release is rolling back (a rollback is never "
+                       "held)", item)
+            return
+        if s.phase is not RolloutPhase.running or item is None \
+                or item.phase not in (ItemPhase.progressing, ItemPhase.pending):
+            state = "already paused" if s.phase is RolloutPhase.paused else f"{s.phase.value}, not running"
+            self.event("command_ignored", f"pause by {actor}: the release is {state}; nothing to pause", item)
+            return
+        step = item.current_step() if item.phase is ItemPhase.progressing else None
+        where = "before it starts" if step is None else \
+            f"at step {item.step_index + 1}/{len(item.steps)} {describe(step)}"
+        reason = f"paused by {actor} {where}; `primum promote` resumes it (the step starts again), " \
+                 "`primum abort` rolls it back"
+        if item.phase is ItemPhase.progressing:
+            item.phase = ItemPhase.paused
+        item.paused_by = actor
+        item.pause_reason = reason
+        s.phase = RolloutPhase.paused
+        s.pause_reason = f"{item.service} in {item.env}: {reason}"
+        self.event("paused", s.pause_reason, item, actor=actor, by_person=True, step=item.step_index)
+
+    def resume_from_person(self, item: ServiceRollout, actor: str) -> None:
+        """`primum promote` on a release a person paused: it goes on from the step it was paused at, which
+        starts again (a wait waits its full time, an analysis measures afresh): nothing is skipped."""
+        paused_by = item.paused_by
+        item.paused_by = None
+        started = item.phase is ItemPhase.paused
+        self.resume(item)
+        self.event("resumed", f"{item.service} in {item.env}: resumed by {actor} (paused by {paused_by})", item,
+                   actor=actor, paused_by=paused_by)
+        if started:
+            self.begin_step(item)
 
     def resume(self, item: ServiceRollout) -> None:
         if item.phase is ItemPhase.paused:
@@ -280,6 +325,8 @@ class _Tick:
         return False
 
     def begin_item(self, item: ServiceRollout) -> bool:
+        if item.paused_by is not None:
+            return False  # a person paused the release before this item: it waits for `primum promote`
         o = self.obs.services.get(item.key)
         if o is None:
             return False  # observe it first (next tick)
@@ -310,6 +357,9 @@ class _Tick:
 
     def advance(self, item: ServiceRollout) -> None:
         if item.phase is ItemPhase.paused:
+            failed = self.new_version_failed(item) if item.paused_by is not None else None
+            if failed is not None:  # a person's pause never keeps a crashed version in service
+                self.start_rollback(item, failed)
             return  # waits for a person (promote or abort)
         gate = self.obs.gates.get(item.env)
         if item.phase is ItemPhase.progressing and gate is not None and not gate.allowed \
@@ -402,6 +452,8 @@ class _Tick:
         queue += [j for j in reversed(range(index)) if s.items[j].env == env
                   and s.items[j].phase is ItemPhase.succeeded]
         s.rollback_queue = queue
+        for other in s.items:
+            other.paused_by = None  # a rollback is never held
         if s.phase is RolloutPhase.paused or s.phase is RolloutPhase.pending:
             s.phase = RolloutPhase.running
             s.pause_reason = None
@@ -456,19 +508,29 @@ class _Tick:
         self.s.pause_reason = f"{item.service} in {item.env}: {reason}"
         self.event("paused", self.s.pause_reason, item)
 
+    def new_version_failed(self, item: ServiceRollout) -> str | None:
+        """Why the item's new version, once up, has failed (crash loop, health), or None."""
+        o = self.obs.services.get(item.key)
+        if item.new_count <= 0 or o is None:
+            return None
+        v = o.versions.get(item.new.key)
+        if v is not None and v.failed:
+            return f"{item.new.describe()} failed: {v.error or 'instances failed'}"
+        return None
+
     def step_done(self, item: ServiceRollout, step: Step) -> tuple[bool, str | None]:
         """(done, failure) for the current step, from what was observed."""
         o = self.obs.services.get(item.key)
         elapsed = self.now - (item.step_started_at or self.now)
         if isinstance(step, Scale):
             return self.scale_done(item, step, o, elapsed)
-        if item.phase is ItemPhase.progressing and item.new_count > 0 and o is not None:
+        if item.phase is ItemPhase.progressing:
             # The new version crash-looped (or failed health) after it was up, in any later step: the
             # runtime no longer restarts it and the router has moved its share, so waiting would only
             # analyse nothing. Roll back now; the rollback never waits for this version.
-            v = o.versions.get(item.new.key)
-            if v is not None and v.failed:
-                return False, f"{item.new.describe()} failed: {v.error or 'instances failed'}"
+            failed = self.new_version_failed(item)
+            if failed is not None:
+                return False, failed
         if isinstance(step, Route | Preview):
             if o is not None and o.route is not None and _route_matches(o, self.weights(item),
                                                                         self.preview_key(item)):

@@ -60,6 +60,14 @@ def release_of(stmt: Mapping[str, Any]) -> str | None:
     return None
 
 
+def logged_envelope_digest(stmt: Mapping[str, Any]) -> str | None:
+    """The digest of the person's signed envelope an event statement logged (``data.envelope_digest``)."""
+    predicate = stmt.get("predicate")
+    data = predicate.get("data") if isinstance(predicate, Mapping) else None
+    found = data.get("envelope_digest") if isinstance(data, Mapping) else None
+    return found if isinstance(found, str) else None
+
+
 def _roles(value: Any) -> tuple[str, ...]:
     return tuple(sorted(str(r) for r in value)) if isinstance(value, list | tuple) else ()
 

@@ -4,12 +4,12 @@ Roles (what a person may do in primum):
 
 | role | may |
 | --- | --- |
-| ``release-author`` | submit releases (never approve their own) |
+| ``release-author`` | submit releases, the only role that may (never approve their own) |
 | ``service-owner-approver`` | approve releases of the services their groups own |
 | ``cab`` | approve as the change advisory board (high-impact changes need one) |
-| ``release-manager`` | approve any release; promote, abort, retry |
-| ``platform-admin`` | administer policies and pipelines; may not approve production releases |
-| ``operator`` | promote, abort, retry |
+| ``release-manager`` | approve any release; promote, abort, pause, retry; place legal holds |
+| ``platform-admin`` | administer policies, pipelines, legal holds and purges; may not approve production releases |
+| ``operator`` | promote, abort, pause, retry (of their groups' services) |
 | ``auditor`` | read everything, change nothing |
 | ``break-glass`` | start the emergency path (bypasses approvals and freezes, never the analysis) |
 

@@ -1,6 +1,7 @@
 """Signed decisions (pure): what a person's key signs, and whether a recorded decision is theirs.
 
-Every state-changing command (approve, reject, abort, promote, pause, retry, break-glass, review)
+Every state-changing command (approve, reject, abort, promote, pause, retry, break-glass, review, and the
+legal holds and purges of the evidence)
 is a DSSE envelope over a small JSON statement naming the release, the environment, the release
 digest, the decision, the actor and the time, signed by the actor's personal Ed25519 key. The
 envelope is stored with the record and appended to the evidence log.
@@ -30,7 +31,7 @@ PAYLOAD_TYPE = "application/vnd.primum.decision+json"
 STATEMENT_TYPE = "https://primum.dev/decision/v1"
 
 DECISIONS = frozenset({"approve", "reject", "abort", "promote", "pause", "resume", "retry", "break_glass",
-                       "review", "submit"})
+                       "review", "submit", "hold", "unhold", "purge"})
 
 
 @dataclass(frozen=True)

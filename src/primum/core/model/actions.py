@@ -67,7 +67,9 @@ class ServiceRuntimeSpec(Frozen):
     router_port: int | None = None  # None: the target picks a free port
     startup_timeout_s: float = 30.0
     traffic: TrafficSpec | None = None
-    settings: dict[str, Any] = Field(default_factory=dict)  # a non-local target's own settings (JSON form)
+    # the service's target settings as the estate gives them (JSON), for a target whose settings the fields
+    # above do not cover (a kubernetes namespace, an image); empty for the local target
+    target_settings: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:

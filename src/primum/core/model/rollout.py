@@ -190,6 +190,7 @@ class ServiceRollout(Model):
     next_probe_at: float | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
     pause_reason: str | None = None
+    paused_by: str | None = None  # a person paused it (`primum pause`); `primum promote` resumes, never skips
     failure: str | None = None  # why it was rolled back
     message: str = ""
     started_at: float | None = None
@@ -240,5 +241,5 @@ class Event(Model):
 
 class Command(Model):
     id: int
-    kind: Literal["promote", "abort"]
+    kind: Literal["promote", "abort", "pause"]
     actor: str = "unknown"

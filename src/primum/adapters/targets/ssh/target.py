@@ -223,9 +223,9 @@ class SshTarget:
     def _run(self, spec: ServiceRuntimeSpec, op: str, version: VersionRef) -> None:
         settings: SshTargetSettings | CommandTargetSettings
         if self.name == "command":
-            settings = CommandTargetSettings.model_validate(spec.settings)
+            settings = CommandTargetSettings.model_validate(spec.target_settings)
         else:
-            settings = SshTargetSettings.model_validate(spec.settings)
+            settings = SshTargetSettings.model_validate(spec.target_settings)
         commands: list[tuple[str, SshCommand]]
         if op == "deploy":
             commands = [("deploy", settings.deploy)] + ([("verify", settings.verify)] if settings.verify else [])

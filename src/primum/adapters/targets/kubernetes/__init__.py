@@ -1,0 +1,1 @@
+"""The ``kubernetes`` target: settings (``settings.py``), objects (``objects.py``), API (``api.py``), target."""
