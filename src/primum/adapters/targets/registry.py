@@ -12,6 +12,7 @@ from pathlib import Path
 
 from primum.adapters.registry import Registry
 from primum.adapters.targets.base import Target
+from primum.adapters.targets.haproxy.settings import HaproxyTargetSettings
 from primum.core.model.estate import TARGETS as TARGET_SPECS
 from primum.core.model.estate import Estate, LocalTargetSettings, NoopTargetSettings
 
@@ -24,6 +25,12 @@ def _local(home: Path, estate: str) -> Target:
     return LocalTarget(home, estate)
 
 
+def _haproxy(home: Path, estate: str) -> Target:
+    from primum.adapters.targets.haproxy.target import HaproxyTarget
+
+    return HaproxyTarget(home, estate)
+
+
 def _noop(home: Path, estate: str) -> Target:
     from primum.adapters.targets.noop import NoopTarget
 
@@ -33,6 +40,7 @@ def _noop(home: Path, estate: str) -> Target:
 TARGETS: Registry[TargetFactory] = Registry(TARGET_SPECS)
 TARGETS.add(LocalTargetSettings, _local)
 TARGETS.add(NoopTargetSettings, _noop)
+TARGETS.add(HaproxyTargetSettings, _haproxy)
 
 
 class Targets:

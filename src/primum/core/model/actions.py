@@ -67,6 +67,8 @@ class ServiceRuntimeSpec(Frozen):
     router_port: int | None = None  # None: the target picks a free port
     startup_timeout_s: float = 30.0
     traffic: TrafficSpec | None = None
+    # A plug-in target's own settings (``target:`` of the estate, as JSON), which only that target reads.
+    target_settings: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:

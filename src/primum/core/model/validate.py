@@ -501,7 +501,8 @@ def runtime_spec(estate: Estate, env: str, service: str, python: str | None = No
             traffic=traffic)
     return ServiceRuntimeSpec(estate=estate.name, env=env, service=service, command=(),
                               replicas=target.replicas, affinity=svc.affinity,
-                              tenant_header=estate.tenant_header, tenants=tenants, traffic=traffic)
+                              tenant_header=estate.tenant_header, tenants=tenants, traffic=traffic,
+                              target_settings=target.model_dump(mode="json"))
 
 
 __all__ = ["LoadedRelease", "dotted", "estate_from_document", "find_cycle", "load_estate",
