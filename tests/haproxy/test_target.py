@@ -174,7 +174,7 @@ def test_rolling_drains_and_replaces_one_slot_at_a_time(hap: Haproxy, tmp_path: 
     wait_for("first new instance", ready(target, spec, new, 1))
     _route(target, spec, {new.key: 50, old.key: 50})
     seen = count_responses(hap.url, 40)
-    assert seen["new"] == 20 and seen["old"] == 20, seen
+    assert 16 <= seen["new"] <= 24 and seen["new"] + seen["old"] == 40, seen
     _route(target, spec, {new.key: 100})
     _ensure(target, spec, old, 0)
     _ensure(target, spec, new, 2)
