@@ -38,6 +38,7 @@ class ServerState:
     sessions: int = 0  # current sessions (show stat scur)
     total: int = 0  # cumulative sessions (show stat stot)
     status: str = ""  # show stat status, e.g. UP, DOWN, MAINT, DRAIN
+    check: str = ""  # show stat check_status, e.g. L7OK, L4CON; empty without health checks
 
     @property
     def maint(self) -> bool:
@@ -49,8 +50,10 @@ class ServerState:
 
     @property
     def up(self) -> bool:
-        """Running, passing its health checks, and not in maintenance."""
-        return self.op_state == OP_RUNNING and not self.maint
+        """Running, not in maintenance, and (with health checks) its last check passed: HAProxy may report a
+        server leaving maintenance as running before its first check has answered."""
+        checked = not self.check or self.check.removeprefix("* ").endswith("OK")
+        return self.op_state == OP_RUNNING and not self.maint and checked
 
 
 class RuntimeApi:
@@ -121,7 +124,7 @@ class RuntimeApi:
             row = stats.get(name, {})
             merged[name] = ServerState(srv.name, srv.addr, srv.port, srv.op_state, srv.admin_state, srv.weight,
                                        sessions=_int(row.get("scur")), total=_int(row.get("stot")),
-                                       status=row.get("status", ""))
+                                       status=row.get("status", ""), check=row.get("check_status", ""))
         return merged
 
 
