@@ -12,6 +12,7 @@ from pathlib import Path
 
 from primum.adapters.registry import Registry
 from primum.adapters.targets.base import Target
+from primum.adapters.targets.haproxy.settings import HaproxyTargetSettings
 from primum.adapters.targets.kubernetes.settings import KubernetesTargetSettings
 from primum.adapters.targets.ssh.settings import CommandTargetSettings, SshTargetSettings
 from primum.core.model.estate import TARGETS as TARGET_SPECS
@@ -24,6 +25,12 @@ def _local(home: Path, estate: str) -> Target:
     from primum.adapters.targets.local.target import LocalTarget  # the router client pulls in aiohttp/httpx
 
     return LocalTarget(home, estate)
+
+
+def _haproxy(home: Path, estate: str) -> Target:
+    from primum.adapters.targets.haproxy.target import HaproxyTarget
+
+    return HaproxyTarget(home, estate)
 
 
 def _noop(home: Path, estate: str) -> Target:
@@ -56,6 +63,7 @@ TARGETS.add(NoopTargetSettings, _noop)
 TARGETS.add(SshTargetSettings, _ssh)
 TARGETS.add(CommandTargetSettings, _command)
 TARGETS.add(KubernetesTargetSettings, _kubernetes)
+TARGETS.add(HaproxyTargetSettings, _haproxy)
 
 
 class Targets:
