@@ -190,7 +190,47 @@ def test_an_unregistered_kind_is_a_validation_error_naming_the_field() -> None:
     assert any("'always' is not a known probe" in r for r in rendered), rendered
 
 
-def test_docs_tables_come_from_the_registries() -> None:
-    text = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+ARCHITECTURE_DOC = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
+
+
+def regenerate_docs_tables(path: Path = ARCHITECTURE_DOC) -> None:
+    """Rewrite each registry's table in docs/ARCHITECTURE.md: ``.venv/bin/python tests/test_plugins.py``."""
+    lines = path.read_text().split("\n")
     for registry in (TARGETS, PROVIDERS, PROBES):
-        assert registry.docs_table() in text, f"regenerate the {registry.kind.what} table in docs/ARCHITECTURE.md"
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"| {registry.kind.field}.type |"))
+        end = start
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        lines[start:end] = registry.docs_table().split("\n")
+    path.write_text("\n".join(lines))
+
+
+def test_docs_tables_come_from_the_registries() -> None:
+    text = ARCHITECTURE_DOC.read_text()
+    for registry in (TARGETS, PROVIDERS, PROBES):
+        assert registry.docs_table() in text, \
+            f"the {registry.kind.what} table in docs/ARCHITECTURE.md drifted: run .venv/bin/python tests/test_plugins.py"
+
+
+def test_plugins_command_lists_every_kind_with_the_docs_data() -> None:
+    """`primum plugins --output json` prints the registries (the same entries the docs tables come from)."""
+    from typer.testing import CliRunner
+
+    from primum.cli.main import app
+
+    result = CliRunner().invoke(app, ["plugins", "--output", "json"])
+    assert result.exit_code == 0, result.output
+    catalog = json.loads(result.output)
+    assert [e["type"] for e in catalog["targets"]] == TARGETS.tags()
+    assert [e["type"] for e in catalog["providers"]] == PROVIDERS.tags()
+    assert [e["type"] for e in catalog["probes"]] == PROBES.tags()
+    by_type = {e["type"]: e for e in catalog["targets"]}
+    assert by_type["ssh"]["capabilities"] == ["apply"] and by_type["ssh"]["strategies"] == ["apply"]
+    assert by_type["local"]["strategies"] == ["canary", "blue_green", "rolling"]
+    assert all("capabilities" not in e for e in catalog["providers"] + catalog["probes"])
+    table = CliRunner().invoke(app, ["plugins"])
+    assert table.exit_code == 0 and "capabilities: apply; strategies: apply" in table.output
+
+
+if __name__ == "__main__":
+    regenerate_docs_tables()

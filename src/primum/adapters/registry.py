@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from primum.core.model.capabilities import strategies_for
 from primum.core.model.plugins import SpecKind
 
 I = TypeVar("I")  # noqa: E741 - the implementation's type
@@ -30,6 +31,27 @@ class Entry(Generic[I]):
     tag: str
     spec: type[BaseModel]
     implementation: I
+
+    @property
+    def capabilities(self) -> list[str] | None:
+        """The capabilities the settings class declares (targets), sorted; None for kinds without any."""
+        declared = getattr(self.spec, "capabilities", None)
+        return sorted(str(c) for c in declared) if isinstance(declared, frozenset) else None
+
+    @property
+    def strategies(self) -> list[str] | None:
+        """The strategy types a target of this kind can carry out (from its capabilities); None if not a target."""
+        declared = getattr(self.spec, "capabilities", None)
+        return strategies_for(declared) if isinstance(declared, frozenset) else None
+
+    def describe(self) -> dict[str, Any]:
+        """What ``primum plugins --output json`` prints for this kind."""
+        out: dict[str, Any] = {"type": self.tag, "summary": self.summary,
+                                  "settings": f"{self.spec.__module__}.{self.spec.__qualname__}"}
+        if self.capabilities is not None:
+            out["capabilities"] = self.capabilities
+            out["strategies"] = self.strategies
+        return out
 
     @property
     def summary(self) -> str:
@@ -71,7 +93,19 @@ class Registry(Generic[I]):
     def __iter__(self) -> Iterator[Entry[I]]:
         return iter(list(self._entries.values()))
 
+    def describe(self) -> list[dict[str, Any]]:
+        """Every registered kind, as ``primum plugins --output json`` prints it."""
+        return [e.describe() for e in self]
+
     def docs_table(self) -> str:
-        """A Markdown table of the registered kinds (docs/ARCHITECTURE.md and the kind's own page)."""
-        rows = [f"| `{e.tag}` | {e.summary} |" for e in self]
+        """A Markdown table of the registered kinds (docs/ARCHITECTURE.md), from the same entries
+        ``primum plugins`` prints: a kind that declares capabilities (targets) gets their column and the
+        strategies they allow."""
+        entries = list(self)
+        if any(e.capabilities is not None for e in entries):
+            rows = [f"| `{e.tag}` | {e.summary} | {', '.join(e.capabilities or []) or '-'} | "
+                    f"{', '.join(e.strategies or []) or '-'} |" for e in entries]
+            return "\n".join([f"| {self.kind.field}.type | what it is | capabilities | strategies |",
+                              "| --- | --- | --- | --- |", *rows])
+        rows = [f"| `{e.tag}` | {e.summary} |" for e in entries]
         return "\n".join([f"| {self.kind.field}.type | what it is |", "| --- | --- |", *rows])

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from primum.cli.common import handled, home
+from primum.cli.common import Output, OutputOption, handled, home
 from primum.cli.output import console, print_json
 from primum.core.model.errors import InputError
 
@@ -47,6 +47,27 @@ def validate(
     else:
         raise InputError.single(str(file), f"unknown kind {kind!r}", "set `kind: Estate` or `kind: Release`",
                                 path="kind", line=doc.line_of(("kind",)))
+
+
+@commands.command()
+@handled
+def plugins(output: OutputOption = Output.table) -> None:
+    """List the registered kinds of every plug-in type (targets, metric providers, probes) and what each
+    target can do."""
+    from primum.app.plugins import plugin_catalog
+
+    catalog = plugin_catalog()
+    if output is Output.json:
+        print_json(catalog)
+        return
+    for kind, entries in catalog.items():
+        console.print(f"[bold]{kind}[/]")
+        for e in entries:
+            console.print(f"  {e['type']}: {e['summary']}", highlight=False, soft_wrap=True)
+            if "capabilities" in e:
+                caps = ", ".join(e["capabilities"]) or "-"
+                strategies = ", ".join(e["strategies"]) or "-"
+                console.print(f"    capabilities: {caps}; strategies: {strategies}", highlight=False)
 
 
 @commands.command()
