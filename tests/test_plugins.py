@@ -209,7 +209,7 @@ def test_docs_tables_come_from_the_registries() -> None:
     text = ARCHITECTURE_DOC.read_text()
     for registry in (TARGETS, PROVIDERS, PROBES):
         assert registry.docs_table() in text, \
-            f"the {registry.kind.what} table in docs/ARCHITECTURE.md drifted: run .venv/bin/python tests/test_plugins.py"
+            f"the {registry.kind.what} table in docs/ARCHITECTURE.md drifted: run python tests/test_plugins.py"
 
 
 def test_plugins_command_lists_every_kind_with_the_docs_data() -> None:

@@ -252,7 +252,12 @@ def estate_document(fast: bool = False, mllp_ports: dict[str, int] | None = None
             "hl7-interface": {
                 "template": "hl7-interface", "owner": "team-integration", "depends_on": ["fhir-gateway"],
                 "description": "HL7 v2 ADT feed to downstream systems",
-                "strategy": {"type": "rolling", "max_unavailable": 1, "batch_analysis": once},
+                # a rolling batch compares one new instance with one old one, ~8 requests a second each: twice
+                # the window, so a burst of CPU contention on a shared 2-core machine in a ~30-request window
+                # does not read as a latency regression of a critical service (latency samples within a
+                # second are correlated; the rank test assumes they are not: docs/JUDGE.md, "Known limit:
+                # correlated samples")
+                "strategy": {"type": "rolling", "max_unavailable": 1, "batch_analysis": f"{2 * WINDOW_S:g}s"},
                 "analysis": dict(analysis),
                 "traffic": {"rate": 16, "paths": ["/stats", "/messages"]},
                 # 2 replicas, one at a time: one batch analysis (after the first batch)
